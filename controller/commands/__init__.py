@@ -1,0 +1,13 @@
+"""Sub-commands of ``chaosdemo``. Each module registers its own parser and handler."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register_all(sub: argparse._SubParsersAction[Any]) -> None:
+    from controller.commands import emulator
+
+    for module in (emulator,):
+        module.register(sub)

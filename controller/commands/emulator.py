@@ -1,0 +1,53 @@
+"""``chaosdemo emulator``: run the PD/TiKV emulator (sandbox and tests only)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser("emulator", help="run the PD/TiKV emulator bound to a namespace's pods (sandbox only)")
+    p.add_argument("--kubeconfig", default=None)
+    p.add_argument("--namespace", default="tikv")
+    p.add_argument("--headless-service", default="tikv-peer")
+    p.add_argument("--pd-port", type=int, default=2379)
+    p.add_argument("--admin-port", type=int, default=0)
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="multiply every TiKV/PD duration by this (0.1 = ten times faster)",
+    )
+    p.add_argument(
+        "--status-ip-prefix", default="127.0.10", help="stores serve their status port on PREFIX.<store id>"
+    )
+    p.add_argument(
+        "--targets-file", type=Path, default=None, help="write Prometheus file_sd targets for the stores here"
+    )
+    p.add_argument("--load-rps", type=int, default=0, help="synthetic client load, requests per second")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from controller.emulator.server import Emulator, EmulatorSettings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.time_scale <= 0:
+        raise SystemExit("chaosdemo emulator: --time-scale must be > 0")
+    settings = EmulatorSettings(
+        kubeconfig=args.kubeconfig,
+        namespace=args.namespace,
+        headless_service=args.headless_service,
+        pd_port=args.pd_port,
+        admin_port=args.admin_port,
+        time_scale=args.time_scale,
+        status_ip_prefix=args.status_ip_prefix,
+        targets_file=args.targets_file,
+        synthetic_load_rps=args.load_rps,
+    )
+    asyncio.run(Emulator(settings).run())
+    return 0

@@ -1,0 +1,248 @@
+"""The emulated TiKV cluster as plain, clock-driven logic (no I/O), so it can be tested alone.
+
+Timings are TiKV's and PD's, multiplied by one ``time_scale`` factor: a heartbeat every 10 s,
+Disconnected after 20 s without one, Down after ``max-store-down-time`` (30 m), a Raft
+election after 10-20 s. With ``time_scale=0.1`` everything happens ten times faster with the
+same ratios.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+HEARTBEAT_INTERVAL = 10.0
+DISCONNECTED_AFTER = 20.0
+DEFAULT_MAX_STORE_DOWN_TIME = 30 * 60.0
+ELECTION_TIMEOUT = (10.0, 20.0)
+MAX_PEER_DOWN_DURATION = 10 * 60.0
+TIKV_VERSION = "8.5.0"
+TIKV_GIT_HASH = "c9d2d9d2fe4d2c2c8c8b2bb7c4b1d1f0b5b6e0a1"
+PD_CLUSTER_ID = 7_329_148_523_190_433_001
+
+_ORDINAL_RE = re.compile(r"-(\d+)$")
+
+
+@dataclass
+class Region:
+    id: int
+    start_key: str
+    end_key: str
+    peer_store_ids: list[int]
+    leader_store_id: int
+    approximate_size_mib: int = 96
+    approximate_keys: int = 960_000
+    conf_ver: int = 5
+    version: int = 10
+
+
+@dataclass
+class Store:
+    id: int
+    pod: str
+    address: str
+    status_address: str
+    labels: dict[str, str]
+    start_timestamp: float
+    last_heartbeat: float
+    alive: bool = True
+    died_at: float | None = None
+    capacity: int = 311_700 * (1 << 20)
+    used: int = 1_200 * (1 << 20)
+    unreachable_msgs: float = 0.0
+    grpc_requests: int = 0
+    grpc_seconds_sum: float = 0.0
+
+
+@dataclass
+class EmulatedCluster:
+    """One TiKV cluster behind one PD."""
+
+    namespace: str = "tikv"
+    headless_service: str = "tikv-peer"
+    time_scale: float = 1.0
+    region_count: int = 24
+    status_ip_prefix: str = "127.0.10"
+    status_port: int = 20180
+    clock: Callable[[], float] = time.time
+    seed: int = 7
+    stores: dict[str, Store] = field(default_factory=dict)  # by pod name
+    regions: list[Region] = field(default_factory=list)
+    max_store_down_time: float = DEFAULT_MAX_STORE_DOWN_TIME
+    pd_members: list[str] = field(default_factory=lambda: ["pd-0"])
+    started_at: float = 0.0
+    _rng: random.Random = field(init=False)
+    _pending_elections: dict[int, float] = field(default_factory=dict)  # store id -> election done at
+    _last_tick: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+        self.started_at = self.clock()
+
+    # -- scaled durations ---------------------------------------------------------------------
+    def scaled(self, nominal_seconds: float) -> float:
+        return nominal_seconds * self.time_scale
+
+    # -- pods -> stores -----------------------------------------------------------------------
+    @staticmethod
+    def store_id_for(pod: str) -> int:
+        """Stable per pod name, as a store keeps its id with its PVC: tikv-0 -> 1, tikv-1 -> 2."""
+        match = _ORDINAL_RE.search(pod)
+        if match:
+            return int(match.group(1)) + 1
+        return 1000 + (sum(map(ord, pod)) % 1000)
+
+    def pod_ready(self, pod: str, node: str | None = None) -> Store:
+        """A Running+Ready TiKV pod: the store (re)starts and heartbeats at once."""
+        now = self.clock()
+        store = self.stores.get(pod)
+        if store is None:
+            sid = self.store_id_for(pod)
+            store = Store(
+                id=sid,
+                pod=pod,
+                address=f"{pod}.{self.headless_service}.{self.namespace}.svc:20160",
+                # The status address is the store's own loopback "pod IP", so that Prometheus
+                # (and a direct probe) reach this store and nothing else.
+                status_address=f"{self.status_ip_prefix}.{sid}:{self.status_port}",
+                labels={"host": node or pod, "zone": f"zone-{(sid - 1) % 3}"},
+                start_timestamp=now,
+                last_heartbeat=now,
+            )
+            self.stores[pod] = store
+            self._rebalance_regions()
+            return store
+        if not store.alive:
+            store.alive = True
+            store.died_at = None
+            store.start_timestamp = now
+            store.last_heartbeat = now
+            self._pending_elections.pop(store.id, None)
+        if node:
+            store.labels["host"] = node
+        return store
+
+    def pod_gone(self, pod: str) -> Store | None:
+        """The pod was deleted or stopped being Ready: the store stops heartbeating now."""
+        store = self.stores.get(pod)
+        if store is None or not store.alive:
+            return store
+        now = self.clock()
+        store.alive = False
+        store.died_at = now
+        lo, hi = ELECTION_TIMEOUT
+        self._pending_elections[store.id] = now + self.scaled(self._rng.uniform(lo, hi))
+        return store
+
+    def store_by_id(self, store_id: int) -> Store | None:
+        return next((s for s in self.stores.values() if s.id == store_id), None)
+
+    # -- time passes ---------------------------------------------------------------------------
+    def tick(self) -> None:
+        """Advance heartbeats, elections and unreachable counters to the current time."""
+        now = self.clock()
+        if self._last_tick == 0.0:
+            self._last_tick = now
+        interval = self.scaled(HEARTBEAT_INTERVAL)
+        alive = [s for s in self.stores.values() if s.alive]
+        dead = [s for s in self.stores.values() if not s.alive]
+        for store in alive:
+            # Heartbeats land on a fixed cadence from the store's start, not on every tick.
+            beats = int((now - store.start_timestamp) // interval)
+            store.last_heartbeat = max(store.last_heartbeat, store.start_timestamp + beats * interval)
+            # Survivors keep trying to reach their dead peers' stores and count the failures:
+            # about one report per dead peer per (scaled) second.
+            store.unreachable_msgs += len(dead) * (now - self._last_tick) / self.scaled(1.0)
+        for store_id, done_at in list(self._pending_elections.items()):
+            if now >= done_at:
+                self._move_leaders_off(store_id)
+                del self._pending_elections[store_id]
+        self._last_tick = now
+
+    def record_load(self, requests: int, seconds_per_request: float) -> None:
+        """Synthetic client load spread over live stores (the sandbox's YCSB stand-in)."""
+        alive = [s for s in self.stores.values() if s.alive]
+        for store in alive:
+            share = requests // max(1, len(alive))
+            store.grpc_requests += share
+            store.grpc_seconds_sum += share * seconds_per_request
+
+    # -- derived state (computed per request, as PD does) ------------------------------------------
+    def state_name(self, store: Store) -> str:
+        age = self.clock() - store.last_heartbeat
+        if age > self.scaled(self.max_store_down_time):
+            return "Down"
+        if age > self.scaled(DISCONNECTED_AFTER):
+            return "Disconnected"
+        return "Up"
+
+    def leader_count(self, store: Store) -> int:
+        return sum(1 for r in self.regions if r.leader_store_id == store.id)
+
+    def region_count_of(self, store: Store) -> int:
+        return sum(1 for r in self.regions if store.id in r.peer_store_ids)
+
+    def dead_store_ids(self) -> set[int]:
+        return {s.id for s in self.stores.values() if not s.alive}
+
+    def regions_with(self, check: str) -> list[tuple[Region, list[int]]]:
+        """PD's region checks. Returns (region, store ids of the affected peers).
+
+        pending-peer: a peer on a stopped store falls behind the log once a leader is elected;
+        down-peer: its leader has not heard from it for max-peer-down-duration;
+        miss-peer: its store is Down, so PD counts the replica as missing;
+        offline-peer / extra-peer / learner-peer / empty-region: never in this emulator.
+        """
+        now = self.clock()
+        affected: list[tuple[Region, list[int]]] = []
+        for region in self.regions:
+            stores = [self.store_by_id(sid) for sid in region.peer_store_ids]
+            hit: list[int] = []
+            for store in stores:
+                if store is None or store.alive or store.died_at is None:
+                    continue
+                dead_for = now - store.died_at
+                if (
+                    (check == "pending-peer" and store.id not in self._pending_elections)
+                    or (check == "down-peer" and dead_for > self.scaled(MAX_PEER_DOWN_DURATION))
+                    or (check == "miss-peer" and self.state_name(store) == "Down")
+                ):
+                    hit.append(store.id)
+            if hit:
+                affected.append((region, hit))
+        return affected
+
+    # -- regions -----------------------------------------------------------------------------
+    def _rebalance_regions(self) -> None:
+        """Lay out regions with 3 replicas over the stores, leaders spread evenly."""
+        ids = sorted(s.id for s in self.stores.values())
+        if not ids:
+            return
+        replicas = min(3, len(ids))
+        self.regions = []
+        step = 1 << 16
+        for i in range(self.region_count):
+            peers = [ids[(i + k) % len(ids)] for k in range(replicas)]
+            self.regions.append(
+                Region(
+                    id=1000 + i * 4,
+                    start_key="" if i == 0 else f"7480000000000000FF{(i * step):08X}",
+                    end_key="" if i == self.region_count - 1 else f"7480000000000000FF{((i + 1) * step):08X}",
+                    peer_store_ids=peers,
+                    leader_store_id=peers[0],
+                )
+            )
+
+    def _move_leaders_off(self, store_id: int) -> None:
+        for region in self.regions:
+            if region.leader_store_id != store_id:
+                continue
+            survivors = [sid for sid in region.peer_store_ids if sid not in self.dead_store_ids()]
+            if survivors:
+                # The follower with the fewest leaders wins, as PD's balance would settle it.
+                region.leader_store_id = min(
+                    survivors, key=lambda sid: sum(1 for r in self.regions if r.leader_store_id == sid)
+                )

@@ -1,0 +1,155 @@
+"""The emulator process: PD's API, one status server per store, the pod watch, a clock tick.
+
+Also a small admin API (not PD's) that tests and the sandbox use to inject faults into the
+emulator itself: stop serving PD, or add synthetic client load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+from kubernetes_asyncio import client, config
+
+from controller.emulator.model import HEARTBEAT_INTERVAL, EmulatedCluster, Store
+from controller.emulator.pd_api import make_pd_app
+from controller.emulator.pod_binding import PodBinding
+from controller.emulator.tikv_status import StatusServers
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EmulatorSettings:
+    kubeconfig: str | None
+    namespace: str = "tikv"
+    headless_service: str = "tikv-peer"
+    pd_host: str = "127.0.0.1"
+    pd_port: int = 2379
+    admin_port: int = 0
+    time_scale: float = 1.0
+    status_ip_prefix: str = "127.0.10"
+    targets_file: Path | None = None  # Prometheus file_sd output for the TiKV job
+    synthetic_load_rps: int = 0
+
+
+class Emulator:
+    def __init__(self, settings: EmulatorSettings) -> None:
+        self.settings = settings
+        self.cluster = EmulatedCluster(
+            namespace=settings.namespace,
+            headless_service=settings.headless_service,
+            time_scale=settings.time_scale,
+            status_ip_prefix=settings.status_ip_prefix,
+        )
+        self.status_servers = StatusServers(self.cluster)
+        self.pd_url = f"http://{settings.pd_host}:{settings.pd_port}"
+        self._pd_runner: web.AppRunner | None = None
+        self.load_rps = settings.synthetic_load_rps
+
+    # -- store lifecycle hooks -------------------------------------------------------------------
+    async def _store_up(self, store: Store) -> None:
+        await self.status_servers.open(store)
+        self._write_targets()
+
+    async def _store_down(self, pod: str) -> None:
+        await self.status_servers.close(pod)
+
+    def _write_targets(self) -> None:
+        """Every store ever seen stays a scrape target, so a dead one reads ``up`` 0."""
+        path = self.settings.targets_file
+        if path is None:
+            return
+        groups = [
+            {"targets": [s.status_address], "labels": {"pod": s.pod, "namespace": self.cluster.namespace}}
+            for s in sorted(self.cluster.stores.values(), key=lambda s: s.id)
+        ]
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(groups, indent=2))
+        tmp.replace(path)  # atomic: Prometheus never reads half a file
+
+    # -- PD serving (admin can stop it, to emulate PD being down) ------------------------------
+    async def start_pd(self) -> None:
+        if self._pd_runner is not None:
+            return
+        runner = web.AppRunner(make_pd_app(self.cluster, self.pd_url), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, self.settings.pd_host, self.settings.pd_port, reuse_address=True).start()
+        self._pd_runner = runner
+
+    async def stop_pd(self) -> None:
+        if self._pd_runner is not None:
+            await self._pd_runner.cleanup()
+            self._pd_runner = None
+
+    def _admin_app(self) -> web.Application:
+        app = web.Application()
+
+        async def pd(request: web.Request) -> web.Response:
+            body = await request.json()
+            if body.get("serving", True):
+                await self.start_pd()
+            else:
+                await self.stop_pd()
+            return web.json_response({"serving": self._pd_runner is not None})
+
+        async def load(request: web.Request) -> web.Response:
+            body = await request.json()
+            self.load_rps = int(body.get("rps", 0))
+            return web.json_response({"rps": self.load_rps})
+
+        async def state(request: web.Request) -> web.Response:
+            return web.json_response(
+                {
+                    "pd_serving": self._pd_runner is not None,
+                    "load_rps": self.load_rps,
+                    "stores": {
+                        s.pod: {"id": s.id, "alive": s.alive, "state": self.cluster.state_name(s)}
+                        for s in self.cluster.stores.values()
+                    },
+                }
+            )
+
+        app.router.add_post("/emulator/pd", pd)
+        app.router.add_post("/emulator/load", load)
+        app.router.add_get("/emulator/state", state)
+        return app
+
+    async def _tick_loop(self) -> None:
+        period = max(0.05, min(1.0, self.cluster.scaled(HEARTBEAT_INTERVAL) / 10))
+        while True:
+            self.cluster.tick()
+            if self.load_rps:
+                self.cluster.record_load(int(self.load_rps * period), seconds_per_request=0.0012)
+            await asyncio.sleep(period)
+
+    async def run(self, ready: asyncio.Event | None = None) -> None:
+        await config.load_kube_config(config_file=self.settings.kubeconfig)
+        admin_runner = web.AppRunner(self._admin_app(), access_log=None)
+        await admin_runner.setup()
+        await web.TCPSite(admin_runner, "127.0.0.1", self.settings.admin_port).start()
+        async with client.ApiClient() as api:
+            binding = PodBinding(api, self.cluster, self._store_up, self._store_down)
+            tasks = [asyncio.create_task(binding.run()), asyncio.create_task(self._tick_loop())]
+            try:
+                await binding.synced.wait()
+                self._write_targets()
+                await self.start_pd()
+                log.info("emulator ready: PD at %s, %d stores", self.pd_url, len(self.cluster.stores))
+                if ready:
+                    ready.set()
+                await asyncio.gather(*tasks)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+                await self.stop_pd()
+                await self.status_servers.close_all()
+                await admin_runner.cleanup()

@@ -1,0 +1,102 @@
+"""One TiKV status server per live store, on the store's own status address.
+
+Prometheus scrapes each store here; when the store's pod dies its server closes, so the
+scrape fails and Prometheus sets ``up`` to 0 for that target, exactly as with a real TiKV.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from controller.emulator.model import TIKV_GIT_HASH, TIKV_VERSION, EmulatedCluster, Store
+
+log = logging.getLogger(__name__)
+GRPC_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0)
+
+
+def tikv_metrics(cluster: EmulatedCluster, store: Store) -> str:
+    cluster.tick()
+    dead_ids = sorted(cluster.dead_store_ids())
+    lines = [
+        "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.",
+        "# TYPE process_start_time_seconds gauge",
+        f"process_start_time_seconds {store.start_timestamp:.3f}",
+        "# HELP tikv_raftstore_region_count Number of regions collected in region_collector",
+        "# TYPE tikv_raftstore_region_count gauge",
+        f'tikv_raftstore_region_count{{type="region"}} {cluster.region_count_of(store)}',
+        f'tikv_raftstore_region_count{{type="leader"}} {cluster.leader_count(store)}',
+        "# HELP tikv_store_size_bytes Size of storage.",
+        "# TYPE tikv_store_size_bytes gauge",
+        f'tikv_store_size_bytes{{type="capacity"}} {store.capacity}',
+        f'tikv_store_size_bytes{{type="available"}} {store.capacity - store.used}',
+        f'tikv_store_size_bytes{{type="used"}} {store.used}',
+        "# HELP tikv_server_report_failure_msg_total Total number of reporting failure messages",
+        "# TYPE tikv_server_report_failure_msg_total counter",
+    ]
+    # The counter keeps a series per peer store it has ever failed to reach.
+    per_dead = int(store.unreachable_msgs) // max(1, len(dead_ids)) if dead_ids else 0
+    for sid in dead_ids or [0]:
+        if sid:
+            lines.append(
+                f'tikv_server_report_failure_msg_total{{store_id="{sid}",type="unreachable"}} {per_dead}'
+            )
+    lines += [
+        "# HELP tikv_grpc_msg_duration_seconds Bucketed histogram of grpc server messages",
+        "# TYPE tikv_grpc_msg_duration_seconds histogram",
+    ]
+    avg = store.grpc_seconds_sum / store.grpc_requests if store.grpc_requests else 0.0
+    for le in GRPC_BUCKETS:
+        count = store.grpc_requests if avg <= le else 0
+        lines.append(f'tikv_grpc_msg_duration_seconds_bucket{{type="kv_get",le="{le}"}} {count}')
+    lines += [
+        f'tikv_grpc_msg_duration_seconds_bucket{{type="kv_get",le="+Inf"}} {store.grpc_requests}',
+        f'tikv_grpc_msg_duration_seconds_sum{{type="kv_get"}} {store.grpc_seconds_sum:.6f}',
+        f'tikv_grpc_msg_duration_seconds_count{{type="kv_get"}} {store.grpc_requests}',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+class StatusServers:
+    """Opens a status server for each live store and closes it the moment the store dies."""
+
+    def __init__(self, cluster: EmulatedCluster) -> None:
+        self.cluster = cluster
+        self._runners: dict[str, web.AppRunner] = {}
+
+    def _app(self, pod: str) -> web.Application:
+        app = web.Application()
+
+        async def metrics(request: web.Request) -> web.Response:
+            store = self.cluster.stores[pod]
+            return web.Response(text=tikv_metrics(self.cluster, store), content_type="text/plain")
+
+        async def status(request: web.Request) -> web.Response:
+            store = self.cluster.stores[pod]
+            return web.json_response(
+                {"version": TIKV_VERSION, "git_hash": TIKV_GIT_HASH, "start_time": int(store.start_timestamp)}
+            )
+
+        app.router.add_get("/metrics", metrics)
+        app.router.add_get("/status", status)
+        return app
+
+    async def open(self, store: Store) -> None:
+        if store.pod in self._runners:
+            return
+        host, port = store.status_address.rsplit(":", 1)
+        runner = web.AppRunner(self._app(store.pod), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, int(port), reuse_address=True)
+        await site.start()
+        self._runners[store.pod] = runner
+
+    async def close(self, pod: str) -> None:
+        runner = self._runners.pop(pod, None)
+        if runner is not None:
+            await runner.cleanup()
+
+    async def close_all(self) -> None:
+        for pod in list(self._runners):
+            await self.close(pod)

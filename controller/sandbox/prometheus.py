@@ -1,0 +1,87 @@
+"""A real Prometheus (Debian's package) scraping PD and every emulated TiKV store."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from controller.sandbox.binaries import prometheus_binary
+from controller.sandbox.processes import ManagedProcess, ProcessExited, free_port, wait_until
+
+
+def scrape_config(pd_address: str, targets_file: Path, interval_seconds: float) -> dict:
+    interval = f"{int(interval_seconds * 1000)}ms"
+    return {
+        "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval},
+        "scrape_configs": [
+            {"job_name": "pd", "static_configs": [{"targets": [pd_address]}]},
+            # File-based discovery: the emulator rewrites the file as stores appear, the way
+            # Kubernetes service discovery would follow pods.
+            {
+                "job_name": "tikv",
+                "file_sd_configs": [{"files": [str(targets_file)], "refresh_interval": "1s"}],
+            },
+        ],
+    }
+
+
+@dataclass
+class Prometheus:
+    workdir: Path
+    pd_address: str
+    targets_file: Path
+    scrape_interval: float = 1.0
+    port: int = 0
+    process: ManagedProcess | None = field(default=None, init=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Prometheus:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port()
+        if not self.targets_file.exists():
+            self.targets_file.write_text("[]")
+        config_path = self.workdir / "prometheus.yml"
+        config_path.write_text(
+            yaml.safe_dump(scrape_config(self.pd_address, self.targets_file, self.scrape_interval))
+        )
+        self.process = ManagedProcess(
+            "prometheus",
+            [
+                str(prometheus_binary()),
+                f"--config.file={config_path}",
+                f"--storage.tsdb.path={self.workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--storage.tsdb.retention.time=2h",
+                "--web.enable-lifecycle",
+                "--log.level=warn",
+            ],
+            self.workdir / "prometheus.log",
+        ).start()
+        wait_until(self._ready, 60, what="Prometheus /-/ready")
+        return self
+
+    def _ready(self) -> bool:
+        assert self.process is not None
+        if not self.process.alive():
+            raise ProcessExited(f"prometheus exited:\n{self.process.log_tail()}")
+        with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as r:
+            return bool(r.status == 200)
+
+    def query(self, promql: str) -> list[dict]:
+        from urllib.parse import urlencode
+
+        with urllib.request.urlopen(
+            f"{self.url}/api/v1/query?{urlencode({'query': promql})}", timeout=5
+        ) as r:
+            return list(json.load(r)["data"]["result"])
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()

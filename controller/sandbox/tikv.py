@@ -1,0 +1,142 @@
+"""The emulated TiKV cluster next to a control plane: objects, emulator process, Prometheus."""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from controller.sandbox.controlplane import ControlPlane
+from controller.sandbox.processes import ManagedProcess, ProcessExited, free_port, wait_until
+from controller.sandbox.prometheus import Prometheus
+
+TIKV_CLUSTER_MANIFEST = Path(__file__).with_name("tikv-cluster.yaml")
+
+
+def pod_ready(pod: dict) -> bool:
+    return pod.get("metadata", {}).get("deletionTimestamp") is None and any(
+        c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", [])
+    )
+
+
+@dataclass
+class TikvCluster:
+    """One emulated TiKV cluster in one namespace, with its own emulator and Prometheus."""
+
+    control_plane: ControlPlane
+    workdir: Path
+    namespace: str = "tikv"
+    time_scale: float = 0.1
+    scrape_interval: float = 0.5
+    status_ip_prefix: str = "127.0.10"
+    stores: int = 3
+    emulator: ManagedProcess | None = None
+    prometheus: Prometheus | None = None
+    pd_port: int = 0
+    admin_port: int = 0
+    extra_labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pd_url(self) -> str:
+        return f"http://127.0.0.1:{self.pd_port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def deploy(self) -> None:
+        cp = self.control_plane
+        if cp.kubectl("get", "namespace", self.namespace, check=False).returncode != 0:
+            cp.kubectl("create", "namespace", self.namespace)
+        cp.kubectl("apply", "-n", self.namespace, "-f", str(TIKV_CLUSTER_MANIFEST))
+        if self.stores != 3:
+            cp.kubectl("scale", "-n", self.namespace, "statefulset/tikv", f"--replicas={self.stores}")
+        wait_until(
+            lambda: len(self.ready_tikv_pods()) == self.stores, 90, what=f"{self.stores} Ready TiKV pods"
+        )
+
+    def start(self) -> TikvCluster:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.deploy()
+        self.pd_port = self.pd_port or free_port()
+        self.admin_port = self.admin_port or free_port()
+        targets = self.workdir / "tikv-targets.json"
+        self.emulator = ManagedProcess(
+            "emulator",
+            [
+                sys.executable,
+                "-m",
+                "controller.cli",
+                "emulator",
+                "--kubeconfig",
+                str(self.control_plane.kubeconfig),
+                "--namespace",
+                self.namespace,
+                "--pd-port",
+                str(self.pd_port),
+                "--admin-port",
+                str(self.admin_port),
+                "--time-scale",
+                str(self.time_scale),
+                "--status-ip-prefix",
+                self.status_ip_prefix,
+                "--targets-file",
+                str(targets),
+            ],
+            self.workdir / "emulator.log",
+        ).start()
+        try:
+            wait_until(self._emulator_ready, 60, what="the emulator's PD API")
+            self.prometheus = Prometheus(
+                self.workdir / "prometheus",
+                f"127.0.0.1:{self.pd_port}",
+                targets,
+                scrape_interval=self.scrape_interval,
+            ).start()
+            # Prometheus hands discovered targets to its scrapers at most every 5 s: wait until
+            # PD and every store have really been scraped, so tests start from a known state.
+            wait_until(self._all_scraped, 30, what="Prometheus to scrape PD and every store")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _emulator_ready(self) -> bool:
+        assert self.emulator is not None
+        if not self.emulator.alive():
+            raise ProcessExited(f"emulator exited:\n{self.emulator.log_tail()}")
+        with urllib.request.urlopen(f"{self.pd_url}/pd/api/v1/stores", timeout=2) as r:
+            return int(json.load(r)["count"]) == self.stores
+
+    def _all_scraped(self) -> bool:
+        assert self.prometheus is not None
+        up = self.prometheus.query("up == 1")
+        return len(up) == self.stores + 1
+
+    def stop(self) -> None:
+        if self.prometheus:
+            self.prometheus.stop()
+        if self.emulator:
+            self.emulator.stop()
+
+    # -- helpers for tests and the demo ----------------------------------------------------------
+    def tikv_pods(self) -> list[dict]:
+        out = self.control_plane.kubectl(
+            "get", "pods", "-n", self.namespace, "-l", "app.kubernetes.io/component=tikv", "-o", "json"
+        ).stdout
+        return list(json.loads(out)["items"])
+
+    def ready_tikv_pods(self) -> list[dict]:
+        return [p for p in self.tikv_pods() if pod_ready(p)]
+
+    def admin(self, path: str, body: dict) -> dict:
+        req = urllib.request.Request(
+            f"{self.admin_url}{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return dict(json.load(r))

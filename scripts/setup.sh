@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Set-up for a fresh machine (Debian, root, Go >= 1.26, Python >= 3.11). Idempotent: a warm
+# machine skips what it already has (Debian packages, cached Go binaries, the venv's packages).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { printf '\n==> %s\n' "$*"; }
+
+say "Debian packages: prometheus (the real Prometheus the tests scrape with), openssl, tmux"
+need=()
+command -v prometheus >/dev/null 2>&1 || [[ -x /usr/bin/prometheus ]] || need+=(prometheus)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v tmux >/dev/null 2>&1 || need+=(tmux)
+if ((${#need[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup: need root to apt-get install ${need[*]}" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+else
+  echo "already installed"
+fi
+
+say "Control-plane binaries (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok)"
+bash tools/build.sh
+
+say "Python virtual environment in .venv with the package and its test extra"
+python3 -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q -e '.[test]'
+echo "ok: $(.venv/bin/python --version), chaosdemo $(.venv/bin/python -c 'import controller; print(controller.__version__)')"

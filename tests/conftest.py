@@ -1,0 +1,64 @@
+"""Shared fixtures. Integration fixtures start real processes and fail loudly when a
+binary is missing (never skip): see controller.sandbox.binaries."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from controller.sandbox.controlplane import ControlPlane
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """One real control plane for the whole session; tests isolate themselves by namespace."""
+    workdir = tmp_path_factory.mktemp("control-plane")
+    cp = ControlPlane(workdir=workdir, keep_workdir=bool(os.environ.get("CHAOSDEMO_KEEP_WORKDIR")))
+    cp.start()
+    try:
+        cp.kubectl("apply", "-f", str(REPO_ROOT / "crds" / "chaosdemo.yaml"))
+        cp.kubectl(
+            "wait", "--for=condition=Established", "crd/chaosdemos.chaos.operator.dev", "--timeout=60s"
+        )
+        yield cp
+    finally:
+        cp.stop()
+
+
+_cluster_counter = iter(range(11, 250))
+
+
+@pytest.fixture
+def tikv_cluster_factory(control_plane: ControlPlane, tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
+    """Start emulated TiKV clusters (emulator process + real Prometheus), each in a fresh
+    namespace with its own loopback addresses; all stopped at the end of the test."""
+    from controller.sandbox.tikv import TikvCluster
+
+    started: list[TikvCluster] = []
+
+    def start(**kwargs: object) -> TikvCluster:
+        n = next(_cluster_counter)
+        cluster = TikvCluster(
+            control_plane=control_plane,
+            workdir=tmp_path / f"tikv-{n}",
+            namespace=f"tikv-{n}",
+            status_ip_prefix=f"127.0.{n}",
+            **kwargs,
+        )  # type: ignore[arg-type]
+        started.append(cluster)
+        return cluster.start()
+
+    yield start
+    for cluster in started:
+        cluster.stop()
+        control_plane.kubectl("delete", "namespace", cluster.namespace, "--wait=false", check=False)
+
+
+@pytest.fixture
+def tikv_cluster(tikv_cluster_factory):  # type: ignore[no-untyped-def]
+    return tikv_cluster_factory()
