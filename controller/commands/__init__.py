@@ -7,7 +7,7 @@ from typing import Any
 
 
 def register_all(sub: argparse._SubParsersAction[Any]) -> None:
-    from controller.commands import emulator
+    from controller.commands import emulator, monitor
 
-    for module in (emulator,):
+    for module in (emulator, monitor):
         module.register(sub)

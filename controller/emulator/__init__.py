@@ -4,7 +4,7 @@ TiKV and PD cannot run here, so this package stands in for them, faithfully enou
 project's PD and Prometheus clients would work unchanged against a real cluster:
 
 - ``model``: the cluster's state (stores, heartbeats, regions, leaders) as plain logic.
-- ``pd_formats``: PD's JSON conventions (size strings, Go durations, nanosecond heartbeats).
+
 - ``pd_api``: PD's HTTP API (``/pd/api/v1/...``) and PD's ``/metrics``.
 - ``tikv_status``: one status server per store, on its own address, serving TiKV metrics.
 - ``pod_binding``: watches TiKV and PD pods through the Kubernetes API and drives the model.

@@ -15,7 +15,7 @@ from controller.emulator.model import (
     Region,
     Store,
 )
-from controller.emulator.pd_formats import format_duration, format_rfc3339, format_size, parse_duration
+from controller.pd.formats import format_duration, format_rfc3339, format_size, parse_duration
 
 REGION_CHECKS = (
     "miss-peer",

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from controller.emulator.pd_formats import parse_duration, parse_rfc3339, parse_size
+from controller.pd.formats import parse_duration, parse_rfc3339, parse_size
 from controller.sandbox.tikv import TikvCluster
 
 pytestmark = pytest.mark.integration

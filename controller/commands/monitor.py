@@ -1,0 +1,73 @@
+"""``chaosdemo monitor``: the independent monitor process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+from typing import Any
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser("monitor", help="watch PD and Prometheus, open and resolve tickets")
+    p.add_argument("--pd-address", default=os.environ.get("CHAOSDEMO_PD_ADDRESS", "http://127.0.0.1:2379"))
+    p.add_argument(
+        "--prometheus-url",
+        default=os.environ.get("CHAOSDEMO_PROMETHEUS_URL", ""),
+        help="empty: run without Prometheus (probes and PD only)",
+    )
+    p.add_argument(
+        "--db", default=os.environ.get("CHAOSDEMO_DB", "tickets.db"), help="the SQLite ticket file"
+    )
+    p.add_argument("--cluster", default="", help="cluster name on tickets (default: the PD address)")
+    p.add_argument("--interval", type=float, default=float(os.environ.get("CHAOSDEMO_MONITOR_INTERVAL", "2")))
+    p.add_argument("--resolve-after", type=int, default=3, help="clear cycles before a ticket resolves")
+    p.add_argument("--no-probe", action="store_true", help="do not probe TiKV status ports directly")
+    p.add_argument("--tikv-job", default="tikv", help="Prometheus job name of the TiKV targets")
+    p.add_argument("--metrics-port", type=int, default=0, help="serve the monitor's own /metrics here")
+    p.set_defaults(handler=run)
+
+
+async def _main(args: argparse.Namespace) -> None:
+    from prometheus_client import start_http_server
+
+    from controller.monitor.loop import Monitor
+    from controller.monitor.snapshot import Snapshotter
+    from controller.pd import PDClient
+    from controller.prom import PrometheusClient
+    from controller.tickets import TicketDB
+
+    if args.metrics_port:
+        start_http_server(args.metrics_port, addr="127.0.0.1")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    pd = PDClient(args.pd_address)
+    prom = PrometheusClient(args.prometheus_url) if args.prometheus_url else None
+    snapshotter = Snapshotter(pd, prom, probe=not args.no_probe, tikv_job=args.tikv_job)
+    async with TicketDB(args.db) as db:
+        monitor = Monitor(
+            snapshotter,
+            db,
+            cluster=args.cluster or pd.base_url,
+            interval=args.interval,
+            resolve_after_cycles=args.resolve_after,
+        )
+        try:
+            await monitor.run(stop)
+        finally:
+            await snapshotter.aclose()
+            await pd.aclose()
+            if prom:
+                await prom.aclose()
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.interval <= 0:
+        raise SystemExit("chaosdemo monitor: --interval must be > 0")
+    asyncio.run(_main(args))
+    return 0

@@ -1,0 +1,125 @@
+"""Async client for PD's HTTP API, with PD's error strings turned into exceptions."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from controller.pd.models import HealthMember, PDConfig, RegionCheck, StoreInfo, StoresResponse
+
+API = "/pd/api/v1"
+REGION_CHECK_KINDS = ("down-peer", "pending-peer", "miss-peer", "offline-peer", "extra-peer", "learner-peer")
+_PD_ERROR_RE = re.compile(r"^\[(?P<code>PD:[^\]]+)\](?P<message>.*)$", re.DOTALL)
+M = TypeVar("M", bound=BaseModel)
+
+
+class PDError(Exception):
+    """PD answered with an error. ``code`` is PD's error code, e.g. ``PD:core:ErrStoreNotFound``."""
+
+    def __init__(self, status: int, message: str, code: str = "") -> None:
+        self.status, self.code, self.message = status, code, message
+        super().__init__(f"PD {status}{f' {code}' if code else ''}: {message}")
+
+
+class PDStoreNotFound(PDError):
+    pass
+
+
+class PDUnavailable(PDError):
+    """PD could not be reached (connection refused, timeout, DNS)."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(0, f"PD at {url} is unreachable: {reason}")
+
+
+class PDBadResponse(PDError):
+    """PD answered, but not with what PD's API returns (not JSON, or the wrong shape)."""
+
+
+class PDClient:
+    def __init__(
+        self, base_url: str, *, timeout: float = 3.0, client: httpx.AsyncClient | None = None
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        if "://" not in self.base_url:
+            self.base_url = "http://" + self.base_url
+        self._client = client or httpx.AsyncClient(timeout=timeout)
+        self._owns_client = client is None
+
+    async def __aenter__(self) -> PDClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        url = f"{self.base_url}{API}{path}"
+        try:
+            response = await self._client.request(method, url, **kwargs)
+        except httpx.TransportError as exc:
+            raise PDUnavailable(self.base_url, f"{type(exc).__name__}: {exc}") from exc
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            snippet = response.text[:200]
+            if response.is_success:
+                raise PDBadResponse(response.status_code, f"non-JSON body from {path}: {snippet!r}") from exc
+            body = snippet
+        if response.is_success:
+            return body
+        text = body if isinstance(body, str) else json.dumps(body)[:300]
+        match = _PD_ERROR_RE.match(text)
+        code, message = (match.group("code"), match.group("message")) if match else ("", text)
+        if code.endswith("ErrStoreNotFound"):
+            raise PDStoreNotFound(response.status_code, message, code)
+        raise PDError(response.status_code, message, code)
+
+    @staticmethod
+    def _parse(model: type[M], body: Any, what: str) -> M:
+        try:
+            return model.model_validate(body)
+        except ValidationError as exc:
+            raise PDBadResponse(200, f"unexpected shape of {what}: {exc.errors()[0]['msg']}") from exc
+
+    async def stores(self) -> list[StoreInfo]:
+        return self._parse(StoresResponse, await self._request("GET", "/stores"), "/stores").stores
+
+    async def stores_in_state(self, *states: str) -> list[StoreInfo]:
+        params = [("state", s) for s in states]
+        body = await self._request("GET", "/stores/check", params=params)
+        return self._parse(StoresResponse, body, "/stores/check").stores
+
+    async def store(self, store_id: int) -> StoreInfo:
+        return self._parse(StoreInfo, await self._request("GET", f"/store/{store_id}"), "/store")
+
+    async def health(self) -> list[HealthMember]:
+        body = await self._request("GET", "/health")
+        try:
+            return TypeAdapter(list[HealthMember]).validate_python(body)
+        except ValidationError as exc:
+            raise PDBadResponse(200, f"unexpected shape of /health: {exc.errors()[0]['msg']}") from exc
+
+    async def members(self) -> dict[str, Any]:
+        body = await self._request("GET", "/members")
+        if not isinstance(body, dict) or "members" not in body:
+            raise PDBadResponse(200, "unexpected shape of /members")
+        return body
+
+    async def config(self) -> PDConfig:
+        return self._parse(PDConfig, await self._request("GET", "/config"), "/config")
+
+    async def set_max_store_down_time(self, duration: str) -> None:
+        await self._request("POST", "/config", json={"max-store-down-time": duration})
+
+    async def region_check(self, kind: str) -> RegionCheck:
+        if kind not in REGION_CHECK_KINDS:
+            raise ValueError(f"unknown region check {kind!r}; one of {', '.join(REGION_CHECK_KINDS)}")
+        return self._parse(RegionCheck, await self._request("GET", f"/regions/check/{kind}"), kind)

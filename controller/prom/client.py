@@ -1,0 +1,87 @@
+"""Instant and range queries against Prometheus' HTTP API, returning typed results."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+
+class PrometheusError(Exception):
+    """Prometheus answered with an error (bad PromQL, timeout inside Prometheus, ...)."""
+
+
+class PrometheusUnavailable(PrometheusError):
+    pass
+
+
+@dataclass(frozen=True)
+class Sample:
+    labels: dict[str, str]
+    timestamp: float
+    value: float
+
+
+@dataclass(frozen=True)
+class Series:
+    labels: dict[str, str]
+    points: list[tuple[float, float]]
+
+    def values(self) -> list[float]:
+        return [v for _, v in self.points if not math.isnan(v)]
+
+
+class PrometheusClient:
+    def __init__(
+        self, base_url: str, *, timeout: float = 3.0, client: httpx.AsyncClient | None = None
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._client = client or httpx.AsyncClient(timeout=timeout)
+        self._owns_client = client is None
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def _get(self, path: str, params: dict[str, Any]) -> Any:
+        try:
+            response = await self._client.get(f"{self.base_url}{path}", params=params)
+        except httpx.TransportError as exc:
+            raise PrometheusUnavailable(f"Prometheus at {self.base_url} is unreachable: {exc!r}") from exc
+        try:
+            body = response.json()
+        except json.JSONDecodeError as exc:
+            raise PrometheusError(
+                f"non-JSON answer ({response.status_code}): {response.text[:200]!r}"
+            ) from exc
+        if not isinstance(body, dict) or body.get("status") != "success":
+            error = body.get("error", body) if isinstance(body, dict) else body
+            raise PrometheusError(f"query failed ({response.status_code}): {error}")
+        return body["data"]
+
+    async def query(self, promql: str, at: float | None = None) -> list[Sample]:
+        params: dict[str, Any] = {"query": promql}
+        if at is not None:
+            params["time"] = at
+        data = await self._get("/api/v1/query", params)
+        if data.get("resultType") == "scalar":
+            ts, value = data["result"]
+            return [Sample({}, float(ts), float(value))]
+        try:
+            return [Sample(r["metric"], float(r["value"][0]), float(r["value"][1])) for r in data["result"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PrometheusError(f"unexpected result shape for {promql!r}") from exc
+
+    async def query_range(self, promql: str, start: float, end: float, step: float) -> list[Series]:
+        data = await self._get(
+            "/api/v1/query_range", {"query": promql, "start": start, "end": end, "step": max(step, 0.001)}
+        )
+        try:
+            return [
+                Series(r["metric"], [(float(t), float(v)) for t, v in r["values"]]) for r in data["result"]
+            ]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PrometheusError(f"unexpected range result shape for {promql!r}") from exc
