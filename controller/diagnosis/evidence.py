@@ -1,0 +1,267 @@
+"""The numbered evidence a diagnosis rests on (E1..En), built under budgets.
+
+Each source has a character budget and the whole bundle has one too; whatever does not fit is
+cut with a visible marker and listed in ``dropped``, so neither the model nor the reader mistakes
+a truncated table for a complete one. Roughly four characters make a token.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from controller.diagnosis.redact import quote_untrusted, redact
+from controller.pd.models import StoreInfo
+from controller.tickets.models import Ticket
+
+PROMPT_VERSION = "chaosdemo-diagnosis/3"
+
+DEFAULT_BUDGETS = {
+    "ticket": 3500,
+    "drill": 800,
+    "stores": 4000,
+    "metrics": 4000,
+    "events": 3500,
+    "recent_tickets": 1800,
+}
+DEFAULT_TOTAL_BUDGET = 24_000  # characters, about 6,000 tokens
+
+
+class MetricSummary(BaseModel):
+    """One series around the incident, summarised: never the raw points."""
+
+    name: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    before: float | None = None
+    after: float | None = None
+    min: float | None = None
+    max: float | None = None
+    delta: float | None = None
+    points: int = 0
+
+
+class DrillRecord(BaseModel):
+    """What the controller injected. Withheld from the diagnoser when the drill is blind."""
+
+    action: str
+    pod: str
+    namespace: str
+    store_id: int | None = None
+    injected_at: float
+
+
+class KubeEvent(BaseModel):
+    type: str = "Normal"
+    reason: str = ""
+    message: str = ""
+    object: str = ""
+    count: int = 1
+    last_seen: float | None = None
+
+
+class DiagnosisInput(BaseModel):
+    ticket: Ticket
+    stores: list[StoreInfo] | None = None
+    metrics: list[MetricSummary] = Field(default_factory=list)
+    events: list[KubeEvent] = Field(default_factory=list)
+    recent_tickets: list[Ticket] = Field(default_factory=list)
+    drill: DrillRecord | None = None
+    now: float = Field(default_factory=time.time)
+
+
+@dataclass
+class Evidence:
+    id: str
+    source: str
+    title: str
+    body: str
+    at: float | None = None
+
+    def render(self) -> str:
+        when = f" @ {time.strftime('%H:%M:%S', time.gmtime(self.at))}Z" if self.at else ""
+        return f"[{self.id}] {self.title} (source: {self.source}{when})\n{self.body}"
+
+
+@dataclass
+class EvidenceBundle:
+    items: list[Evidence] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    keys: dict[str, str] = field(default_factory=dict)  # logical key -> evidence id
+    prompt_version: str = PROMPT_VERSION
+
+    def ids(self) -> set[str]:
+        return {e.id for e in self.items}
+
+    def id_for(self, key: str) -> str | None:
+        return self.keys.get(key)
+
+    def render(self) -> str:
+        text = "\n\n".join(e.render() for e in self.items)
+        if self.dropped:
+            text += "\n\n[not included, over budget: " + "; ".join(self.dropped) + "]"
+        return text
+
+    @property
+    def chars(self) -> int:
+        return len(self.render())
+
+
+def _cut(text: str, budget: int) -> tuple[str, int]:
+    if len(text) <= budget:
+        return text, 0
+    keep = max(0, budget - 60)
+    return text[:keep] + f"\n[... truncated {len(text) - keep} chars]", len(text) - keep
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.0f}" if abs(v) >= 100 or v == int(v) else f"{v:.3g}"
+
+
+def _ticket_text(t: Ticket) -> str:
+    lines = [
+        f"ticket #{t.id}: invariant={t.invariant} subject={t.subject} severity={t.severity.value} "
+        f"status={t.status.value}",
+        f"store_id={t.store_id} address={t.store_address} pod={t.pod}",
+        f"opened_at={time.strftime('%H:%M:%S', time.gmtime(t.opened_at))}Z signals={', '.join(t.signals)}",
+        "observations:",
+    ]
+    for o in t.observations:
+        lines.append(f"- {o.signal} via {o.source} at +{o.at - t.opened_at:.1f}s: {o.detail}")
+    return "\n".join(lines)
+
+
+def _stores_text(stores: list[StoreInfo], now: float) -> str:
+    rows = ["id | address | state | heartbeat age | started | leaders | regions"]
+    for s in sorted(stores, key=lambda s: s.id):
+        age = now - s.store.last_heartbeat_seconds if s.store.last_heartbeat else float("nan")
+        rows.append(
+            f"{s.id} | {s.store.address} | {s.store.state_name} | {age:.1f}s | "
+            f"{time.strftime('%H:%M:%S', time.gmtime(s.store.start_timestamp))}Z | "
+            f"{s.status.leader_count} | {s.status.region_count}"
+        )
+    return "\n".join(rows)
+
+
+def _metrics_text(metrics: list[MetricSummary]) -> str:
+    rows = ["metric {labels} | before | after | min | max | delta"]
+    for m in metrics:
+        labels = ",".join(f"{k}={v}" for k, v in sorted(m.labels.items()))
+        rows.append(
+            f"{m.name}{{{labels}}} | {_fmt(m.before)} | {_fmt(m.after)} | {_fmt(m.min)} | "
+            f"{_fmt(m.max)} | {_fmt(m.delta)}"
+        )
+    return "\n".join(rows)
+
+
+def _events_text(events: list[KubeEvent]) -> str:
+    lines = [f"{e.type} {e.reason} {e.object} x{e.count}: {e.message}" for e in events]
+    return quote_untrusted("\n".join(lines), "kubernetes-events")
+
+
+def _recent_text(tickets: list[Ticket], current_id: int) -> str:
+    lines = [
+        f"#{t.id} {t.invariant} on {t.subject} ({t.status.value}) opened "
+        f"{time.strftime('%H:%M:%S', time.gmtime(t.opened_at))}Z"
+        for t in tickets
+        if t.id != current_id
+    ]
+    return "\n".join(lines) or "none"
+
+
+def build_evidence(
+    data: DiagnosisInput,
+    *,
+    blind: bool = False,
+    budgets: dict[str, int] | None = None,
+    total_budget: int = DEFAULT_TOTAL_BUDGET,
+) -> EvidenceBundle:
+    """Number the evidence in a fixed order; redact; enforce budgets."""
+    budgets = {**DEFAULT_BUDGETS, **(budgets or {})}
+    bundle = EvidenceBundle()
+    sources: list[tuple[str, str, str, str, float | None]] = [
+        (
+            "ticket",
+            "monitor ticket",
+            f"The ticket the monitor opened (#{data.ticket.id})",
+            _ticket_text(data.ticket),
+            data.ticket.opened_at,
+        ),
+    ]
+    if data.drill is not None and not blind:
+        sources.append(
+            (
+                "drill",
+                "chaos drill record",
+                "What the chaos drill injected",
+                json.dumps(data.drill.model_dump(), sort_keys=True),
+                data.drill.injected_at,
+            )
+        )
+    if data.stores is not None:
+        sources.append(
+            (
+                "stores",
+                "PD /pd/api/v1/stores",
+                "Stores as PD reports them now",
+                _stores_text(data.stores, data.now),
+                data.now,
+            )
+        )
+    if data.metrics:
+        sources.append(
+            (
+                "metrics",
+                "Prometheus",
+                "Metrics around the incident (summaries)",
+                _metrics_text(data.metrics),
+                data.now,
+            )
+        )
+    if data.events:
+        sources.append(
+            (
+                "events",
+                "Kubernetes Events",
+                "Kubernetes Events of the pod and its namespace",
+                _events_text(data.events),
+                data.now,
+            )
+        )
+    if data.recent_tickets:
+        sources.append(
+            (
+                "recent_tickets",
+                "ticket store",
+                "Other recent tickets on this cluster",
+                _recent_text(data.recent_tickets, data.ticket.id),
+                None,
+            )
+        )
+
+    used = 0
+    for key, source, title, body, at in sources:
+        body, cut = _cut(redact(body), budgets.get(key, 2000))
+        if cut:
+            bundle.dropped.append(f"{key}: {cut} chars truncated")
+        remaining = total_budget - used
+        if remaining < 200:
+            bundle.dropped.append(f"{key}: whole source over the total budget")
+            continue
+        if len(body) > remaining:
+            body, cut = _cut(body, remaining)
+            bundle.dropped.append(f"{key}: {cut} chars over the total budget")
+        evidence = Evidence(id=f"E{len(bundle.items) + 1}", source=source, title=title, body=body, at=at)
+        bundle.items.append(evidence)
+        bundle.keys[key] = evidence.id
+        used += len(evidence.render())
+    return bundle
+
+
+def parse_evidence_input(raw: dict[str, Any]) -> DiagnosisInput:
+    return DiagnosisInput.model_validate(raw)

@@ -1,0 +1,30 @@
+"""Grade a diagnosis against the fault the drill injected (``matchesInjectedFault``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from controller.diagnosis.schema import DiagnosisOutput, RootCauseCategory
+
+# Which categories correctly explain each fault action.
+EXPECTED_CATEGORIES = {
+    "pod-kill": {RootCauseCategory.TIKV_POD_FAILURE},
+}
+
+
+@dataclass(frozen=True)
+class Grade:
+    matches: bool
+    reason: str
+
+
+def grade(diagnosis: DiagnosisOutput, *, action: str, pod: str, store_id: int | None) -> Grade:
+    expected = EXPECTED_CATEGORIES.get(action, set())
+    if diagnosis.root_cause_category not in expected:
+        wanted = ", ".join(sorted(c.value for c in expected)) or "nothing known"
+        return Grade(False, f"category {diagnosis.root_cause_category.value}, expected {wanted}")
+    text = f"{diagnosis.summary} {diagnosis.root_cause}"
+    names_victim = pod in text or (store_id is not None and f"store {store_id}" in text)
+    if not names_victim:
+        return Grade(False, f"right category but names neither pod {pod} nor store {store_id}")
+    return Grade(True, f"{diagnosis.root_cause_category.value} on {pod}")

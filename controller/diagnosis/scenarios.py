@@ -1,0 +1,112 @@
+"""A scenario suite for diagnosers: YAML cases scored deterministically.
+
+A case gives the diagnosis input (with a compact form for stores) and what a correct diagnosis
+must do: the category, a severity range, the evidence it must cite (by logical key: ticket,
+stores, metrics, events, ...), the evidence that must be absent (the drill record when blind), and
+words it must not claim (another pod, an unrelated cause).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from controller.diagnosis.evidence import DiagnosisInput
+from controller.diagnosis.service import DiagnosisResult
+
+
+@dataclass
+class Scenario:
+    name: str
+    description: str
+    data: DiagnosisInput
+    blind: bool
+    expect: dict[str, Any]
+
+
+@dataclass
+class ScenarioScore:
+    name: str
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def _store_json(entry: dict[str, Any], now: float) -> dict[str, Any]:
+    """Expand ``{id, pod, state, heartbeat_age, start, leaders}`` into PD's store JSON."""
+    if "store" in entry:
+        return entry
+    ns = entry.get("namespace", "tikv")
+    return {
+        "store": {
+            "id": entry["id"],
+            "address": f"{entry['pod']}.tikv-peer.{ns}.svc:20160",
+            "status_address": f"{entry['pod']}.tikv-peer.{ns}.svc:20180",
+            "state_name": entry.get("state", "Up"),
+            "start_timestamp": int(entry.get("start", now - 3600)),
+            "last_heartbeat": int((now - float(entry.get("heartbeat_age", 2))) * 1e9),
+        },
+        "status": {"leader_count": entry.get("leaders", 8), "region_count": entry.get("regions", 24)},
+    }
+
+
+def load_scenario(path: Path) -> Scenario:
+    raw = yaml.safe_load(path.read_text())
+    data = dict(raw["input"])
+    now = float(data.get("now", 10_000.0))
+    data["now"] = now
+    ticket = data["ticket"]
+    ticket.setdefault("last_seen_at", ticket["opened_at"])
+    ticket.setdefault("status", "open")
+    ticket.setdefault("cluster", "scenario")
+    if data.get("stores") is not None:
+        data["stores"] = [_store_json(s, now) for s in data["stores"]]
+    for t in data.get("recent_tickets", []):
+        t.setdefault("last_seen_at", t["opened_at"])
+        t.setdefault("status", "resolved")
+    return Scenario(
+        name=raw.get("name", path.stem),
+        description=raw.get("description", ""),
+        data=DiagnosisInput.model_validate(data),
+        blind=bool(raw.get("blind", False)),
+        expect=raw["expect"],
+    )
+
+
+def load_suite(directory: Path) -> list[Scenario]:
+    return [load_scenario(p) for p in sorted(directory.glob("*.yaml"))]
+
+
+def score(scenario: Scenario, result: DiagnosisResult) -> ScenarioScore:
+    out = result.output
+    expect = scenario.expect
+    s = ScenarioScore(scenario.name)
+    if out.root_cause_category.value != expect["category"]:
+        s.failures.append(f"category {out.root_cause_category.value} != {expect['category']}")
+    if "severity" in expect and out.severity.value not in expect["severity"]:
+        s.failures.append(f"severity {out.severity.value} not in {expect['severity']}")
+    if "confidence" in expect and out.confidence.value not in expect["confidence"]:
+        s.failures.append(f"confidence {out.confidence.value} not in {expect['confidence']}")
+    cited = {c.id for c in out.evidence}
+    for key in expect.get("cite", []):
+        eid = result.bundle.id_for(key)
+        if eid is None:
+            s.failures.append(f"evidence {key!r} missing from the context")
+        elif eid not in cited:
+            s.failures.append(f"did not cite {key} ({eid})")
+    for key in expect.get("absent", []):
+        if result.bundle.id_for(key) is not None:
+            s.failures.append(f"evidence {key!r} should have been withheld")
+    text = f"{out.summary} {out.root_cause}".lower()
+    for phrase in expect.get("must_not_claim", []):
+        if phrase.lower() in text:
+            s.failures.append(f"claims {phrase!r}")
+    for phrase in expect.get("must_mention", []):
+        if phrase.lower() not in text:
+            s.failures.append(f"does not mention {phrase!r}")
+    return s

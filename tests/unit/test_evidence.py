@@ -1,0 +1,59 @@
+"""Numbered evidence: order, budgets with markers, redaction, untrusted quoting, blind drills."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from controller.diagnosis.evidence import KubeEvent, MetricSummary, build_evidence
+from controller.diagnosis.redact import redact
+from controller.diagnosis.scenarios import load_scenario
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+
+
+def test_numbering_and_sources() -> None:
+    data = load_scenario(SCENARIOS / "12-blind-drill.yaml").data
+    bundle = build_evidence(data)
+    assert [e.id for e in bundle.items] == [f"E{i}" for i in range(1, len(bundle.items) + 1)]
+    assert bundle.id_for("ticket") == "E1" and bundle.id_for("drill") == "E2"
+    assert all(e.source for e in bundle.items)
+    assert "[E1]" in bundle.render() and bundle.prompt_version
+    blind = build_evidence(data, blind=True)
+    assert blind.id_for("drill") is None and "pod-kill" not in blind.render()
+
+
+def test_budgets_truncate_with_markers() -> None:
+    data = load_scenario(SCENARIOS / "01-killed-tikv-pod.yaml").data
+    data.metrics = [
+        MetricSummary(name=f"m{i}", labels={"pod": f"tikv-{i}"}, before=1, after=2) for i in range(500)
+    ]
+    data.events = [KubeEvent(reason="Noise", message="x" * 200) for _ in range(100)]
+    bundle = build_evidence(data, total_budget=9000)
+    text = bundle.render()
+    assert "[... truncated" in text
+    assert any(d.startswith("metrics:") for d in bundle.dropped)
+    assert any(d.startswith("events:") for d in bundle.dropped)
+    assert len(text) <= 9000 + 600  # the budget, plus the dropped-list footer
+    assert "[not included, over budget:" in text
+
+
+def test_secrets_are_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-canary-0123456789abcdef")
+    text = (
+        "key sk-ant-canary-0123456789abcdef and Authorization: Bearer abcdefghijklmnopqrstuvwxyz012345 "
+        "password=hunter2hunter2 tok eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW0ifQ.c2lnbmF0dXJlc2lnbmF0dXJl"
+    )
+    out = redact(text)
+    assert "canary" not in out and "hunter2" not in out and "abcdefghijklmnop" not in out and "eyJ" not in out
+    assert out.count("[REDACTED]") == 4
+
+
+def test_events_are_quoted_as_untrusted() -> None:
+    data = load_scenario(SCENARIOS / "11-prompt-injection-in-events.yaml").data
+    bundle = build_evidence(data)
+    events = next(e for e in bundle.items if e.id == bundle.id_for("events"))
+    assert events.body.startswith('<untrusted source="kubernetes-events">')
+    assert events.body.count("</untrusted>") == 1  # the planted closing tag was defused
+    assert "sk-ant-api03" not in events.body
