@@ -1,7 +1,7 @@
 """Diagnosis of a ticket: numbered evidence, Claude or offline rules, one output schema.
 
 - ``schema``: ``DiagnosisOutput`` and its enums (the contract, DESIGN.md §4).
-- ``redact``: secrets out, untrusted text quoted.
+- (``controller.redaction`` keeps secrets out and quotes untrusted text.)
 - ``evidence``: the numbered evidence bundle with per-source and total budgets.
 - ``metrics``: Prometheus series around the incident, summarised (never raw).
 - ``offline``: the deterministic rule diagnoser.

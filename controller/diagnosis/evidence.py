@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from controller.diagnosis.redact import quote_untrusted, redact
 from controller.pd.models import StoreInfo
+from controller.redaction import quote_untrusted, redact
 from controller.tickets.models import Ticket
 
 PROMPT_VERSION = "chaosdemo-diagnosis/3"

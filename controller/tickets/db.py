@@ -16,6 +16,7 @@ from typing import Any
 
 import aiosqlite
 
+from controller.redaction import redact
 from controller.tickets.models import SEVERITY_RANK, Observation, Severity, Ticket
 
 # Each migration runs once, in order; the applied count is PRAGMA user_version.
@@ -135,7 +136,9 @@ class TicketDB:
         whether it was created. Severity only ever rises.
         """
         now = time.time() if now is None else now
-        obs_json = [o.model_dump() for o in observations]
+        # Evidence comes from the cluster and may quote a secret (an annotation, a header):
+        # redact before it is ever written, so no reader of the ticket file can find one.
+        obs_json = [json.loads(redact(json.dumps(o.model_dump()))) for o in observations]
         await self.conn.execute("BEGIN IMMEDIATE")
         try:
             cur = await self.conn.execute(

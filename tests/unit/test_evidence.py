@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from controller.diagnosis.evidence import KubeEvent, MetricSummary, build_evidence
-from controller.diagnosis.redact import redact
 from controller.diagnosis.scenarios import load_scenario
+from controller.redaction import redact
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 
