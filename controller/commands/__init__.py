@@ -7,7 +7,7 @@ from typing import Any
 
 
 def register_all(sub: argparse._SubParsersAction[Any]) -> None:
-    from controller.commands import emulator, monitor
+    from controller.commands import controller, emulator, monitor
 
-    for module in (emulator, monitor):
+    for module in (controller, emulator, monitor):
         module.register(sub)

@@ -1,0 +1,35 @@
+"""The operator's configuration, from environment variables (the Deployment sets them)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+def _csv(value: str) -> frozenset[str]:
+    return frozenset(v.strip() for v in value.split(",") if v.strip())
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    pd_address: str = "http://127.0.0.1:2379"
+    prometheus_url: str = ""
+    tickets_db: str = "tickets.db"
+    # Namespaces drills may target without the opt-in annotation. Empty: only annotated ones.
+    allowed_namespaces: frozenset[str] = field(default_factory=frozenset)
+    step_interval: float = 0.5  # how often a running drill is advanced (kopf timer)
+    tikv_job: str = "tikv"
+    metrics_port: int = 0
+
+    @classmethod
+    def from_env(cls) -> OperatorConfig:
+        env = os.environ
+        return cls(
+            pd_address=env.get("CHAOSDEMO_PD_ADDRESS", cls.pd_address),
+            prometheus_url=env.get("CHAOSDEMO_PROMETHEUS_URL", ""),
+            tickets_db=env.get("CHAOSDEMO_DB", cls.tickets_db),
+            allowed_namespaces=_csv(env.get("CHAOSDEMO_ALLOWED_NAMESPACES", "")),
+            step_interval=float(env.get("CHAOSDEMO_STEP_INTERVAL", cls.step_interval)),
+            tikv_job=env.get("CHAOSDEMO_TIKV_JOB", cls.tikv_job),
+            metrics_port=int(env.get("CHAOSDEMO_METRICS_PORT", "0")),
+        )

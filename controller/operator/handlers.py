@@ -1,0 +1,76 @@
+"""The kopf handlers: thin. Everything they do is in ``drill`` and friends, which tests call
+directly. Run with ``kopf run -m controller.operator.handlers`` or ``chaosdemo controller``."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import kopf
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.config import ConfigException
+from prometheus_client import start_http_server
+
+from controller.operator import drill
+from controller.operator.config import OperatorConfig
+from controller.operator.kube import Kube
+from controller.operator.model import FINALIZER, GROUP, PLURAL, VERSION
+from controller.prom import PrometheusClient
+from controller.tickets import TicketDB
+
+log = logging.getLogger(__name__)
+STEP_INTERVAL = OperatorConfig.from_env().step_interval
+
+
+async def _kube_client() -> client.ApiClient:
+    try:
+        config.load_incluster_config()
+    except ConfigException:
+        await config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
+    return client.ApiClient()
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.persistence.finalizer = FINALIZER
+    settings.posting.level = logging.WARNING  # our own Events tell the story; kopf's would repeat it
+    settings.watching.server_timeout = 120
+    settings.networking.request_timeout = 30
+    cfg = OperatorConfig.from_env()
+    if cfg.metrics_port:
+        start_http_server(cfg.metrics_port)
+    api = await _kube_client()
+    db = await TicketDB(cfg.tickets_db).open()
+    prom = PrometheusClient(cfg.prometheus_url) if cfg.prometheus_url else None
+    memo.deps = drill.Deps(kube=Kube(api), db=db, config=cfg, prom=prom)
+    memo.api = api
+    log.info(
+        "chaosdemo controller ready: pd=%s prometheus=%s db=%s allowed=%s",
+        cfg.pd_address,
+        cfg.prometheus_url or "-",
+        cfg.tickets_db,
+        ",".join(sorted(cfg.allowed_namespaces)) or "(annotation)",
+    )
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    deps: drill.Deps = memo.deps
+    await deps.aclose()
+    await deps.db.close()
+    if deps.prom:
+        await deps.prom.aclose()
+    await memo.api.close()
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=STEP_INTERVAL)
+async def drive(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await drill.advance(memo.deps, dict(body))
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL)
+async def restore_on_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    done, message = await drill.finalize(memo.deps, dict(body))
+    if not done:
+        raise kopf.TemporaryError(f"restoring: {message}", delay=1)

@@ -1,0 +1,167 @@
+"""The Kubernetes calls the operator makes, on kubernetes_asyncio (never blocking the loop)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from typing import Any
+
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from controller.operator.model import GROUP, KIND, PLURAL, VERSION
+
+log = logging.getLogger(__name__)
+MERGE_PATCH = "application/merge-patch+json"
+COMPONENT = "chaosdemo-controller"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Kube:
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self.coordination = client.CoordinationV1Api(api)
+
+    # -- pods --------------------------------------------------------------------------------
+    async def list_pods(self, namespace: str, selector: str) -> list[Any]:
+        result = await self.core.list_namespaced_pod(namespace, label_selector=selector)
+        return list(result.items)
+
+    async def get_pod(self, namespace: str, name: str) -> Any | None:
+        try:
+            return await self.core.read_namespaced_pod(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def delete_pod(self, namespace: str, name: str, uid: str, grace_seconds: int) -> str:
+        """Delete exactly this pod (uid precondition). Returns 'deleted' or 'gone'.
+
+        'gone' covers 404 (already deleted) and 409 (the name now belongs to a replacement with a
+        new uid): in both cases the pod we chose no longer exists, and we must not touch the other.
+        """
+        body = client.V1DeleteOptions(
+            grace_period_seconds=grace_seconds, preconditions=client.V1Preconditions(uid=uid)
+        )
+        try:
+            await self.core.delete_namespaced_pod(name, namespace, body=body)
+            return "deleted"
+        except ApiException as exc:
+            if exc.status in (404, 409):
+                return "gone"
+            raise
+
+    async def create_pod(self, namespace: str, manifest: dict[str, Any]) -> None:
+        try:
+            await self.core.create_namespaced_pod(namespace, manifest)  # type: ignore[arg-type]
+        except ApiException as exc:
+            if exc.status != 409:  # already recreated (by us before a restart, or by someone)
+                raise
+
+    async def namespace_annotations(self, namespace: str) -> dict[str, str] | None:
+        try:
+            ns = await self.core.read_namespace(namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict(ns.metadata.annotations or {})
+
+    async def events_for(self, namespace: str, limit: int = 50) -> list[Any]:
+        result = await self.core.list_namespaced_event(namespace, limit=limit)
+        return list(result.items)
+
+    # -- ChaosDemo objects -------------------------------------------------------------------------
+    async def list_chaosdemos(self) -> list[dict[str, Any]]:
+        result = await self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+        return list(result.get("items", []))
+
+    async def get_chaosdemo(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return dict(
+                await self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        return dict(
+            await self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, PLURAL, name, {"status": status}, _content_type=MERGE_PATCH  # type: ignore[call-arg]
+            )
+        )
+
+    async def emit_event(self, obj: dict[str, Any], event_type: str, reason: str, message: str) -> None:
+        """A core/v1 Event on the ChaosDemo, as `kubectl describe` shows them. Best effort."""
+        meta = obj["metadata"]
+        now = _now()
+        event = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(
+                name=f"{meta['name']}.{uuid.uuid4().hex[:12]}", namespace=meta["namespace"]
+            ),
+            involved_object=client.V1ObjectReference(
+                api_version=f"{GROUP}/{VERSION}",
+                kind=KIND,
+                name=meta["name"],
+                namespace=meta["namespace"],
+                uid=meta.get("uid"),
+            ),
+            reason=reason,
+            message=message[:1024],
+            type=event_type,
+            count=1,
+            first_timestamp=now,
+            last_timestamp=now,
+            source=client.V1EventSource(component=COMPONENT),
+            reporting_component=COMPONENT,
+            reporting_instance=COMPONENT,
+        )
+        try:
+            await self.core.create_namespaced_event(meta["namespace"], event)
+        except ApiException as exc:  # an Event is never worth failing a drill over
+            log.warning("could not post event %s on %s: %s", reason, meta["name"], exc.status)
+
+    # -- the per-target lock (a Lease) ------------------------------------------------------------
+    async def read_lease(self, namespace: str, name: str) -> Any | None:
+        try:
+            return await self.coordination.read_namespaced_lease(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def create_lease(self, namespace: str, name: str, holder: str) -> bool:
+        lease = client.V1Lease(
+            metadata=client.V1ObjectMeta(
+                name=name, namespace=namespace, labels={"app.kubernetes.io/managed-by": COMPONENT}
+            ),
+            spec=client.V1LeaseSpec(holder_identity=holder, acquire_time=_now(), renew_time=_now()),
+        )
+        try:
+            await self.coordination.create_namespaced_lease(namespace, lease)
+            return True
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+
+    async def delete_lease(self, namespace: str, name: str, resource_version: str | None = None) -> None:
+        body = client.V1DeleteOptions(
+            preconditions=client.V1Preconditions(resource_version=resource_version)
+            if resource_version
+            else None
+        )
+        try:
+            await self.coordination.delete_namespaced_lease(name, namespace, body=body)
+        except ApiException as exc:
+            if exc.status not in (404, 409):
+                raise

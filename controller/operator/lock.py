@@ -1,0 +1,57 @@
+"""One drill at a time per target namespace: a Lease whose holder is the drill's uid.
+
+Creating the Lease is atomic in the API server, so two drills (or two controller replicas)
+racing for one target cannot both win. A Lease whose holder is gone or finished is stale and
+is taken over; the holder releases it when its drill ends.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controller.operator.kube import Kube
+from controller.operator.model import TERMINAL_PHASES
+
+LEASE_NAME = "chaosdemo-target-lock"
+
+
+def holder_id(obj: dict[str, Any]) -> str:
+    meta = obj["metadata"]
+    return f"{meta['namespace']}/{meta['name']}/{meta['uid']}"
+
+
+async def acquire(kube: Kube, target_namespace: str, obj: dict[str, Any]) -> tuple[bool, str]:
+    """Returns (acquired, current holder)."""
+    me = holder_id(obj)
+    for _ in range(3):
+        lease = await kube.read_lease(target_namespace, LEASE_NAME)
+        if lease is None:
+            if await kube.create_lease(target_namespace, LEASE_NAME, me):
+                return True, me
+            continue
+        holder = lease.spec.holder_identity or ""
+        if holder == me:
+            return True, me
+        if await _holder_is_active(kube, holder):
+            return False, holder
+        await kube.delete_lease(target_namespace, LEASE_NAME, lease.metadata.resource_version)
+    return False, "unknown"
+
+
+async def release(kube: Kube, target_namespace: str, obj: dict[str, Any]) -> None:
+    lease = await kube.read_lease(target_namespace, LEASE_NAME)
+    if lease is not None and lease.spec.holder_identity == holder_id(obj):
+        await kube.delete_lease(target_namespace, LEASE_NAME, lease.metadata.resource_version)
+
+
+async def _holder_is_active(kube: Kube, holder: str) -> bool:
+    try:
+        namespace, name, uid = holder.split("/")
+    except ValueError:
+        return False
+    for item in await kube.list_chaosdemos():
+        meta = item["metadata"]
+        if meta["namespace"] == namespace and meta["name"] == name and meta["uid"] == uid:
+            phase = (item.get("status") or {}).get("phase")
+            return phase not in TERMINAL_PHASES
+    return False

@@ -1,0 +1,126 @@
+"""Safety guards, run before anything is deleted. Each refusal names its reason.
+
+Order matters: cheap, local checks first; then what needs PD and the ticket store. A refusal
+ends the drill with verdict Error and deletes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.operator.kube import Kube
+from controller.operator.model import OPT_IN_ANNOTATION, DrillSpec
+from controller.pd import PDClient, PDError, StoreInfo
+from controller.pd.models import pod_of_address
+from controller.tickets import TicketDB
+
+
+@dataclass
+class Preflight:
+    ok: bool
+    reason: str
+    message: str
+    candidates: list[Any] = field(default_factory=list)  # Ready pods that may be killed
+    stores: list[StoreInfo] = field(default_factory=list)
+
+
+def refuse(reason: str, message: str) -> Preflight:
+    return Preflight(False, reason, message)
+
+
+def pod_ready(pod: Any) -> bool:
+    if pod.metadata.deletion_timestamp is not None or pod.status is None or pod.status.phase != "Running":
+        return False
+    return any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
+
+
+def majority(replicas: int) -> int:
+    return replicas // 2 + 1
+
+
+async def run_preflight(
+    *,
+    kube: Kube,
+    spec: DrillSpec,
+    target_namespace: str,
+    allowed_namespaces: frozenset[str],
+    pd: PDClient,
+    db: TicketDB,
+    cluster: str,
+) -> Preflight:
+    if spec.fault.action != "pod-kill":
+        return refuse(
+            "UnsupportedFault", f"fault.action {spec.fault.action!r} is not supported (pod-kill is)"
+        )
+
+    annotations = await kube.namespace_annotations(target_namespace)
+    if annotations is None:
+        return refuse("TargetNamespaceNotFound", f"namespace {target_namespace!r} does not exist")
+    if target_namespace not in allowed_namespaces and annotations.get(OPT_IN_ANNOTATION) != "true":
+        return refuse(
+            "NamespaceNotOptedIn",
+            f"namespace {target_namespace!r} is not opted in: annotate it {OPT_IN_ANNOTATION}=true "
+            "or add it to the controller's CHAOSDEMO_ALLOWED_NAMESPACES",
+        )
+
+    selector = spec.target.selector.to_label_selector()
+    pods = await kube.list_pods(target_namespace, selector)
+    if not pods:
+        return refuse("NoMatchingPods", f"no pod in {target_namespace!r} matches selector {selector!r}")
+    ready = [p for p in pods if pod_ready(p)]
+    if spec.target.pod:
+        named = [p for p in pods if p.metadata.name == spec.target.pod]
+        if not named:
+            return refuse(
+                "NamedPodNotFound",
+                f"pod {spec.target.pod!r} does not exist in {target_namespace!r} or does not match "
+                f"selector {selector!r}",
+            )
+        if not pod_ready(named[0]):
+            return refuse("NamedPodNotReady", f"pod {spec.target.pod!r} is not Running and Ready")
+        ready = named
+    if not ready:
+        return refuse("NoReadyPods", f"none of the {len(pods)} pods matching {selector!r} is Ready")
+
+    try:
+        stores = await pd.stores()
+        config = await pd.config()
+    except PDError as exc:
+        return refuse("PDUnavailable", f"cannot verify the cluster's health: {exc}")
+    by_pod = {pod_of_address(s.store.address): s for s in stores}
+    candidates = [p for p in ready if (p.metadata.name, target_namespace) in by_pod]
+    if not candidates:
+        return refuse(
+            "NoStoreForPods",
+            f"PD knows no store for the candidate pods in {target_namespace!r}; "
+            "is target.pdAddress the PD of this cluster?",
+        )
+    not_up = [s for s in stores if s.store.state_name != "Up" and s.store.state == 0]
+    if spec.safety.require_healthy_cluster:
+        if not_up:
+            listing = ", ".join(f"store {s.id} ({s.pod}) {s.store.state_name}" for s in not_up)
+            return refuse("StoreNotUp", f"not every store is Up: {listing}")
+        open_tickets = await db.open_tickets(cluster)
+        if open_tickets:
+            t = open_tickets[0]
+            return refuse(
+                "OpenTicket",
+                f"the cluster already has {len(open_tickets)} open ticket(s), e.g. "
+                f"#{t.id} {t.invariant} on {t.subject}: a drill now would blur it",
+            )
+    up = [s for s in stores if s.store.state_name == "Up" and s.store.state == 0]
+    needed = majority(config.max_replicas)
+    if len(up) - 1 < needed:
+        return refuse(
+            "WouldLoseMajority",
+            f"killing one more store leaves {len(up) - 1} Up store(s); regions with "
+            f"{config.max_replicas} replicas need {needed} for a Raft majority",
+        )
+    return Preflight(
+        True,
+        "PreflightPassed",
+        f"{len(candidates)} candidate pod(s), {len(up)} stores Up",
+        candidates=candidates,
+        stores=stores,
+    )
