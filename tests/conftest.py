@@ -62,3 +62,20 @@ def tikv_cluster_factory(control_plane: ControlPlane, tmp_path: Path) -> Iterato
 @pytest.fixture
 def tikv_cluster(tikv_cluster_factory):  # type: ignore[no-untyped-def]
     return tikv_cluster_factory()
+
+
+@pytest.fixture
+def drill_env(tikv_cluster_factory, tmp_path: Path) -> Iterator:  # type: ignore[no-untyped-def,type-arg]
+    """Emulated TiKV (opted in) + the monitor + the controller, all real processes."""
+    from tests.support.drills import DrillEnv, opt_in
+
+    cluster = tikv_cluster_factory()
+    opt_in(cluster)
+    env = DrillEnv(cluster=cluster, workdir=tmp_path / "drill")
+    env.workdir.mkdir()
+    env.start_monitor()
+    env.start_controller()
+    try:
+        yield env
+    finally:
+        env.stop()

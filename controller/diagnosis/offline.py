@@ -146,8 +146,25 @@ def diagnose_offline(data: DiagnosisInput, bundle: EvidenceBundle) -> DiagnosisO
             open_questions=["Was the stop deliberate (a drill, an eviction) or a crash?"],
         )
 
+    if "store_disconnected" in signals and unreachable:
+        return DiagnosisOutput(
+            summary=f"TiKV pod {who} (store {t.store_id}) died and has not come back yet; PD lost its heartbeats.",
+            root_cause=f"The TiKV process of store {t.store_id} in pod {who} stopped (its status port is "
+            "unreachable) and stayed away past PD's 20 s heartbeat threshold: a pod kill or crash "
+            "whose replacement is slow to start.",
+            root_cause_category=RootCauseCategory.TIKV_POD_FAILURE,
+            severity=Severity.HIGH,
+            confidence=Confidence.HIGH if len(sources) >= 2 else Confidence.MEDIUM,
+            evidence=ticket_cite + stores_cite + metrics_cite,
+            recommended_actions=[
+                f"kubectl describe pod {who}: is the replacement Pending or crash-looping?",
+                "Watch PD: the store turns Down after max-store-down-time and replicas move",
+            ],
+            open_questions=["Why is the replacement pod slow to become Ready?"],
+        )
+
     if "store_disconnected" in signals:
-        probe_ok = unreachable is False and "probe" in sources
+        probe_ok = "probe" in sources
         category = RootCauseCategory.NETWORK_PARTITION if probe_ok else RootCauseCategory.TIKV_STORE_DOWN
         return DiagnosisOutput(
             summary=f"TiKV store {t.store_id} ({who}) stopped heartbeating to PD.",
@@ -155,7 +172,7 @@ def diagnose_offline(data: DiagnosisInput, bundle: EvidenceBundle) -> DiagnosisO
             + (
                 "; its status port still answers, so PD-to-store networking is suspect."
                 if probe_ok
-                else "; its process is not reachable either."
+                else "; no other source confirms whether its process runs."
             ),
             root_cause_category=category,
             severity=Severity.HIGH,

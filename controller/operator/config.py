@@ -20,6 +20,8 @@ class OperatorConfig:
     step_interval: float = 0.5  # how often a running drill is advanced (kopf timer)
     tikv_job: str = "tikv"
     metrics_port: int = 0
+    # How long a diagnosis may wait for corroborating evidence after detection.
+    diagnosis_settle: float = 15.0
 
     @classmethod
     def from_env(cls) -> OperatorConfig:
@@ -32,4 +34,5 @@ class OperatorConfig:
             step_interval=float(env.get("CHAOSDEMO_STEP_INTERVAL", cls.step_interval)),
             tikv_job=env.get("CHAOSDEMO_TIKV_JOB", cls.tikv_job),
             metrics_port=int(env.get("CHAOSDEMO_METRICS_PORT", "0")),
+            diagnosis_settle=float(env.get("CHAOSDEMO_DIAGNOSIS_SETTLE_SECONDS", cls.diagnosis_settle)),
         )

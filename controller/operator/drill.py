@@ -36,6 +36,8 @@ from controller.tickets import TicketDB
 
 log = logging.getLogger(__name__)
 MAX_STEPS_PER_CALL = 12
+# Preflight refusals that a drill queued behind another one waits out rather than fails on.
+SETTLING_REASONS = frozenset({"OpenTicket", "StoreNotUp"})
 
 
 @dataclass
@@ -172,7 +174,13 @@ async def _pending(deps: Deps, w: StatusWriter, spec: DrillSpec) -> bool:
     if not acquired:
         message = f"another drill is running on namespace {ns} ({holder}); waiting for it to finish"
         if w.status.get("reason") != "WaitingForTarget":
-            await w.patch({"reason": "WaitingForTarget", "message": message})
+            await w.patch(
+                {
+                    "reason": "WaitingForTarget",
+                    "message": message,
+                    "queuedAt": w.status.get("queuedAt") or rfc3339(time.time()),
+                }
+            )
             await deps.kube.emit_event(w.obj, "Normal", "WaitingForTarget", message)
         return False
     crashpoint("lock-acquired")
@@ -199,6 +207,18 @@ async def _preflight(deps: Deps, w: StatusWriter, spec: DrillSpec) -> bool:
         db=deps.db,
         cluster=deps.cluster(spec),
     )
+    queued_at = parse_rfc3339(w.status.get("queuedAt"))
+    if (
+        not result.ok
+        and result.reason in SETTLING_REASONS
+        and queued_at is not None
+        and time.time() - queued_at < spec.recovery.timeout_seconds
+    ):
+        # Queued behind another drill on this target: its ticket is still open or its store
+        # is coming back. Hold the lock and wait for the cluster to settle instead of failing.
+        if w.status.get("reason") != "WaitingForHealthyCluster":
+            await w.patch({"reason": "WaitingForHealthyCluster", "message": result.message})
+        return False
     if not result.ok:
         await lock.release(deps.kube, ns, w.obj)
         await w.finish(
@@ -356,11 +376,23 @@ def compact_diagnosis(
     }
 
 
+def _corroborated(ticket: Any) -> bool:
+    return len(set(ticket.signals)) >= 2 or len({o.source for o in ticket.observations}) >= 2
+
+
 async def _diagnosing(deps: Deps, w: StatusWriter, spec: DrillSpec) -> bool:
     victim = w.status["victim"]
     ticket_id = w.status["incident"]["ticketId"]
     ticket = await deps.db.get(ticket_id)
     detected_at = w.time_of("detectedAt") or 0.0
+    if (
+        ticket is not None
+        and not _corroborated(ticket)
+        and time.time() - detected_at < deps.config.diagnosis_settle
+    ):
+        # The first signal of an incident rarely explains it: give the monitor a few cycles to
+        # add corroborating evidence (the restart, PD's view) before judging.
+        return False
     try:
         if ticket is None:
             raise LookupError(f"ticket #{ticket_id} is no longer in the ticket store")

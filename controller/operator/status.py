@@ -102,9 +102,9 @@ class StatusWriter:
     async def finish(
         self, phase: Phase, verdict: Verdict, reason: str, message: str, extra: dict[str, Any] | None = None
     ) -> None:
-        now = time.time()
-        timeline = dict(self.status.get("timeline") or {})
-        timeline["completedAt"] = rfc3339(now)
-        patch = {"verdict": verdict.value, "timeline": timeline, **(extra or {})}
+        extra = dict(extra or {})
+        timeline = {**(self.status.get("timeline") or {}), **extra.pop("timeline", {})}
+        timeline["completedAt"] = rfc3339(time.time())
+        patch = {"verdict": verdict.value, "timeline": timeline, **extra}
         event_type = "Normal" if verdict == Verdict.PASS else "Warning"
         await self.transition(phase, reason, message, extra=patch, event_type=event_type)

@@ -1,0 +1,184 @@
+"""A drill environment for integration tests: an emulated TiKV cluster (emulator + real
+Prometheus) in an opted-in namespace, the monitor and the controller as real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from controller.sandbox.processes import ManagedProcess
+from controller.sandbox.tikv import TikvCluster
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class PodHistory:
+    """Polls the target's pods and remembers every uid each pod name ever had."""
+
+    def __init__(self, cluster: TikvCluster) -> None:
+        self.cluster = cluster
+        self.uids: dict[str, list[str]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _poll(self) -> None:
+        for pod in self.cluster.tikv_pods():
+            seen = self.uids.setdefault(pod["metadata"]["name"], [])
+            if pod["metadata"]["uid"] not in seen:
+                seen.append(pod["metadata"]["uid"])
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._poll()
+            time.sleep(0.1)
+
+    def __enter__(self) -> PodHistory:
+        self._poll()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._poll()
+
+    def replaced(self) -> dict[str, int]:
+        """Pod name -> how many times it was replaced (deleted and recreated)."""
+        return {name: len(uids) - 1 for name, uids in self.uids.items() if len(uids) > 1}
+
+
+@dataclass
+class DrillEnv:
+    cluster: TikvCluster
+    workdir: Path
+    monitor_interval: float = 0.3
+    controller_env: dict[str, str] = field(default_factory=dict)
+    monitor: ManagedProcess | None = None
+    controller: ManagedProcess | None = None
+
+    @property
+    def ns(self) -> str:
+        return self.cluster.namespace
+
+    @property
+    def db_path(self) -> Path:
+        return self.workdir / "tickets.db"
+
+    def kubectl(self, *args: str, **kw: Any):  # type: ignore[no-untyped-def]
+        return self.cluster.control_plane.kubectl(*args, **kw)
+
+    def start_monitor(self) -> None:
+        self.monitor = ManagedProcess(
+            "monitor",
+            [
+                sys.executable,
+                "-m",
+                "controller.cli",
+                "monitor",
+                "--pd-address",
+                self.cluster.pd_url,
+                "--prometheus-url",
+                self.cluster.prometheus.url if self.cluster.prometheus else "",
+                "--db",
+                str(self.db_path),
+                "--interval",
+                str(self.monitor_interval),
+            ],
+            self.workdir / "monitor.log",
+        ).start()
+
+    def stop_monitor(self) -> None:
+        if self.monitor:
+            self.monitor.stop()
+
+    def controller_environment(self) -> dict[str, str]:
+        return {
+            "KUBECONFIG": str(self.cluster.control_plane.kubeconfig),
+            "CHAOSDEMO_PD_ADDRESS": self.cluster.pd_url,
+            "CHAOSDEMO_PROMETHEUS_URL": self.cluster.prometheus.url if self.cluster.prometheus else "",
+            "CHAOSDEMO_DB": str(self.db_path),
+            "CHAOSDEMO_STEP_INTERVAL": "0.3",
+            **self.controller_env,
+        }
+
+    def start_controller(self, **extra_env: str) -> ManagedProcess:
+        env = {**self.controller_environment(), **extra_env}
+        self.controller = ManagedProcess(
+            "controller",
+            [sys.executable, "-m", "controller.cli", "controller", "--namespace", self.ns],
+            self.workdir / "controller.log",
+            env=env,
+        ).start()
+        return self.controller
+
+    def kill_controller(self) -> None:
+        if self.controller:
+            self.controller.kill(signal.SIGKILL)
+            assert self.controller.popen is not None
+            self.controller.popen.wait(10)
+
+    def stop(self) -> None:
+        for proc in (self.controller, self.monitor):
+            if proc:
+                proc.stop()
+
+    # -- ChaosDemo helpers ----------------------------------------------------------------------------
+    def apply(self, manifest: str) -> None:
+        self.kubectl("apply", "-n", self.ns, "-f", "-", input=manifest)
+
+    def drill(self, name: str, spec: dict[str, Any] | None = None) -> None:
+        body = {
+            "apiVersion": "chaos.operator.dev/v1alpha1",
+            "kind": "ChaosDemo",
+            "metadata": {"name": name},
+            "spec": spec or {},
+        }
+        self.apply(json.dumps(body))
+
+    def get(self, name: str) -> dict[str, Any]:
+        return json.loads(self.kubectl("get", "chaosdemo", name, "-n", self.ns, "-o", "json").stdout)
+
+    def status(self, name: str) -> dict[str, Any]:
+        return self.get(name).get("status") or {}
+
+    def wait_phase(self, name: str, phases: set[str], timeout: float = 60) -> dict[str, Any]:
+        def check():  # type: ignore[no-untyped-def]
+            st = self.status(name)
+            return st if st.get("phase") in phases else None
+
+        try:
+            return wait_for(check, timeout, f"{name} to reach {sorted(phases)}")  # type: ignore[no-any-return]
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc}\nstatus: {json.dumps(self.status(name), indent=1)}\n"
+                f"controller log:\n{self.controller.log_tail(40) if self.controller else ''}"
+            ) from exc
+
+    def ready_pods(self) -> int:
+        return len(self.cluster.ready_tikv_pods())
+
+
+def opt_in(cluster: TikvCluster) -> None:
+    cluster.control_plane.kubectl(
+        "annotate", "namespace", cluster.namespace, "chaos.operator.dev/enabled=true", "--overwrite"
+    )
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0", "false")
