@@ -7,7 +7,7 @@ from typing import Any
 
 
 def register_all(sub: argparse._SubParsersAction[Any]) -> None:
-    from controller.commands import controller, emulator, monitor
+    from controller.commands import controller, demo, emulator, monitor, report, sandbox, tickets
 
-    for module in (controller, emulator, monitor):
+    for module in (demo, sandbox, tickets, report, controller, monitor, emulator):
         module.register(sub)

@@ -93,6 +93,18 @@ class Kube:
                 return None
             raise
 
+    async def create_chaosdemo(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(
+            await self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+        )
+
+    async def delete_chaosdemo(self, namespace: str, name: str) -> None:
+        try:
+            await self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
     async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
         return dict(
             await self.custom.patch_namespaced_custom_object_status(

@@ -1,0 +1,52 @@
+"""``chaosdemo demo``: a staged drill against the current kubeconfig (sandbox or kind)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from controller.sandbox.binaries import REPO_ROOT
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser("demo", help="run one drill as a staged live show")
+    p.add_argument("--yes", "-y", action="store_true", help="no prompts (also implied without a terminal)")
+    p.add_argument("--namespace", "-n", default="tikv")
+    p.add_argument("--manifest", type=Path, default=REPO_ROOT / "chaosdemo.yaml")
+    p.add_argument("--pd-address", default="")
+    p.add_argument("--prometheus-url", default="")
+    p.add_argument("--db", default="", help="the ticket file, to show the full diagnosis")
+    p.add_argument("--load-seconds", type=float, default=5.0)
+    p.set_defaults(handler=run)
+
+
+async def _main(args: argparse.Namespace) -> int:
+    from kubernetes_asyncio import client, config
+    from rich.console import Console
+
+    from controller.operator.kube import Kube
+    from controller.ui.demo import Demo
+    from controller.ui.endpoints import resolve
+
+    endpoints = resolve(args.pd_address, args.prometheus_url, args.db)
+    await config.load_kube_config(config_file=endpoints.kubeconfig)
+    async with client.ApiClient() as api:
+        demo = Demo(
+            Console(),
+            Kube(api),
+            endpoints,
+            namespace=args.namespace,
+            manifest=args.manifest,
+            yes=args.yes,
+            load_seconds=args.load_seconds,
+        )
+        return await demo.run()
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_main(args))
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,1 @@
+"""The terminal front end: the staged demo, ticket views and drill reports (Rich)."""

@@ -1,0 +1,275 @@
+"""``chaosdemo demo``: one drill as a staged live show, driven through the ChaosDemo resource.
+
+Stages: cluster health -> load -> fault injection -> live detection countdown -> the diagnosis
+-> recovery -> cleanup (in a ``finally``: deleting the resource lets the finalizer restore).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from rich.console import Console, Group
+from rich.live import Live
+from rich.markdown import Markdown
+from rich.panel import Panel
+from rich.rule import Rule
+from rich.table import Table
+from rich.text import Text
+
+from controller.operator.kube import Kube
+from controller.operator.status import parse_rfc3339
+from controller.pd import PDClient, PDError
+from controller.prom import PrometheusClient, PrometheusError
+from controller.tickets import TicketDB
+from controller.ui.endpoints import Endpoints
+
+TERMINAL = {"Completed", "Failed", "Aborted"}
+LOAD_RPS = 2000
+
+
+class Demo:
+    def __init__(
+        self,
+        console: Console,
+        kube: Kube,
+        endpoints: Endpoints,
+        *,
+        namespace: str,
+        manifest: Path,
+        yes: bool,
+        load_seconds: float = 5.0,
+    ) -> None:
+        self.console = console
+        self.kube = kube
+        self.ep = endpoints
+        self.namespace = namespace
+        self.manifest = manifest
+        self.interactive = not yes and sys.stdin.isatty()
+        self.load_seconds = load_seconds
+        self.name = f"demo-{time.strftime('%H%M%S')}"
+        self.created = False
+        self.load_started = False
+        self.status: dict[str, Any] = {}
+
+    # -- helpers -------------------------------------------------------------------------------------
+    def stage(self, number: int, title: str) -> None:
+        self.console.print()
+        self.console.print(Rule(f"[bold cyan]Stage {number}: {title}[/]"))
+
+    async def pause(self, prompt: str) -> None:
+        if self.interactive:
+            await asyncio.to_thread(self.console.input, f"[bold yellow]{prompt} (press Enter)[/] ")
+
+    async def refresh(self) -> dict[str, Any]:
+        obj = await self.kube.get_chaosdemo(self.namespace, self.name)
+        self.status = (obj or {}).get("status") or {}
+        return self.status
+
+    # -- stages ----------------------------------------------------------------------------------------
+    async def health(self, pd: PDClient) -> bool:
+        self.stage(1, "cluster health")
+        try:
+            stores = await pd.stores()
+        except PDError as exc:
+            self.console.print(f"[red]PD is not reachable at {self.ep.pd_url}: {exc}[/]")
+            return False
+        table = Table(title=f"TiKV stores (PD {self.ep.pd_url})")
+        for col in ("store", "address", "state", "leaders", "regions", "capacity", "uptime"):
+            table.add_column(col)
+        for s in sorted(stores, key=lambda s: s.id):
+            color = "green" if s.store.state_name == "Up" else "red"
+            table.add_row(
+                str(s.id),
+                s.store.address,
+                f"[{color}]{s.store.state_name}[/]",
+                str(s.status.leader_count),
+                str(s.status.region_count),
+                f"{s.status.capacity / 2**30:.1f} GiB",
+                f"{(s.status.uptime or 0):.0f}s",
+            )
+        self.console.print(table)
+        return bool(stores)
+
+    async def load(self, prom: PrometheusClient) -> None:
+        self.stage(2, "client load")
+        if self.ep.emulator_admin_url:
+            async with httpx.AsyncClient() as http:
+                await http.post(f"{self.ep.emulator_admin_url}/emulator/load", json={"rps": LOAD_RPS})
+            self.load_started = True
+            self.console.print(
+                f"synthetic load from the sandbox emulator: {LOAD_RPS} requests/s (a go-ycsb "
+                "Job plays this part on a real cluster)"
+            )
+        else:
+            self.console.print(
+                "real cluster: start your load (for example a go-ycsb Job) now; showing TiKV's "
+                "gRPC rate from Prometheus"
+            )
+        query = 'sum(rate(tikv_grpc_msg_duration_seconds_count{job="tikv"}[5s]))'
+        deadline = time.monotonic() + self.load_seconds
+        with Live(console=self.console, refresh_per_second=4, transient=True) as live:
+            while time.monotonic() < deadline:
+                try:
+                    samples = await prom.query(query)
+                    rate = samples[0].value if samples else 0.0
+                    text = f"TiKV gRPC requests: [bold]{rate:,.0f}/s[/]"
+                except PrometheusError as exc:
+                    text = f"[red]Prometheus unavailable: {exc}[/]"
+                live.update(Text.from_markup(f"{text}   ({deadline - time.monotonic():.0f}s)"))
+                await asyncio.sleep(0.5)
+
+    async def inject(self) -> bool:
+        self.stage(3, "fault injection")
+        await self.pause("Kill a random TiKV pod?")
+        body = yaml.safe_load(self.manifest.read_text())
+        body["metadata"] = {"name": self.name, "namespace": self.namespace}
+        await self.kube.create_chaosdemo(self.namespace, body)
+        self.created = True
+        self.console.print(
+            f"created ChaosDemo [bold]{self.namespace}/{self.name}[/] from {self.manifest.name}"
+        )
+        while True:
+            st = await self.refresh()
+            if st.get("phase") in TERMINAL and not st.get("timeline", {}).get("injectedAt"):
+                self.console.print(
+                    Panel(
+                        f"{st.get('reason')}: {st.get('message')}", title="drill refused", border_style="red"
+                    )
+                )
+                return False
+            if (st.get("timeline") or {}).get("injectedAt"):
+                v = st["victim"]
+                self.console.print(
+                    Panel(
+                        f"killed [bold red]{v['namespace']}/{v['pod']}[/] (store {v['storeId']}, node {v['node']}) "
+                        f"with grace period 0",
+                        title="victim",
+                        border_style="red",
+                    )
+                )
+                return True
+            await asyncio.sleep(0.2)
+
+    async def detect(self) -> None:
+        self.stage(4, "detection")
+        injected = parse_rfc3339(self.status["timeline"]["injectedAt"]) or time.time()
+        with Live(console=self.console, refresh_per_second=8, transient=True) as live:
+            while True:
+                st = await self.refresh()
+                if st.get("incident") or st.get("phase") in TERMINAL or st.get("phase") == "Recovering":
+                    break
+                live.update(
+                    Text.from_markup(
+                        f"[yellow]Waiting for detection... {time.time() - injected:.0f}s[/] (the monitor knows nothing "
+                        "about this drill)"
+                    )
+                )
+                await asyncio.sleep(0.25)
+        incident = self.status.get("incident")
+        if incident:
+            self.console.print(
+                f"[green]detected[/] in [bold]{self.status['metrics']['timeToDetect']}[/] by ticket "
+                f"#{incident['ticketId']} ({incident['invariant']}; signals "
+                f"{', '.join(incident.get('signals') or [])})"
+            )
+        else:
+            self.console.print("[red]the monitor did not open a ticket in time: undetected[/]")
+
+    async def diagnose(self) -> None:
+        self.stage(5, "diagnosis")
+        while True:
+            st = await self.refresh()
+            if st.get("diagnosis") or st.get("phase") in TERMINAL or not st.get("incident"):
+                break
+            await asyncio.sleep(0.3)
+        d = self.status.get("diagnosis")
+        if not d:
+            self.console.print("no diagnosis (nothing detected, or diagnosis disabled)")
+            return
+        markdown = d["summary"]
+        ticket_id = (self.status.get("incident") or {}).get("ticketId")
+        if ticket_id and await asyncio.to_thread(Path(self.ep.tickets_db).exists):
+            async with TicketDB(self.ep.tickets_db) as db:
+                ticket = await db.get(ticket_id)
+                markdown = ticket.diagnosis_markdown if ticket and ticket.diagnosis_markdown else markdown
+        by = d["diagnoser"] + (f" · {d['model']}" if d.get("model") else "")
+        if d.get("fallbackReason"):
+            by += f" · fallback: {d['fallbackReason']}"
+        self.console.print(Panel(Markdown(markdown), title=f"Diagnosis ({by})", border_style="green"))
+        verdict = "[green]matches[/]" if d["matchesInjectedFault"] else "[red]does not match[/]"
+        self.console.print(f"the diagnosis {verdict} the injected fault ({d['gradeReason']})")
+
+    async def recover(self) -> str:
+        self.stage(6, "recovery")
+        with Live(console=self.console, refresh_per_second=4, transient=True) as live:
+            while True:
+                st = await self.refresh()
+                if st.get("phase") in TERMINAL:
+                    break
+                live.update(
+                    Text.from_markup(
+                        f"[yellow]waiting for the store to be Up again...[/] ({st.get('message')})"
+                    )
+                )
+                await asyncio.sleep(0.3)
+        m = self.status.get("metrics") or {}
+        verdict = self.status.get("verdict") or "?"
+        color = "green" if verdict == "Pass" else "red"
+        table = Table.grid(padding=(0, 2))
+        table.add_row("verdict", f"[bold {color}]{verdict}[/] — {self.status.get('message')}")
+        table.add_row("time to detect", str(m.get("timeToDetect", "-")))
+        table.add_row("time to recover", str(m.get("timeToRecover", "-")))
+        self.console.print(Panel(Group(table), title="result", border_style=color))
+        return verdict
+
+    async def cleanup(self) -> None:
+        self.console.print()
+        self.console.print(Rule("[bold cyan]cleanup[/]"))
+        if self.load_started:
+            with contextlib.suppress(httpx.HTTPError):
+                async with httpx.AsyncClient() as http:
+                    await http.post(f"{self.ep.emulator_admin_url}/emulator/load", json={"rps": 0})
+        if self.created:
+            await self.kube.delete_chaosdemo(self.namespace, self.name)
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                if await self.kube.get_chaosdemo(self.namespace, self.name) is None:
+                    break
+                await asyncio.sleep(0.3)
+            self.console.print(f"deleted ChaosDemo {self.name} (its finalizer restored the cluster)")
+
+    async def run(self) -> int:
+        self.console.print(
+            Panel.fit(
+                "[bold]ChaosDemo[/] — kill a TiKV pod, measure detection, diagnose, recover\n"
+                f"cluster: {'sandbox' if self.ep.sandbox else 'current kubeconfig'} · namespace {self.namespace} · "
+                f"PD {self.ep.pd_url}",
+                border_style="cyan",
+            )
+        )
+        pd = PDClient(self.ep.pd_url)
+        prom = PrometheusClient(self.ep.prometheus_url)
+        try:
+            if not await self.health(pd):
+                return 2
+            await self.pause("Start the load?")
+            await self.load(prom)
+            if not await self.inject():
+                return 1
+            await self.detect()
+            await self.diagnose()
+            verdict = await self.recover()
+            return 0 if verdict == "Pass" else 1
+        finally:
+            try:
+                await asyncio.shield(self.cleanup())
+            finally:
+                await pd.aclose()
+                await prom.aclose()
