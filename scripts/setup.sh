@@ -29,4 +29,6 @@ say "Python virtual environment in .venv with the package and its test extra"
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[test]'
+# kubectl from the same build, beside the venv's commands: `export PATH=$PWD/.venv/bin:$PATH`.
+ln -sf "$(bash tools/build.sh --print)/kubectl" .venv/bin/kubectl
 echo "ok: $(.venv/bin/python --version), chaosdemo $(.venv/bin/python -c 'import controller; print(controller.__version__)')"

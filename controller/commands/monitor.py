@@ -40,7 +40,7 @@ async def _main(args: argparse.Namespace) -> None:
     from controller.tickets import TicketDB
 
     if args.metrics_port:
-        start_http_server(args.metrics_port, addr="127.0.0.1")
+        start_http_server(args.metrics_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -41,7 +41,7 @@ def test_sandbox_demo_report_and_down(tmp_path: Path) -> None:
     assert state is not None
     assert f"export KUBECONFIG={state.kubeconfig}" in up.stdout
     try:
-        env["KUBECONFIG"] = state.kubeconfig
+        # The README's demo command: it finds the running sandbox and runs the drill.
         kubectl = [str(binary("kubectl")), "--kubeconfig", state.kubeconfig]
         phases: set[str] = set()
         stop = threading.Event()
@@ -57,11 +57,20 @@ def test_sandbox_demo_report_and_down(tmp_path: Path) -> None:
 
         watcher = threading.Thread(target=watch_phases, daemon=True)
         watcher.start()
-        demo = chaosdemo("demo", "--yes", "--load-seconds", "2", env=env)
+        demo = subprocess.run(
+            ["bash", "scripts/demo.sh", "--yes", "--load-seconds", "2"],
+            env=env,
+            cwd=Path(__file__).resolve().parents[2],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            stdin=subprocess.DEVNULL,
+        )
         stop.set()
         watcher.join(5)
         out = demo.stdout
         assert demo.returncode == 0, out + demo.stderr
+        env["KUBECONFIG"] = state.kubeconfig
         for stage in (
             "Stage 1: cluster health",
             "Stage 2: client load",

@@ -1,0 +1,108 @@
+"""The real-cluster manifests, proven against the sandbox's real API server (no Docker here)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from controller.sandbox.controlplane import ControlPlane, write_kubeconfig
+from tests.support.drills import DrillEnv, opt_in
+
+pytestmark = pytest.mark.integration
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SA = "system:serviceaccount:chaosdemo-system:chaosdemo"
+
+
+def test_kustomize_server_dry_run_and_a_broken_copy_fails(
+    control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    cp = control_plane
+    # Server-side dry-run cannot create a namespace and objects inside it in one go: make the
+    # namespaces for real first (as `kubectl apply -k` on a real cluster would, in order).
+    cp.kubectl("apply", "-f", str(REPO_ROOT / "manifests" / "namespaces.yaml"))
+    ok = cp.kubectl("apply", "--dry-run=server", "-k", str(REPO_ROOT / "manifests"), check=False)
+    assert ok.returncode == 0, ok.stderr
+    for kind in (
+        "statefulset.apps/tikv",
+        "statefulset.apps/pd",
+        "deployment.apps/chaosdemo",
+        "deployment.apps/prometheus",
+        "clusterrole.rbac.authorization.k8s.io/chaosdemo-controller",
+    ):
+        assert kind in ok.stdout and "(server dry run)" in ok.stdout
+
+    broken = tmp_path / "repo"
+    shutil.copytree(REPO_ROOT / "manifests", broken / "manifests")
+    shutil.copytree(REPO_ROOT / "crds", broken / "crds")
+    tikv = broken / "manifests" / "tikv" / "tikv.yaml"
+    tikv.write_text(tikv.read_text().replace("replicas: 3", "replicas: -3"))
+    bad = cp.kubectl("apply", "--dry-run=server", "-k", str(broken / "manifests"), check=False)
+    assert bad.returncode != 0
+    assert "replicas" in bad.stderr and "greater than or equal to 0" in bad.stderr
+
+
+def test_example_chaosdemo_is_the_one_documented_and_used() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert "kubectl apply -n tikv -f chaosdemo.yaml" in readme
+    import argparse
+
+    from controller.commands.demo import register  # the demo's default manifest
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["demo"])
+    assert args.manifest == REPO_ROOT / "chaosdemo.yaml"
+
+
+def _service_account_kubeconfig(cp: ControlPlane, target_ns: str, path: Path) -> Path:
+    rbac = (REPO_ROOT / "manifests" / "controller" / "rbac.yaml").read_text()
+    cp.kubectl("apply", "-f", str(REPO_ROOT / "manifests" / "namespaces.yaml"))
+    cp.kubectl("apply", "-f", "-", input=rbac.replace("namespace: tikv", f"namespace: {target_ns}"))
+    token = cp.kubectl(
+        "create", "token", "chaosdemo", "-n", "chaosdemo-system", "--duration=2h"
+    ).stdout.strip()
+    assert cp.pki is not None
+    return write_kubeconfig(path, cp.server, cp.pki.ca_cert, token=token, user="chaosdemo")
+
+
+def test_controller_as_its_service_account(tikv_cluster_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cluster = tikv_cluster_factory()
+    opt_in(cluster)
+    cp = cluster.control_plane
+    sa_kubeconfig = _service_account_kubeconfig(cp, cluster.namespace, tmp_path / "sa.kubeconfig")
+
+    def can(*args: str) -> str:
+        return cp.kubectl("auth", "can-i", *args, check=False, kubeconfig=sa_kubeconfig).stdout.strip()
+
+    assert (
+        cp.kubectl(
+            "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}", kubeconfig=sa_kubeconfig
+        ).stdout
+        == SA
+    )
+    assert can("delete", "pods", "-n", cluster.namespace) == "yes"
+    assert can("delete", "pods", "-n", "default") == "no"
+    assert can("delete", "pods", "-n", "kube-system") == "no"
+    assert can("get", "secrets", "-n", cluster.namespace) == "no"
+    assert can("list", "secrets", "--all-namespaces") == "no"
+    assert can("patch", "chaosdemos.chaos.operator.dev/status", "-n", cluster.namespace) == "yes"
+    forbidden = cp.kubectl(
+        "delete", "pod", "anything", "-n", "default", check=False, kubeconfig=sa_kubeconfig
+    )
+    assert "Forbidden" in forbidden.stderr
+
+    env = DrillEnv(
+        cluster=cluster, workdir=tmp_path / "drill", controller_env={"KUBECONFIG": str(sa_kubeconfig)}
+    )
+    env.workdir.mkdir()
+    env.start_monitor()
+    env.start_controller()
+    try:
+        env.kubectl("apply", "-n", env.ns, "-f", str(REPO_ROOT / "chaosdemo.yaml"))
+        st = env.wait_phase("tikv-pod-kill", {"Completed", "Failed", "Aborted"}, timeout=90)
+        assert (st["phase"], st["verdict"]) == ("Completed", "Pass"), st
+        assert "Forbidden" not in (env.controller.log_tail(400) if env.controller else "")
+    finally:
+        env.stop()
