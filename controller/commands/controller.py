@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import os
 from typing import Any
+
+from controller.logsetup import configure
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -26,10 +26,6 @@ def run(args: argparse.Namespace) -> int:
 
     import controller.operator.handlers  # noqa: F401  (registers the handlers)
 
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    os.environ.setdefault("KOPF_RUN_NAMESPACE", "")
+    configure(args.verbose)
     asyncio.run(kopf.operator(standalone=True, clusterwide=not args.namespace, namespaces=args.namespace))
     return 0

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 from pathlib import Path
 from typing import Any
+
+from controller.logsetup import configure
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -35,7 +36,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     from controller.emulator.server import Emulator, EmulatorSettings
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure()
     if args.time_scale <= 0:
         raise SystemExit("chaosdemo emulator: --time-scale must be > 0")
     settings = EmulatorSettings(

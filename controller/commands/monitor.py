@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import signal
 from typing import Any
+
+from controller.logsetup import configure
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -66,7 +67,7 @@ async def _main(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure()
     if args.interval <= 0:
         raise SystemExit("chaosdemo monitor: --interval must be > 0")
     asyncio.run(_main(args))

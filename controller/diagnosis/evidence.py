@@ -136,9 +136,11 @@ def _ticket_text(t: Ticket) -> str:
     return "\n".join(lines)
 
 
-def _stores_text(stores: list[StoreInfo], now: float) -> str:
+def _stores_text(stores: list[StoreInfo], now: float, focus: int | None) -> str:
+    """The ticket's store first, then any store not Up, then the rest: if the budget cuts the
+    table of a big cluster, it cuts the healthy stores nobody needs to read about."""
     rows = ["id | address | state | heartbeat age | started | leaders | regions"]
-    for s in sorted(stores, key=lambda s: s.id):
+    for s in sorted(stores, key=lambda s: (s.id != focus, s.store.state_name == "Up", s.id)):
         age = now - s.store.last_heartbeat_seconds if s.store.last_heartbeat else float("nan")
         rows.append(
             f"{s.id} | {s.store.address} | {s.store.state_name} | {age:.1f}s | "
@@ -148,9 +150,10 @@ def _stores_text(stores: list[StoreInfo], now: float) -> str:
     return "\n".join(rows)
 
 
-def _metrics_text(metrics: list[MetricSummary]) -> str:
+def _metrics_text(metrics: list[MetricSummary], focus_pod: str | None) -> str:
     rows = ["metric {labels} | before | after | min | max | delta"]
-    for m in metrics:
+    # The ticket's pod first, then series that changed: the same budget logic as the stores.
+    for m in sorted(metrics, key=lambda m: (m.labels.get("pod") != focus_pod, not m.delta)):
         labels = ",".join(f"{k}={v}" for k, v in sorted(m.labels.items()))
         rows.append(
             f"{m.name}{{{labels}}} | {_fmt(m.before)} | {_fmt(m.after)} | {_fmt(m.min)} | "
@@ -209,7 +212,7 @@ def build_evidence(
                 "stores",
                 "PD /pd/api/v1/stores",
                 "Stores as PD reports them now",
-                _stores_text(data.stores, data.now),
+                _stores_text(data.stores, data.now, data.ticket.store_id),
                 data.now,
             )
         )
@@ -219,7 +222,7 @@ def build_evidence(
                 "metrics",
                 "Prometheus",
                 "Metrics around the incident (summaries)",
-                _metrics_text(data.metrics),
+                _metrics_text(data.metrics, data.ticket.pod),
                 data.now,
             )
         )

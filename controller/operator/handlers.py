@@ -3,6 +3,7 @@ directly. Run with ``kopf run -m controller.operator.handlers`` or ``chaosdemo c
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import Any
@@ -12,7 +13,7 @@ from kubernetes_asyncio import client, config
 from kubernetes_asyncio.config import ConfigException
 from prometheus_client import start_http_server
 
-from controller.operator import drill
+from controller.operator import drill, looplag
 from controller.operator.config import OperatorConfig
 from controller.operator.kube import Kube
 from controller.operator.model import FINALIZER, GROUP, PLURAL, VERSION
@@ -45,6 +46,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     prom = PrometheusClient(cfg.prometheus_url) if cfg.prometheus_url else None
     memo.deps = drill.Deps(kube=Kube(api), db=db, config=cfg, prom=prom)
     memo.api = api
+    memo.lag_probe = asyncio.create_task(looplag.measure_forever())
     log.info(
         "chaosdemo controller ready: pd=%s prometheus=%s db=%s allowed=%s",
         cfg.pd_address,
@@ -56,6 +58,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    memo.lag_probe.cancel()
     deps: drill.Deps = memo.deps
     await deps.aclose()
     await deps.db.close()

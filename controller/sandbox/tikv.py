@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from controller.sandbox.controlplane import ControlPlane
@@ -36,7 +36,7 @@ class TikvCluster:
     prometheus: Prometheus | None = None
     pd_port: int = 0
     admin_port: int = 0
-    extra_labels: dict[str, str] = field(default_factory=dict)
+    with_prometheus: bool = True
 
     @property
     def pd_url(self) -> str:
@@ -89,6 +89,8 @@ class TikvCluster:
         ).start()
         try:
             wait_until(self._emulator_ready, 60, what="the emulator's PD API")
+            if not self.with_prometheus:
+                return self
             self.prometheus = Prometheus(
                 self.workdir / "prometheus",
                 f"127.0.0.1:{self.pd_port}",

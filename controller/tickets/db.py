@@ -53,6 +53,11 @@ MIGRATIONS: Sequence[str] = (
     ALTER TABLE tickets ADD COLUMN diagnosed_at REAL;
     CREATE INDEX tickets_by_store ON tickets (cluster, store_id, opened_at);
     """,
+    # The open-ticket lookup (every monitor cycle, every preflight) must not scan a cluster's
+    # whole history: a partial index holds only unresolved tickets (benchmarks/tickets_store).
+    """
+    CREATE INDEX tickets_unresolved ON tickets (cluster, id) WHERE status != 'resolved';
+    """,
 )
 MAX_OBSERVATIONS = 50  # per ticket: the first ones explain the incident; later ones add little
 

@@ -1,0 +1,93 @@
+"""A benchmark stack: control plane, emulated TiKV clusters, monitors, one controller."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from controller.sandbox.controlplane import ControlPlane
+from controller.sandbox.processes import ManagedProcess, free_port
+from controller.sandbox.tikv import TikvCluster
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextlib.contextmanager
+def control_plane() -> Iterator[ControlPlane]:
+    with (
+        tempfile.TemporaryDirectory(prefix="chaosdemo-bench-") as tmp,
+        ControlPlane(workdir=Path(tmp) / "cp") as cp,
+    ):
+        cp.kubectl("apply", "-f", str(REPO_ROOT / "crds" / "chaosdemo.yaml"))
+        cp.kubectl(
+            "wait", "--for=condition=Established", "crd/chaosdemos.chaos.operator.dev", "--timeout=60s"
+        )
+        yield cp
+
+
+def start_monitor(
+    cluster: TikvCluster, db: Path, interval: float, *, prometheus: bool = True
+) -> ManagedProcess:
+    argv = [
+        sys.executable,
+        "-m",
+        "controller.cli",
+        "monitor",
+        "--pd-address",
+        cluster.pd_url,
+        "--db",
+        str(db),
+        "--interval",
+        str(interval),
+    ]
+    if prometheus and cluster.prometheus:
+        argv += ["--prometheus-url", cluster.prometheus.url]
+    return ManagedProcess(f"monitor-{cluster.namespace}", argv, cluster.workdir / "monitor.log").start()
+
+
+def start_controller(
+    cp: ControlPlane,
+    workdir: Path,
+    db: Path,
+    pd_url: str,
+    prometheus_url: str = "",
+    metrics_port: int = 0,
+    step_interval: float = 0.5,
+) -> ManagedProcess:
+    return ManagedProcess(
+        "controller",
+        [sys.executable, "-m", "controller.cli", "controller"],
+        workdir / "controller.log",
+        env={
+            "KUBECONFIG": str(cp.kubeconfig),
+            "CHAOSDEMO_PD_ADDRESS": pd_url,
+            "CHAOSDEMO_PROMETHEUS_URL": prometheus_url,
+            "CHAOSDEMO_DB": str(db),
+            "CHAOSDEMO_METRICS_PORT": str(metrics_port or free_port()),
+            "CHAOSDEMO_STEP_INTERVAL": str(step_interval),
+        },
+    ).start()
+
+
+def opt_in(cp: ControlPlane, namespace: str) -> None:
+    cp.kubectl("annotate", "namespace", namespace, "chaos.operator.dev/enabled=true", "--overwrite")
+
+
+def chaosdemo_status(cp: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
+    out = cp.kubectl("get", "chaosdemo", name, "-n", namespace, "-o", "json", check=False).stdout
+    return (json.loads(out).get("status") or {}) if out else {}
+
+
+def wait(predicate, timeout: float, interval: float = 0.2) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
