@@ -69,7 +69,7 @@ class PDClient:
         try:
             body = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            snippet = response.text[:200]
+            snippet = response.content[:200].decode("utf-8", errors="replace")
             if response.is_success:
                 raise PDBadResponse(response.status_code, f"non-JSON body from {path}: {snippet!r}") from exc
             body = snippet

@@ -53,7 +53,7 @@ class PrometheusClient:
             raise PrometheusUnavailable(f"Prometheus at {self.base_url} is unreachable: {exc!r}") from exc
         try:
             body = response.json()
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise PrometheusError(
                 f"non-JSON answer ({response.status_code}): {response.text[:200]!r}"
             ) from exc
@@ -67,12 +67,14 @@ class PrometheusClient:
         if at is not None:
             params["time"] = at
         data = await self._get("/api/v1/query", params)
-        if data.get("resultType") == "scalar":
-            ts, value = data["result"]
-            return [Sample({}, float(ts), float(value))]
         try:
-            return [Sample(r["metric"], float(r["value"][0]), float(r["value"][1])) for r in data["result"]]
-        except (KeyError, TypeError, ValueError) as exc:
+            if data.get("resultType") == "scalar":
+                ts, value = data["result"]
+                return [Sample({}, float(ts), float(value))]
+            return [
+                Sample(dict(r["metric"]), float(r["value"][0]), float(r["value"][1])) for r in data["result"]
+            ]
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
             raise PrometheusError(f"unexpected result shape for {promql!r}") from exc
 
     async def query_range(self, promql: str, start: float, end: float, step: float) -> list[Series]:

@@ -170,6 +170,20 @@ class DrillEnv:
                 f"controller log:\n{self.controller.log_tail(40) if self.controller else ''}"
             ) from exc
 
+    def open_tickets(self) -> int:
+        import asyncio
+
+        from controller.tickets import TicketDB
+
+        async def count() -> int:
+            async with TicketDB(self.db_path) as db:
+                return len(await db.open_tickets())
+
+        return asyncio.run(count())
+
+    def wait_no_open_tickets(self, timeout: float = 30) -> None:
+        wait_for(lambda: self.open_tickets() == 0, timeout, "the monitor to resolve every ticket")
+
     def ready_pods(self) -> int:
         return len(self.cluster.ready_tikv_pods())
 

@@ -64,10 +64,16 @@ def test_big_cluster_keeps_the_tickets_store_within_budget() -> None:
     from controller.pd.models import StoreInfo
 
     data = load_scenario(SCENARIOS / "01-killed-tikv-pod.yaml").data  # ticket on store 2 / tikv-1
-    data.stores = [StoreInfo.model_validate(_store_json({"id": i + 1, "pod": f"tikv-{i}"}, data.now))
-                   for i in range(1000)]
-    data.stores[1] = StoreInfo.model_validate(_store_json({"id": 2, "pod": "tikv-1", "state": "Disconnected"}, data.now))
-    data.metrics = [MetricSummary(name="up", labels={"pod": f"tikv-{i}"}, before=1, after=1) for i in range(1000)]
+    data.stores = [
+        StoreInfo.model_validate(_store_json({"id": i + 1, "pod": f"tikv-{i}"}, data.now))
+        for i in range(1000)
+    ]
+    data.stores[1] = StoreInfo.model_validate(
+        _store_json({"id": 2, "pod": "tikv-1", "state": "Disconnected"}, data.now)
+    )
+    data.metrics = [
+        MetricSummary(name="up", labels={"pod": f"tikv-{i}"}, before=1, after=1) for i in range(1000)
+    ]
     data.metrics[1] = MetricSummary(name="up", labels={"pod": "tikv-1"}, before=1, after=0, delta=-1)
     bundle = build_evidence(data)
     stores = next(e for e in bundle.items if e.id == bundle.id_for("stores"))
