@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from typing import Any
 
 from controller.sandbox.controlplane import ControlPlane
 from controller.sandbox.processes import ManagedProcess, free_port
+from controller.sandbox.services import controller_process, monitor_process
 from controller.sandbox.tikv import TikvCluster
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -34,21 +34,14 @@ def control_plane() -> Iterator[ControlPlane]:
 def start_monitor(
     cluster: TikvCluster, db: Path, interval: float, *, prometheus: bool = True
 ) -> ManagedProcess:
-    argv = [
-        sys.executable,
-        "-m",
-        "controller.cli",
-        "monitor",
-        "--pd-address",
-        cluster.pd_url,
-        "--db",
-        str(db),
-        "--interval",
-        str(interval),
-    ]
-    if prometheus and cluster.prometheus:
-        argv += ["--prometheus-url", cluster.prometheus.url]
-    return ManagedProcess(f"monitor-{cluster.namespace}", argv, cluster.workdir / "monitor.log").start()
+    return monitor_process(
+        pd_url=cluster.pd_url,
+        db=db,
+        interval=interval,
+        name=f"monitor-{cluster.namespace}",
+        prometheus_url=cluster.prometheus.url if prometheus and cluster.prometheus else "",
+        log_path=cluster.workdir / "monitor.log",
+    ).start()
 
 
 def start_controller(
@@ -60,15 +53,13 @@ def start_controller(
     metrics_port: int = 0,
     step_interval: float = 0.5,
 ) -> ManagedProcess:
-    return ManagedProcess(
-        "controller",
-        [sys.executable, "-m", "controller.cli", "controller"],
-        workdir / "controller.log",
+    return controller_process(
+        kubeconfig=cp.kubeconfig,
+        pd_url=pd_url,
+        prometheus_url=prometheus_url,
+        db=db,
+        log_path=workdir / "controller.log",
         env={
-            "KUBECONFIG": str(cp.kubeconfig),
-            "CHAOSDEMO_PD_ADDRESS": pd_url,
-            "CHAOSDEMO_PROMETHEUS_URL": prometheus_url,
-            "CHAOSDEMO_DB": str(db),
             "CHAOSDEMO_METRICS_PORT": str(metrics_port or free_port()),
             "CHAOSDEMO_STEP_INTERVAL": str(step_interval),
         },

@@ -24,8 +24,13 @@ async def main(model: str) -> int:
     scenarios = load_suite(SUITE)
     passed, tokens_in, tokens_out, latencies = 0, 0, 0, []
     for scenario in scenarios:
-        result = await diagnose(scenario.data, provider="claude", model=model, blind=scenario.blind,
-                                claude=ClaudeDiagnoser(model=model))
+        result = await diagnose(
+            scenario.data,
+            provider="claude",
+            model=model,
+            blind=scenario.blind,
+            claude=ClaudeDiagnoser(model=model),
+        )
         s = score(scenario, result)
         passed += s.passed
         tokens_in += result.input_tokens
@@ -33,8 +38,10 @@ async def main(model: str) -> int:
         latencies.append(result.latency_ms)
         status = "pass" if s.passed else f"FAIL {s.failures}"
         print(f"{scenario.name:32} {result.diagnoser:14} {result.fallback_reason or '':18} {status}")
-    print(f"\npass rate {passed}/{len(scenarios)}; tokens in {tokens_in}, out {tokens_out}; "
-          f"latency median {sorted(latencies)[len(latencies) // 2]:.0f} ms")
+    print(
+        f"\npass rate {passed}/{len(scenarios)}; tokens in {tokens_in}, out {tokens_out}; "
+        f"latency median {sorted(latencies)[len(latencies) // 2]:.0f} ms"
+    )
     return 0 if passed == len(scenarios) else 1
 
 

@@ -1,7 +1,7 @@
 """Run every benchmark (in separate processes, one after another) and rebuild RESULTS.md.
 
-    python -m benchmarks.run_all            # all
-    python -m benchmarks.run_all ttd scale  # some
+python -m benchmarks.run_all            # all
+python -m benchmarks.run_all ttd scale  # some
 """
 
 from __future__ import annotations

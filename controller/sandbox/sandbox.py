@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 from controller.sandbox.binaries import REPO_ROOT
 from controller.sandbox.controlplane import ControlPlane
 from controller.sandbox.processes import ManagedProcess
+from controller.sandbox.services import controller_process, monitor_process
 from controller.sandbox.tikv import TikvCluster
 
 STATE_FILE = "sandbox.json"
@@ -105,35 +105,20 @@ def up(
         cp.kubectl("annotate", "namespace", NAMESPACE, "chaos.operator.dev/enabled=true", "--overwrite")
         db = directory / "tickets.db"
         log("starting the monitor and the controller")
-        monitor = ManagedProcess(
-            "monitor",
-            [
-                sys.executable,
-                "-m",
-                "controller.cli",
-                "monitor",
-                "--pd-address",
-                cluster.pd_url,
-                "--prometheus-url",
-                cluster.prometheus.url,
-                "--db",
-                str(db),
-                "--interval",
-                str(monitor_interval),
-            ],
-            logs / "monitor.log",
+        monitor = monitor_process(
+            pd_url=cluster.pd_url,
+            prometheus_url=cluster.prometheus.url,
+            db=db,
+            interval=monitor_interval,
+            log_path=logs / "monitor.log",
         ).start()
         started.append(monitor)
-        controller = ManagedProcess(
-            "controller",
-            [sys.executable, "-m", "controller.cli", "controller"],
-            logs / "controller.log",
-            env={
-                "KUBECONFIG": str(cp.kubeconfig),
-                "CHAOSDEMO_PD_ADDRESS": cluster.pd_url,
-                "CHAOSDEMO_PROMETHEUS_URL": cluster.prometheus.url,
-                "CHAOSDEMO_DB": str(db),
-            },
+        controller = controller_process(
+            kubeconfig=cp.kubeconfig,
+            pd_url=cluster.pd_url,
+            prometheus_url=cluster.prometheus.url,
+            db=db,
+            log_path=logs / "controller.log",
         ).start()
         started.append(controller)
     except BaseException:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from controller.operator.crashpoints import POINTS
 from tests.support.drills import DrillEnv, PodHistory, wait_for
 
 pytestmark = pytest.mark.integration
@@ -175,16 +176,7 @@ def test_delete_mid_drill_and_abort_restore(drill_env: DrillEnv) -> None:
     env.kubectl("delete", "chaosdemo", "to-abort", "-n", env.ns, "--wait=true", "--timeout=30s")
 
 
-CRASH_POINTS = [
-    "lock-acquired",
-    "victim-persisted",
-    "pod-deleted",
-    "injected-recorded",
-    "ticket-found",
-    "diagnosed",
-    "pod-ready",
-    "finished",
-]
+CRASH_POINTS = list(POINTS)  # every step boundary the controller marks
 
 
 @pytest.mark.parametrize("point", CRASH_POINTS)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.sandbox.processes import ManagedProcess
+from controller.sandbox.services import controller_process, monitor_process
 from controller.sandbox.tikv import TikvCluster
 
 
@@ -84,46 +84,27 @@ class DrillEnv:
         return self.cluster.control_plane.kubectl(*args, **kw)
 
     def start_monitor(self) -> None:
-        self.monitor = ManagedProcess(
-            "monitor",
-            [
-                sys.executable,
-                "-m",
-                "controller.cli",
-                "monitor",
-                "--pd-address",
-                self.cluster.pd_url,
-                "--prometheus-url",
-                self.cluster.prometheus.url if self.cluster.prometheus else "",
-                "--db",
-                str(self.db_path),
-                "--interval",
-                str(self.monitor_interval),
-            ],
-            self.workdir / "monitor.log",
+        self.monitor = monitor_process(
+            pd_url=self.cluster.pd_url,
+            prometheus_url=self.cluster.prometheus.url if self.cluster.prometheus else "",
+            db=self.db_path,
+            interval=self.monitor_interval,
+            log_path=self.workdir / "monitor.log",
         ).start()
 
     def stop_monitor(self) -> None:
         if self.monitor:
             self.monitor.stop()
 
-    def controller_environment(self) -> dict[str, str]:
-        return {
-            "KUBECONFIG": str(self.cluster.control_plane.kubeconfig),
-            "CHAOSDEMO_PD_ADDRESS": self.cluster.pd_url,
-            "CHAOSDEMO_PROMETHEUS_URL": self.cluster.prometheus.url if self.cluster.prometheus else "",
-            "CHAOSDEMO_DB": str(self.db_path),
-            "CHAOSDEMO_STEP_INTERVAL": "0.3",
-            **self.controller_env,
-        }
-
     def start_controller(self, **extra_env: str) -> ManagedProcess:
-        env = {**self.controller_environment(), **extra_env}
-        self.controller = ManagedProcess(
-            "controller",
-            [sys.executable, "-m", "controller.cli", "controller", "--namespace", self.ns],
-            self.workdir / "controller.log",
-            env=env,
+        self.controller = controller_process(
+            kubeconfig=self.cluster.control_plane.kubeconfig,
+            pd_url=self.cluster.pd_url,
+            prometheus_url=self.cluster.prometheus.url if self.cluster.prometheus else "",
+            db=self.db_path,
+            log_path=self.workdir / "controller.log",
+            namespaces=[self.ns],
+            env={"CHAOSDEMO_STEP_INTERVAL": "0.3", **self.controller_env, **extra_env},
         ).start()
         return self.controller
 
