@@ -17,6 +17,7 @@ from benchmarks.harness import control_plane, opt_in, start_controller, start_mo
 from controller.operator.kube import Kube
 from controller.operator.status import parse_rfc3339
 from controller.sandbox.tikv import TikvCluster
+from controller.tickets import TicketDB
 
 DRILLS = 50
 SPEC = {
@@ -27,13 +28,20 @@ SPEC = {
 }
 
 
-async def run_drills(kubeconfig: str, cluster: TikvCluster) -> list[float]:
+async def no_open_tickets(db_path: Path) -> bool:
+    async with TicketDB(db_path) as db:
+        return not await db.open_tickets()
+
+
+async def run_drills(kubeconfig: str, cluster: TikvCluster, db_path: Path) -> list[float]:
     await config.load_kube_config(config_file=kubeconfig)
     reactions = []
     async with client.ApiClient() as api:
         kube = Kube(api)
         for i in range(DRILLS):
-            while len(await asyncio.to_thread(cluster.ready_tikv_pods)) < 3:
+            while len(await asyncio.to_thread(cluster.ready_tikv_pods)) < 3 or not await no_open_tickets(
+                db_path
+            ):
                 await asyncio.sleep(0.2)
             name = f"r{i}"
             body = {
@@ -77,7 +85,7 @@ def main() -> None:
         controller = start_controller(cp, Path(tmp), db, cluster.pd_url)
         try:
             wait(lambda: "chaosdemo controller ready" in controller.log_path.read_text(errors="replace"), 30)
-            reactions = asyncio.run(run_drills(str(cp.kubeconfig), cluster))
+            reactions = asyncio.run(run_drills(str(cp.kubeconfig), cluster, db))
         finally:
             controller.stop()
             monitor.stop()

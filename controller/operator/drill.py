@@ -47,6 +47,9 @@ class Deps:
     config: OperatorConfig
     prom: PrometheusClient | None = None
     _pd: dict[str, PDClient] = field(default_factory=dict)
+    # Drills being advanced right now (by uid): the timer and the event reaction never step
+    # the same drill at once.
+    running: set[str] = field(default_factory=set)
 
     def pd(self, spec: DrillSpec) -> PDClient:
         address = spec.target.pd_address or self.config.pd_address
@@ -84,6 +87,17 @@ async def advance(deps: Deps, obj: dict[str, Any]) -> None:
         return  # done, or the finalizer's handler owns a drill being deleted
     if FINALIZER not in (obj["metadata"].get("finalizers") or []):
         return  # kopf adds it first: never kill a pod that a deletion could not restore
+    uid = obj["metadata"]["uid"]
+    if uid in deps.running:
+        return  # another call is stepping this drill; it (or the next tick) sees the change
+    deps.running.add(uid)
+    try:
+        await _advance(deps, obj)
+    finally:
+        deps.running.discard(uid)
+
+
+async def _advance(deps: Deps, obj: dict[str, Any]) -> None:
     # The caller's copy may lag behind our own last status write (watch events arrive later):
     # always step from the API server's current object, so no step is ever repeated.
     fresh = await deps.kube.get_chaosdemo(obj["metadata"]["namespace"], obj["metadata"]["name"])

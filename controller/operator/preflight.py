@@ -109,6 +109,15 @@ async def run_preflight(
                 f"the cluster already has {len(open_tickets)} open ticket(s), e.g. "
                 f"#{t.id} {t.invariant} on {t.subject}: a drill now would blur it",
             )
+    # Even when an unhealthy cluster is allowed, a store with an open ticket cannot be a victim:
+    # the monitor would fold the new kill into that incident, and detection could not be measured.
+    ticketed = {t.store_id for t in await db.open_tickets(cluster) if t.store_id is not None}
+    by_name = {pod_of_address(s.store.address)[0]: s.id for s in stores}
+    candidates = [p for p in candidates if by_name.get(p.metadata.name) not in ticketed]
+    if not candidates:
+        return refuse(
+            "OpenTicket", "every candidate's store has an open ticket; its incident must resolve first"
+        )
     up = [s for s in stores if s.store.state_name == "Up" and s.store.state == 0]
     needed = majority(config.max_replicas)
     if len(up) - 1 < needed:

@@ -68,6 +68,7 @@ class ControlPlane:
     workdir: Path | None = None
     node_count: int = 3
     keep_workdir: bool = False
+    detached: bool = False  # True: the processes outlive this Python process (the sandbox)
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
     pki: Pki | None = None
     apiserver_port: int = 0
@@ -135,7 +136,9 @@ class ControlPlane:
 
     # -- individual components ---------------------------------------------------------------
     def _spawn(self, name: str, argv: list[str]) -> ManagedProcess:
-        proc = ManagedProcess(name, argv, self.logs / f"{name}.log").start()
+        proc = ManagedProcess(
+            name, argv, self.logs / f"{name}.log", die_with_parent=not self.detached
+        ).start()
         self.processes[name] = proc
         return proc
 

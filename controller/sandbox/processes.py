@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -11,6 +12,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGKILL it when the parent exits (PR_SET_PDEATHSIG)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -26,6 +33,9 @@ class ManagedProcess:
     log_path: Path
     env: dict[str, str] | None = None
     cwd: Path | None = None
+    # Tests and benchmarks want their processes gone if they die themselves; the sandbox's
+    # processes must outlive the `chaosdemo sandbox up` that started them.
+    die_with_parent: bool = True
     popen: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def start(self) -> ManagedProcess:
@@ -41,6 +51,7 @@ class ManagedProcess:
             env={**os.environ, **(self.env or {})},
             cwd=self.cwd,
             start_new_session=True,
+            preexec_fn=_die_with_parent if self.die_with_parent else None,
         )
         log.close()
         return self

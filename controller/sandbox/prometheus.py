@@ -36,6 +36,7 @@ class Prometheus:
     targets_file: Path
     scrape_interval: float = 1.0
     port: int = 0
+    detached: bool = False
     process: ManagedProcess | None = field(default=None, init=False)
 
     @property
@@ -63,6 +64,7 @@ class Prometheus:
                 "--log.level=warn",
             ],
             self.workdir / "prometheus.log",
+            die_with_parent=not self.detached,
         ).start()
         wait_until(self._ready, 60, what="Prometheus /-/ready")
         return self

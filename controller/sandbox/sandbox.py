@@ -83,7 +83,7 @@ def up(
     directory.mkdir(parents=True, exist_ok=True)
     logs = directory / "logs"
     log("starting the control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)")
-    cp = ControlPlane(workdir=directory / "control-plane", keep_workdir=True)
+    cp = ControlPlane(workdir=directory / "control-plane", keep_workdir=True, detached=True)
     cp.start()
     started: list[ManagedProcess] = list(cp.processes.values())
     try:
@@ -98,6 +98,7 @@ def up(
             namespace=NAMESPACE,
             time_scale=time_scale,
             scrape_interval=scrape_interval,
+            detached=True,
         )
         cluster.start()
         assert cluster.emulator and cluster.prometheus and cluster.prometheus.process
@@ -111,6 +112,7 @@ def up(
             db=db,
             interval=monitor_interval,
             log_path=logs / "monitor.log",
+            detached=True,
         ).start()
         started.append(monitor)
         controller = controller_process(
@@ -119,6 +121,7 @@ def up(
             prometheus_url=cluster.prometheus.url,
             db=db,
             log_path=logs / "controller.log",
+            detached=True,
         ).start()
         started.append(controller)
     except BaseException:

@@ -11,7 +11,14 @@ from controller.sandbox.processes import ManagedProcess
 
 
 def monitor_process(
-    *, pd_url: str, prometheus_url: str, db: Path, interval: float, log_path: Path, name: str = "monitor"
+    *,
+    pd_url: str,
+    prometheus_url: str,
+    db: Path,
+    interval: float,
+    log_path: Path,
+    name: str = "monitor",
+    detached: bool = False,
 ) -> ManagedProcess:
     argv = [
         sys.executable,
@@ -27,7 +34,7 @@ def monitor_process(
     ]
     if prometheus_url:
         argv += ["--prometheus-url", prometheus_url]
-    return ManagedProcess(name, argv, log_path)
+    return ManagedProcess(name, argv, log_path, die_with_parent=not detached)
 
 
 def controller_process(
@@ -39,6 +46,7 @@ def controller_process(
     log_path: Path,
     namespaces: Sequence[str] = (),
     env: dict[str, str] | None = None,
+    detached: bool = False,
 ) -> ManagedProcess:
     argv = [sys.executable, "-m", "controller.cli", "controller"]
     for ns in namespaces:
@@ -54,4 +62,5 @@ def controller_process(
             "CHAOSDEMO_DB": str(db),
             **(env or {}),
         },
+        die_with_parent=not detached,
     )

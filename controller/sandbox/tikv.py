@@ -37,6 +37,7 @@ class TikvCluster:
     pd_port: int = 0
     admin_port: int = 0
     with_prometheus: bool = True
+    detached: bool = False
 
     @property
     def pd_url(self) -> str:
@@ -86,6 +87,7 @@ class TikvCluster:
                 str(targets),
             ],
             self.workdir / "emulator.log",
+            die_with_parent=not self.detached,
         ).start()
         try:
             wait_until(self._emulator_ready, 60, what="the emulator's PD API")
@@ -96,6 +98,7 @@ class TikvCluster:
                 f"127.0.0.1:{self.pd_port}",
                 targets,
                 scrape_interval=self.scrape_interval,
+                detached=self.detached,
             ).start()
             # Prometheus hands discovered targets to its scrapers at most every 5 s: wait until
             # PD and every store have really been scraped, so tests start from a known state.
