@@ -11,8 +11,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import anthropic
-from anthropic._data import DEPRECATED_MODELS
 from pydantic import ValidationError
 
 from controller.diagnosis.evidence import EvidenceBundle
@@ -95,6 +93,11 @@ class ClaudeDiagnoser:
         return None
 
     async def diagnose(self, bundle: EvidenceBundle) -> ClaudeResult:
+        # Imported here, not at module load: the SDK costs ~70 MiB of memory, which a controller
+        # that diagnoses offline (no key configured) should not pay.
+        import anthropic
+        from anthropic._data import DEPRECATED_MODELS
+
         if not api_key_configured():
             raise ClaudeFailure("no_api_key", "ANTHROPIC_API_KEY is not set")
         if self.model in DEPRECATED_MODELS:

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 MAX_STEPS_PER_CALL = 12
 # Preflight refusals that a drill queued behind another one waits out rather than fails on.
 SETTLING_REASONS = frozenset({"OpenTicket", "StoreNotUp"})
+WAIT_RECHECK_SECONDS = 2.0
 
 
 @dataclass
@@ -50,6 +51,12 @@ class Deps:
     # Drills being advanced right now (by uid): the timer and the event reaction never step
     # the same drill at once.
     running: set[str] = field(default_factory=set)
+    # Drills that are only waiting (for a target lock, for the cluster to settle) are looked at
+    # again no sooner than this (by uid): hundreds of queued drills must not poll every tick.
+    not_before: dict[str, float] = field(default_factory=dict)
+
+    def backoff(self, obj: dict[str, Any], seconds: float) -> None:
+        self.not_before[obj["metadata"]["uid"]] = time.monotonic() + seconds
 
     def pd(self, spec: DrillSpec) -> PDClient:
         address = spec.target.pd_address or self.config.pd_address
@@ -88,6 +95,9 @@ async def advance(deps: Deps, obj: dict[str, Any]) -> None:
     if FINALIZER not in (obj["metadata"].get("finalizers") or []):
         return  # kopf adds it first: never kill a pod that a deletion could not restore
     uid = obj["metadata"]["uid"]
+    if time.monotonic() < deps.not_before.get(uid, 0.0):
+        return
+    deps.not_before.pop(uid, None)
     if uid in deps.running:
         return  # another call is stepping this drill; it (or the next tick) sees the change
     deps.running.add(uid)
@@ -186,6 +196,7 @@ async def _pending(deps: Deps, w: StatusWriter, spec: DrillSpec) -> bool:
     ns = target_namespace(w, spec)
     acquired, holder = await lock.acquire(deps.kube, ns, w.obj)
     if not acquired:
+        deps.backoff(w.obj, WAIT_RECHECK_SECONDS)
         message = f"another drill is running on namespace {ns} ({holder}); waiting for it to finish"
         if w.status.get("reason") != "WaitingForTarget":
             await w.patch(
@@ -225,11 +236,20 @@ async def _preflight(deps: Deps, w: StatusWriter, spec: DrillSpec) -> bool:
     if (
         not result.ok
         and result.reason in SETTLING_REASONS
+        and queued_at is None
+        and await lock.recently_finished_elsewhere(deps.kube, ns, w.obj, spec.recovery.timeout_seconds)
+    ):
+        queued_at = time.time()  # right behind another drill: as good as queued
+        await w.patch({"queuedAt": rfc3339(queued_at)})
+    if (
+        not result.ok
+        and result.reason in SETTLING_REASONS
         and queued_at is not None
         and time.time() - queued_at < spec.recovery.timeout_seconds
     ):
         # Queued behind another drill on this target: its ticket is still open or its store
         # is coming back. Hold the lock and wait for the cluster to settle instead of failing.
+        deps.backoff(w.obj, WAIT_RECHECK_SECONDS)
         if w.status.get("reason") != "WaitingForHealthyCluster":
             await w.patch({"reason": "WaitingForHealthyCluster", "message": result.message})
         return False

@@ -7,10 +7,12 @@ is taken over; the holder releases it when its drill ends.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from controller.operator.kube import Kube
 from controller.operator.model import TERMINAL_PHASES
+from controller.operator.status import parse_rfc3339
 
 LEASE_NAME = "chaosdemo-target-lock"
 
@@ -49,9 +51,25 @@ async def _holder_is_active(kube: Kube, holder: str) -> bool:
         namespace, name, uid = holder.split("/")
     except ValueError:
         return False
+    # One GET by name: a waiting drill asks this every step, so it must not list every drill.
+    item = await kube.get_chaosdemo(namespace, name)
+    if item is None or item["metadata"]["uid"] != uid:
+        return False
+    return (item.get("status") or {}).get("phase") not in TERMINAL_PHASES
+
+
+async def recently_finished_elsewhere(
+    kube: Kube, target_namespace: str, obj: dict[str, Any], window: float
+) -> bool:
+    """Did another drill on this target finish within ``window`` seconds? Its incident may still
+    be settling (a ticket open, a store coming back): a drill right behind it should wait, not fail."""
+    now = time.time()
     for item in await kube.list_chaosdemos():
-        meta = item["metadata"]
-        if meta["namespace"] == namespace and meta["name"] == name and meta["uid"] == uid:
-            phase = (item.get("status") or {}).get("phase")
-            return phase not in TERMINAL_PHASES
+        meta, status = item["metadata"], item.get("status") or {}
+        if meta["uid"] == obj["metadata"]["uid"]:
+            continue
+        target = ((item.get("spec") or {}).get("target") or {}).get("namespace") or meta["namespace"]
+        completed = parse_rfc3339((status.get("timeline") or {}).get("completedAt"))
+        if target == target_namespace and completed is not None and now - completed < window:
+            return True
     return False
