@@ -411,7 +411,9 @@ def compact_diagnosis(
 
 
 def _corroborated(ticket: Any) -> bool:
-    return len(set(ticket.signals)) >= 2 or len({o.source for o in ticket.observations}) >= 2
+    """Two different signals (say: unreachable, then restarted) tell a story; one signal seen by
+    two sources only confirms the first line of it."""
+    return len(set(ticket.signals)) >= 2
 
 
 async def _diagnosing(deps: Deps, w: StatusWriter, spec: DrillSpec) -> bool:

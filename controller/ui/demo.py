@@ -114,6 +114,7 @@ class Demo:
             )
         query = 'sum(rate(tikv_grpc_msg_duration_seconds_count{job="tikv"}[5s]))'
         deadline = time.monotonic() + self.load_seconds
+        text = ""
         with Live(console=self.console, refresh_per_second=4, transient=True) as live:
             while time.monotonic() < deadline:
                 try:
@@ -124,6 +125,7 @@ class Demo:
                     text = f"[red]Prometheus unavailable: {exc}[/]"
                 live.update(Text.from_markup(f"{text}   ({deadline - time.monotonic():.0f}s)"))
                 await asyncio.sleep(0.5)
+        self.console.print(Text.from_markup(text))
 
     async def inject(self) -> bool:
         self.stage(3, "fault injection")
