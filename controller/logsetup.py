@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 
-NOISY = ("httpx", "httpcore", "httpx2", "aiohttp.access", "kubernetes_asyncio.client.rest")
+# kopf.objects logs "Timer succeeded" for every drill twice a second; its warnings still show.
+NOISY = ("httpx", "httpcore", "httpx2", "aiohttp.access", "kubernetes_asyncio.client.rest", "kopf.objects")
 
 
 def configure(verbose: bool = False) -> None:

@@ -553,14 +553,19 @@ async def _recovering(deps: Deps, w: StatusWriter, spec: DrillSpec) -> bool:
         message = f"not recovered {spec.recovery.timeout_seconds}s after the kill: {state.message}"
         conditions = w.condition("Recovered", False, "RecoveryTimeout", message)
         await _finish_with_verdict(
-            deps, w, spec, recovered=False, extra={"timeline": timeline, "conditions": conditions}
+            deps,
+            w,
+            spec,
+            recovered=False,
+            extra={"timeline": timeline, "conditions": conditions},
+            detail=state.message,
         )
         return True
     return False
 
 
 async def _finish_with_verdict(
-    deps: Deps, w: StatusWriter, spec: DrillSpec, *, recovered: bool, extra: dict[str, Any]
+    deps: Deps, w: StatusWriter, spec: DrillSpec, *, recovered: bool, extra: dict[str, Any], detail: str = ""
 ) -> None:
     ttd = (w.status.get("metrics") or {}).get("timeToDetectSeconds")
     slo = spec.detection.expect_within_seconds
@@ -571,6 +576,7 @@ async def _finish_with_verdict(
         phase, verdict, reason = Phase.FAILED, Verdict.FAIL, "RecoveryTimeout"
         message = (
             f"detected in {ttd:.1f}s but the store did not recover within {spec.recovery.timeout_seconds}s"
+            f"{': ' + detail if detail else ''}"
         )
     elif ttd > slo:
         phase, verdict, reason = Phase.FAILED, Verdict.FAIL, "DetectionSLOMissed"

@@ -144,34 +144,36 @@ class TicketDB:
         # Evidence comes from the cluster and may quote a secret (an annotation, a header):
         # redact before it is ever written, so no reader of the ticket file can find one.
         obs_json = [json.loads(redact(json.dumps(o.model_dump()))) for o in observations]
+        # BEGIN IMMEDIATE takes the write lock first, so between this SELECT and the write no
+        # other process can open the same ticket; the partial unique index backs that up.
         await self.conn.execute("BEGIN IMMEDIATE")
         try:
-            cur = await self.conn.execute(
-                """INSERT INTO tickets (cluster, invariant, subject, store_id, store_address, pod, severity,
-                                        status, opened_at, last_seen_at, signals, observations)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?)
-                   ON CONFLICT (cluster, subject) WHERE status != 'resolved' DO NOTHING""",
-                (
-                    cluster,
-                    invariant,
-                    subject,
-                    store_id,
-                    store_address,
-                    pod,
-                    severity.value,
-                    now,
-                    now,
-                    json.dumps(sorted(set(signals))),
-                    json.dumps(obs_json[:MAX_OBSERVATIONS]),
-                ),
+            row = await self._fetch_one(
+                "SELECT * FROM tickets WHERE cluster=? AND subject=? AND status!='resolved'",
+                (cluster, subject),
             )
-            created = cur.rowcount == 1
-            if not created:
-                row = await self._fetch_one(
-                    "SELECT * FROM tickets WHERE cluster=? AND subject=? AND status!='resolved'",
-                    (cluster, subject),
+            created = row is None
+            if row is None:
+                cur = await self.conn.execute(
+                    """INSERT INTO tickets (cluster, invariant, subject, store_id, store_address, pod, severity,
+                                            status, opened_at, last_seen_at, signals, observations)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?)""",
+                    (
+                        cluster,
+                        invariant,
+                        subject,
+                        store_id,
+                        store_address,
+                        pod,
+                        severity.value,
+                        now,
+                        now,
+                        json.dumps(sorted(set(signals))),
+                        json.dumps(obs_json[:MAX_OBSERVATIONS]),
+                    ),
                 )
-                assert row is not None
+                ticket_id = int(cur.lastrowid or 0)
+            else:
                 old = self._row_to_ticket(row)
                 merged_signals = sorted(set(old.signals) | set(signals))
                 new_signals = set(signals) - set(old.signals)
@@ -186,8 +188,6 @@ class TicketDB:
                     (now, json.dumps(merged_signals), json.dumps(merged_obs), new_severity.value, old.id),
                 )
                 ticket_id = old.id
-            else:
-                ticket_id = int(cur.lastrowid or 0)
             await self.conn.execute("COMMIT")
         except BaseException:
             await self.conn.execute("ROLLBACK")

@@ -105,6 +105,9 @@ def test_guards_refuse_and_dry_run_deletes_nothing(drill_env: DrillEnv) -> None:
                 )
                 return t.id
 
+        # The monitor owns its cluster's tickets and would resolve this one within a second
+        # (nothing fires for it): pause it while the ticket stands for an unresolved incident.
+        env.stop_monitor()
         ticket_id = asyncio.run(open_ticket())
         env.drill("open-ticket", {})
         st = env.wait_phase("open-ticket", TERMINAL)
@@ -115,6 +118,7 @@ def test_guards_refuse_and_dry_run_deletes_nothing(drill_env: DrillEnv) -> None:
                 await db.resolve(ticket_id)
 
         asyncio.run(resolve())
+        env.start_monitor()
 
         # A store that is not Up (the pod kept away: no schedulable node), then a Raft-majority
         # guard when health checks are off.
