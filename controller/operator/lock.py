@@ -61,7 +61,7 @@ async def _holder_is_active(kube: Kube, holder: str) -> bool:
 async def recently_finished_elsewhere(
     kube: Kube, target_namespace: str, obj: dict[str, Any], window: float
 ) -> bool:
-    """Did another drill on this target finish within ``window`` seconds? Its incident may still
+    """Did another drill on this target kill a pod and finish within ``window`` seconds? Its incident may still
     be settling (a ticket open, a store coming back): a drill right behind it should wait, not fail."""
     now = time.time()
     for item in await kube.list_chaosdemos():
@@ -69,7 +69,10 @@ async def recently_finished_elsewhere(
         if meta["uid"] == obj["metadata"]["uid"]:
             continue
         target = ((item.get("spec") or {}).get("target") or {}).get("namespace") or meta["namespace"]
-        completed = parse_rfc3339((status.get("timeline") or {}).get("completedAt"))
-        if target == target_namespace and completed is not None and now - completed < window:
+        timeline = status.get("timeline") or {}
+        completed = parse_rfc3339(timeline.get("completedAt"))
+        # Only a drill that killed something leaves an incident behind to settle.
+        killed = timeline.get("injectedAt") is not None
+        if target == target_namespace and killed and completed is not None and now - completed < window:
             return True
     return False
