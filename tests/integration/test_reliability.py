@@ -94,11 +94,13 @@ def test_dependency_faults_during_drills(drill_env: DrillEnv) -> None:
     env.wait_no_open_tickets(60)
 
     # The SQLite file locked by another writer for longer than the busy timeout (10 s).
-    env.drill("db-locked", {"detection": {"timeoutSeconds": 60, "expectWithinSeconds": 30}})
-    env.wait_phase("db-locked", {"Detecting"})
+    # Taken before the drill starts, so the monitor cannot write the kill's ticket (its writes
+    # time out and it retries) and the diagnosis waits: detection is late, nothing is lost.
     holder = sqlite3.connect(env.db_path, timeout=1, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
+        env.drill("db-locked", {"detection": {"timeoutSeconds": 60, "expectWithinSeconds": 30}})
+        env.wait_phase("db-locked", {"Detecting"})
         refused_elsewhere(env, "other-3")
         time.sleep(12)
     finally:
@@ -107,7 +109,9 @@ def test_dependency_faults_during_drills(drill_env: DrillEnv) -> None:
     st_ = env.wait_phase("db-locked", TERMINAL, timeout=90)
     assert st_["phase"] in TERMINAL and st_["verdict"] in ("Pass", "Fail"), st_
     assert st_["reason"] in ("Passed", "DetectionSLOMissed"), st_
+    assert st_["metrics"]["timeToDetectSeconds"] >= 8, "the ticket could only be written after the lock"
     assert env.controller is not None and env.controller.alive()
+    assert env.monitor is not None and env.monitor.alive()
 
 
 @pytest.mark.parametrize("mode", ["overloaded", "server_error", "timeout"])

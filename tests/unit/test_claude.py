@@ -31,6 +31,23 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[MessagesAPIServer]:
     server.stop()
 
 
+async def killed_pod_ticket(db: TicketDB, probe_detail: str):  # type: ignore[no-untyped-def]
+    ticket, _ = await db.open_or_update(
+        cluster="c",
+        invariant="store_unreachable",
+        subject="store/2",
+        store_id=2,
+        pod="tikv-1",
+        severity=Severity.HIGH,
+        signals=["store_unreachable", "store_restarted"],
+        observations=[
+            Observation(signal="store_unreachable", source="probe", at=1, detail=probe_detail),
+            Observation(signal="store_restarted", source="pd", at=2, detail="start changed"),
+        ],
+    )
+    return ticket
+
+
 def scenario_data():  # type: ignore[no-untyped-def]
     return load_scenario(SCENARIOS / "01-killed-tikv-pod.yaml").data
 
@@ -42,19 +59,7 @@ def test_default_model_is_current() -> None:
 
 async def test_good_reply_is_parsed_and_stored(api: MessagesAPIServer, tmp_path: Path) -> None:
     async with TicketDB(tmp_path / "t.db") as db:
-        ticket, _ = await db.open_or_update(
-            cluster="c",
-            invariant="store_unreachable",
-            subject="store/2",
-            store_id=2,
-            pod="tikv-1",
-            severity=Severity.HIGH,
-            signals=["store_unreachable", "store_restarted"],
-            observations=[
-                Observation(signal="store_unreachable", source="probe", at=1, detail="probe failed"),
-                Observation(signal="store_restarted", source="pd", at=2, detail="start changed"),
-            ],
-        )
+        ticket = await killed_pod_ticket(db, "probe failed")
         data = scenario_data()
         data.ticket = ticket
         result = await diagnose_ticket(db, data, provider="auto", model="claude-opus-5-5")
@@ -115,23 +120,7 @@ async def test_canary_key_never_leaks(
     async with TicketDB(db_path) as db:
         # The canary is planted where a careless pipeline would pick it up: a pod annotation
         # echoed in an event, and the ticket's own evidence.
-        ticket, _ = await db.open_or_update(
-            cluster="c",
-            invariant="store_unreachable",
-            subject="store/2",
-            store_id=2,
-            pod="tikv-1",
-            severity=Severity.HIGH,
-            signals=["store_unreachable", "store_restarted"],
-            observations=[
-                Observation(
-                    signal="store_unreachable",
-                    source="probe",
-                    at=1,
-                    detail=f"probe failed; annotation chaos/api-key={CANARY}",
-                )
-            ],
-        )
+        ticket = await killed_pod_ticket(db, f"probe failed; annotation chaos/api-key={CANARY}")
         data = scenario_data()
         data.ticket = ticket
         from controller.diagnosis.evidence import KubeEvent
