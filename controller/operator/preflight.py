@@ -97,11 +97,11 @@ async def run_preflight(
             "is target.pdAddress the PD of this cluster?",
         )
     not_up = [s for s in stores if s.store.state_name != "Up" and s.store.state == 0]
+    open_tickets = await db.open_tickets(cluster)
     if spec.safety.require_healthy_cluster:
         if not_up:
             listing = ", ".join(f"store {s.id} ({s.pod}) {s.store.state_name}" for s in not_up)
             return refuse("StoreNotUp", f"not every store is Up: {listing}")
-        open_tickets = await db.open_tickets(cluster)
         if open_tickets:
             t = open_tickets[0]
             return refuse(
@@ -111,7 +111,7 @@ async def run_preflight(
             )
     # Even when an unhealthy cluster is allowed, a store with an open ticket cannot be a victim:
     # the monitor would fold the new kill into that incident, and detection could not be measured.
-    ticketed = {t.store_id for t in await db.open_tickets(cluster) if t.store_id is not None}
+    ticketed = {t.store_id for t in open_tickets if t.store_id is not None}
     by_name = {pod_of_address(s.store.address)[0]: s.id for s in stores}
     candidates = [p for p in candidates if by_name.get(p.metadata.name) not in ticketed]
     if not candidates:
