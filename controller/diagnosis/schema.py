@@ -6,6 +6,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from controller.severity import Severity
+
 
 class RootCauseCategory(StrEnum):
     TIKV_POD_FAILURE = "tikv_pod_failure"  # a TiKV pod died or was killed, and restarted
@@ -17,13 +19,6 @@ class RootCauseCategory(StrEnum):
     RESOURCE_EXHAUSTION = "resource_exhaustion"  # disk, memory or CPU pressure
     CONFIGURATION = "configuration"
     UNKNOWN = "unknown"
-
-
-class Severity(StrEnum):
-    CRITICAL = "critical"
-    HIGH = "high"
-    MEDIUM = "medium"
-    LOW = "low"
 
 
 class Confidence(StrEnum):

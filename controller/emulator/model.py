@@ -19,6 +19,8 @@ DISCONNECTED_AFTER = 20.0
 DEFAULT_MAX_STORE_DOWN_TIME = 30 * 60.0
 ELECTION_TIMEOUT = (10.0, 20.0)
 MAX_PEER_DOWN_DURATION = 10 * 60.0
+# PD's balance-leader scheduler: leaders drift back to an even spread, here one transfer a second.
+BALANCE_LEADER_INTERVAL = 1.0
 TIKV_VERSION = "8.5.0"
 TIKV_GIT_HASH = "c9d2d9d2fe4d2c2c8c8b2bb7c4b1d1f0b5b6e0a1"
 PD_CLUSTER_ID = 7_329_148_523_190_433_001
@@ -77,6 +79,7 @@ class EmulatedCluster:
     _rng: random.Random = field(init=False)
     _pending_elections: dict[int, float] = field(default_factory=dict)  # store id -> election done at
     _last_tick: float = 0.0
+    _last_balance: float = 0.0
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -160,7 +163,37 @@ class EmulatedCluster:
             if now >= done_at:
                 self._move_leaders_off(store_id)
                 del self._pending_elections[store_id]
+        self._balance_leaders(now)
         self._last_tick = now
+
+    def _balance_leaders(self, now: float) -> None:
+        step = self.scaled(BALANCE_LEADER_INTERVAL)
+        if self._last_balance == 0.0 or self._pending_elections:
+            self._last_balance = now  # PD does not balance while leaders are being elected
+            return
+        transfers = min(10, int((now - self._last_balance) // step))
+        self._last_balance += transfers * step
+        for _ in range(transfers):
+            if not self._transfer_one_leader():
+                self._last_balance = now
+                return
+
+    def _transfer_one_leader(self) -> bool:
+        """One balance-leader operator: from the store leading most to the one leading fewest,
+        for a region with a peer on both. False when the spread is already within one."""
+        alive = sorted((s for s in self.stores.values() if s.alive), key=lambda s: s.id)
+        if len(alive) < 2:
+            return False
+        counts = {s.id: self.leader_count(s) for s in alive}
+        src = max(counts, key=lambda sid: counts[sid])
+        dst = min(counts, key=lambda sid: counts[sid])
+        if counts[src] - counts[dst] <= 1:
+            return False
+        region = next((r for r in self.regions if r.leader_store_id == src and dst in r.peer_store_ids), None)
+        if region is None:
+            return False
+        region.leader_store_id = dst
+        return True
 
     def record_load(self, requests: int, seconds_per_request: float) -> None:
         """Synthetic client load spread over live stores (the sandbox's YCSB stand-in)."""

@@ -13,8 +13,8 @@ from prometheus_client import Counter, Histogram
 
 from controller.monitor.invariants import INVARIANTS, Memory, Signal, evaluate
 from controller.monitor.snapshot import Snapshot, Snapshotter
+from controller.severity import SEVERITY_RANK
 from controller.tickets import TicketDB
-from controller.tickets.models import SEVERITY_RANK
 
 log = logging.getLogger(__name__)
 

@@ -1,17 +1,29 @@
-"""A drill's state machine. ``advance`` runs as many steps as can run now and returns.
+"""A drill's state machine.
 
-Each step reads the status it (or a crashed predecessor) wrote, does one thing, and records it
-before the next: the victim is written before the delete, the delete carries a uid
-precondition, and a repeated step finds its work already done. So a controller killed at any
-point and restarted kills at most one pod per drill and carries on where it was.
+Read top to bottom:
+
+1. ``advance`` is the entry point (kopf's timer and event reaction call it). It takes the drill's
+   guard, so one drill is never stepped twice at once nor stepped while it is torn down.
+2. A *run* starts when a drill is new or its spec changed after the last run ended: the spec, the
+   target namespace, PD's address and the cluster's ticket name are pinned in ``status.run``.
+   Every step of that run reads the pin, never the live spec (except ``abort``, the one live
+   control), so an edit mid-run becomes the next run.
+3. The steps, one per phase, each read the status that they (or a crashed predecessor) wrote, do
+   one thing, and record it before the next: the victim is written before the delete, the delete
+   carries a uid precondition, and a repeated step finds its work already done.
+4. From the kill on, every step first samples recovery (``_sample``) and records each moment the
+   first time it holds; the diagnosis runs in a task of its own, so nothing waits on it.
+5. Errors: a permanent one (``errors.PermanentError``) ends the run with verdict Error; any other
+   is retried within seconds, and no run outlives its own deadline.
+6. ``end_run`` is the one place a run ends: verdict, Event, metrics, lock release.
+7. ``finalize`` (deletion) and an abort share ``_restore``, with recovery's "whole again" test.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import random
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,18 +33,30 @@ from controller.diagnosis.evidence import DrillRecord
 from controller.diagnosis.grading import grade
 from controller.diagnosis.schema import DiagnosisOutput
 from controller.diagnosis.service import diagnose_ticket
-from controller.operator import lock, metrics, restore
+from controller.operator import decisions, lock, metrics
 from controller.operator.config import OperatorConfig
 from controller.operator.crashpoints import crashpoint
+from controller.operator.decisions import Outcome, RecoveryObservation
+from controller.operator.errors import PermanentError, classify, field_of, using
 from controller.operator.evidence import gather
 from controller.operator.kube import Kube
 from controller.operator.model import FINALIZER, HISTORY_LIMIT, TERMINAL_PHASES, DrillSpec, Phase, Verdict
 from controller.operator.preflight import run_preflight
-from controller.operator.status import StatusWriter, parse_rfc3339, rfc3339, seconds_text
+from controller.operator.recovery import observe, saved_manifest
+from controller.operator.state import (
+    DiagnosisSummary,
+    DrillStatus,
+    Incident,
+    RunSnapshot,
+    Timeline,
+    Victim,
+)
+from controller.operator.status import StatusWriter
 from controller.pd import PDClient
 from controller.pd.models import pod_of_address
 from controller.prom import PrometheusClient
 from controller.tickets import TicketDB
+from controller.timefmt import parse_optional_rfc3339
 
 log = logging.getLogger(__name__)
 MAX_STEPS_PER_CALL = 12
@@ -42,45 +66,64 @@ WAIT_RECHECK_SECONDS = 2.0
 
 
 @dataclass
+class Retry:
+    first_failure: float
+    attempts: int = 0
+
+
+@dataclass
+class Diagnosed:
+    output: DiagnosisOutput
+    diagnoser: str
+    model: str | None
+    fallback_reason: str | None
+    blind: bool
+
+
+@dataclass
 class Deps:
     kube: Kube
     db: TicketDB
     config: OperatorConfig
     prom: PrometheusClient | None = None
     _pd: dict[str, PDClient] = field(default_factory=dict)
-    # Drills being advanced right now (by uid): the timer and the event reaction never step
-    # the same drill at once.
-    running: set[str] = field(default_factory=set)
-    # Drills that are only waiting (for a target lock, for the cluster to settle) are looked at
-    # again no sooner than this (by uid): hundreds of queued drills must not poll every tick.
+    # One step or teardown at a time per drill (by uid).
+    guards: dict[str, asyncio.Lock] = field(default_factory=dict)
+    # Drills that are only waiting (for a lock, for the cluster, for a retry) are looked at again
+    # no sooner than this (by uid): hundreds of queued drills must not poll every tick.
     not_before: dict[str, float] = field(default_factory=dict)
+    retries: dict[str, Retry] = field(default_factory=dict)
+    diagnoses: dict[str, asyncio.Task[Diagnosed]] = field(default_factory=dict)
+    # When each recovery moment was last seen not to hold yet (by uid): its lower bound.
+    recovery_bounds: dict[str, dict[str, float]] = field(default_factory=dict)
 
-    def backoff(self, obj: dict[str, Any], seconds: float) -> None:
-        self.not_before[obj["metadata"]["uid"]] = time.monotonic() + seconds
+    def guard(self, uid: str) -> asyncio.Lock:
+        return self.guards.setdefault(uid, asyncio.Lock())
 
-    def pd(self, spec: DrillSpec) -> PDClient:
-        address = spec.target.pd_address or self.config.pd_address
+    def backoff(self, uid: str, seconds: float) -> None:
+        self.not_before[uid] = time.monotonic() + seconds
+
+    def pd(self, address: str) -> PDClient:
         if address not in self._pd:
             self._pd[address] = PDClient(address)
         return self._pd[address]
 
-    def cluster(self, spec: DrillSpec) -> str:
-        """The name tickets carry for this cluster: the monitor's default is PD's URL."""
-        return self.pd(spec).base_url
+    def forget(self, uid: str) -> None:
+        """A run ended: drop what was kept in memory for it."""
+        self.retries.pop(uid, None)
+        self.recovery_bounds.pop(uid, None)
+        task = self.diagnoses.pop(uid, None)
+        if task is not None and not task.done():
+            task.cancel()
 
     async def aclose(self) -> None:
+        for uid in list(self.diagnoses):
+            self.forget(uid)
         for client in self._pd.values():
             await client.aclose()
 
 
-Step = Callable[[Deps, StatusWriter, DrillSpec], Awaitable[bool]]
-
-
-def target_namespace(w: StatusWriter, spec: DrillSpec) -> str:
-    return spec.target_namespace(w.namespace)
-
-
-# -- entry point -----------------------------------------------------------------------------------
+# -- entry point -------------------------------------------------------------------------------------------
 def settled(obj: dict[str, Any]) -> bool:
     """A finished drill whose spec has not changed since: nothing to do (the common case)."""
     status = obj.get("status") or {}
@@ -89,257 +132,359 @@ def settled(obj: dict[str, Any]) -> bool:
     )
 
 
+def needs_stepping(obj: dict[str, Any]) -> bool:
+    """kopf's timer runs only for these, so a thousand finished drills cost nothing."""
+    return not settled(obj) and not obj["metadata"].get("deletionTimestamp")
+
+
 async def advance(deps: Deps, obj: dict[str, Any]) -> None:
-    if settled(obj) or obj["metadata"].get("deletionTimestamp"):
+    if not needs_stepping(obj):
         return  # done, or the finalizer's handler owns a drill being deleted
     if FINALIZER not in (obj["metadata"].get("finalizers") or []):
         return  # kopf adds it first: never kill a pod that a deletion could not restore
     uid = obj["metadata"]["uid"]
     if time.monotonic() < deps.not_before.get(uid, 0.0):
         return
-    deps.not_before.pop(uid, None)
-    if uid in deps.running:
-        return  # another call is stepping this drill; it (or the next tick) sees the change
-    deps.running.add(uid)
-    try:
+    guard = deps.guard(uid)
+    if guard.locked():
+        return  # being stepped or torn down; it (or the next tick) sees the change
+    async with guard:
+        deps.not_before.pop(uid, None)
         await _advance(deps, obj)
-    finally:
-        deps.running.discard(uid)
 
 
 async def _advance(deps: Deps, obj: dict[str, Any]) -> None:
     # The caller's copy may lag behind our own last status write (watch events arrive later):
     # always step from the API server's current object, so no step is ever repeated.
     fresh = await deps.kube.get_chaosdemo(obj["metadata"]["namespace"], obj["metadata"]["name"])
-    if fresh is None or fresh["metadata"].get("deletionTimestamp"):
+    if fresh is None or not needs_stepping(fresh):
         return
-    obj = fresh
-    w = StatusWriter(deps.kube, obj)
-    generation = obj["metadata"].get("generation", 1)
+    w = StatusWriter(deps.kube, fresh)
     try:
-        spec = DrillSpec.model_validate(obj.get("spec") or {})
+        run = await _current_run(deps, w)
+        if run is None:
+            return
+        spec = run.drill_spec()
+        if (fresh.get("spec") or {}).get("abort") is True:
+            await _abort(deps, w, run, spec)
+            return
+        for _ in range(MAX_STEPS_PER_CALL):
+            phase = w.status.phase or Phase.PENDING
+            if phase in TERMINAL_PHASES:
+                break
+            if await _past_deadline(deps, w, run, spec):
+                break
+            if not await STEPS[phase](deps, w, run, spec):
+                break
+        deps.retries.pop(w.uid, None)
+    except Exception as exc:
+        await _on_error(deps, w, exc)
+
+
+async def _current_run(deps: Deps, w: StatusWriter) -> RunSnapshot | None:
+    """The run to step: the pinned one, or a new one if the spec changed after the last ended."""
+    generation = int(w.obj["metadata"].get("generation", 1))
+    if not decisions.next_run_needed(w.status, generation):
+        return w.status.run
+    live = w.obj.get("spec") or {}
+    if w.status.phase is not None and live.get("abort") is True:
+        # Setting abort on a finished drill starts nothing: acknowledge the edit.
+        await w.patch(observedGeneration=generation)
+        return None
+    await _start_run(w, generation)
+    try:
+        spec = DrillSpec.model_validate(live)
     except ValidationError as exc:
-        if w.phase != Phase.FAILED or w.status.get("observedGeneration") != generation:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            await w.finish(
-                Phase.FAILED,
-                Verdict.ERROR,
-                "InvalidSpec",
-                f"spec.{where}: {first['msg']}",
-                extra={"observedGeneration": generation},
-            )
+        where, message = field_of(exc)
+        await end_run(
+            deps, w, None, Outcome(Phase.FAILED, Verdict.ERROR, "InvalidSpec", f"{where}: {message}")
+        )
+        return None
+    pd_address = spec.target.pd_address or deps.config.pd_address
+    run = RunSnapshot(
+        generation=generation,
+        spec=spec.model_dump(by_alias=True, mode="json"),
+        targetNamespace=spec.target_namespace(w.namespace),
+        pdAddress=pd_address,
+        ticketCluster=deps.pd(pd_address).base_url,
+    )
+    await w.patch(run=run)
+    return run
+
+
+async def _start_run(w: StatusWriter, generation: int) -> None:
+    history = w.status.history
+    if w.status.phase is not None:
+        history = [w.status.summary(), *history][:HISTORY_LIMIT]
+    # A fresh run replaces the whole timeline and run: null them first so the merge drops old keys.
+    await w.patch(timeline=None, run=None, queuedAt=None)
+    await w.transition(
+        Phase.PENDING,
+        "Accepted",
+        f"drill accepted (generation {generation})",
+        observedGeneration=generation,
+        verdict=None,
+        timeline=Timeline(startedAt=time.time()),
+        conditions=[],
+        victim=None,
+        incident=None,
+        diagnosis=None,
+        metrics=None,
+        history=history,
+    )
+
+
+async def end_run(
+    deps: Deps, w: StatusWriter, run: RunSnapshot | None, outcome: Outcome, **fields: Any
+) -> None:
+    """The one place a run ends: its verdict and an Event, metrics, the target lock released."""
+    timeline = fields.pop("timeline", None) or w.status.timeline
+    timeline = timeline.model_copy(update={"completed_at": time.time()})
+    await w.transition(
+        outcome.phase,
+        outcome.reason,
+        outcome.message,
+        event_type="Normal" if outcome.verdict in (Verdict.PASS, None) else "Warning",
+        verdict=outcome.verdict.value,
+        timeline=timeline,
+        **fields,
+    )
+    metrics.DRILLS.labels(outcome.verdict.value).inc()
+    crashpoint("finished")
+    if run is not None:
+        await lock.release(deps.kube, run.target_namespace, w.obj)
+    deps.forget(w.uid)
+
+
+async def _on_error(deps: Deps, w: StatusWriter, exc: Exception) -> None:
+    """Sort a step's failure: permanent ends the run, temporary is retried (bounded)."""
+    phase = w.status.phase or Phase.PENDING
+    metrics.STEP_ERRORS.labels(phase.value).inc()
+    run = w.status.run
+    permanent = classify(exc, field="spec")
+    now = time.time()
+    retry = deps.retries.setdefault(w.uid, Retry(first_failure=now))
+    retry.attempts += 1
+    gave_up = (
+        permanent is None
+        and not decisions.was_killed(w.status)
+        and now - retry.first_failure > decisions.PREFLIGHT_RETRY_BUDGET
+    )
+    if permanent is None and not gave_up:
+        delay = decisions.retry_delay(retry.attempts)
+        log.warning("%s/%s: step in %s failed (retry in %.1fs): %r", w.namespace, w.name, phase, delay, exc)
+        deps.backoff(w.uid, delay)
         return
-
-    if w.phase in TERMINAL_PHASES:
-        if w.status.get("observedGeneration") == generation:
-            return
-        if spec.abort:  # nothing is running, so nothing to abort: acknowledge the change
-            await w.patch({"observedGeneration": generation})
-            return
-        await _start_run(w, generation, archive=True)
-    elif w.phase is None:
-        await _start_run(w, generation, archive=False)
-
-    if spec.abort:
-        await _abort(deps, w, spec)
-        return
-    for _ in range(MAX_STEPS_PER_CALL):
-        phase = Phase(w.phase or Phase.PENDING)
-        if phase in TERMINAL_PHASES:
-            return
-        moved = await STEPS[phase](deps, w, spec)
-        if not moved:
-            return
+    if permanent is not None:
+        outcome = Outcome(Phase.FAILED, Verdict.ERROR, permanent.reason, str(permanent))
+    else:
+        outcome = Outcome(
+            Phase.FAILED,
+            Verdict.ERROR,
+            "TemporaryFailurePersisted",
+            f"{phase.value} kept failing for {decisions.PREFLIGHT_RETRY_BUDGET:.0f}s: {type(exc).__name__}: {exc}",
+        )
+    if decisions.was_killed(w.status):
+        outcome = Outcome(
+            outcome.phase, outcome.verdict, outcome.reason, outcome.message + "; the victim was killed"
+        )
+    try:
+        await end_run(deps, w, run, outcome)
+    except Exception as again:  # the API server itself is failing: the next tick tries again
+        log.warning("%s/%s: could not end the run: %r", w.namespace, w.name, again)
+        deps.backoff(w.uid, decisions.retry_delay(retry.attempts))
 
 
-def _compact(status: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "generation": status.get("observedGeneration"),
-        "phase": status.get("phase"),
-        "verdict": status.get("verdict"),
-        "reason": status.get("reason"),
-        "victim": (status.get("victim") or {}).get("pod"),
-        "ticketId": (status.get("incident") or {}).get("ticketId"),
-        "timeToDetectSeconds": (status.get("metrics") or {}).get("timeToDetectSeconds"),
-        "timeToRecoverSeconds": (status.get("metrics") or {}).get("timeToRecoverSeconds"),
-        "rootCauseCategory": (status.get("diagnosis") or {}).get("rootCauseCategory"),
-        "startedAt": (status.get("timeline") or {}).get("startedAt"),
-        "completedAt": (status.get("timeline") or {}).get("completedAt"),
-    }
-
-
-async def _start_run(w: StatusWriter, generation: int, *, archive: bool) -> None:
-    patch: dict[str, Any] = {
-        "phase": Phase.PENDING.value,
-        "observedGeneration": generation,
-        "verdict": None,
-        "reason": "Accepted",
-        "message": "drill accepted",
-        "timeline": {"startedAt": rfc3339(time.time())},
-        "conditions": [],
-        "victim": None,
-        "incident": None,
-        "diagnosis": None,
-        "metrics": None,
-    }
-    if archive:
-        history = [_compact(w.status), *(w.status.get("history") or [])][:HISTORY_LIMIT]
-        patch["history"] = history
-    # A fresh run replaces the whole timeline: null it first so merge-patch drops old keys.
-    await w.patch({"timeline": None})
-    await w.transition(Phase.PENDING, "Accepted", f"drill accepted (generation {generation})", extra=patch)
-
-
-# -- steps ---------------------------------------------------------------------------------------------
-async def _pending(deps: Deps, w: StatusWriter, spec: DrillSpec) -> bool:
-    ns = target_namespace(w, spec)
-    acquired, holder = await lock.acquire(deps.kube, ns, w.obj)
-    if not acquired:
-        deps.backoff(w.obj, WAIT_RECHECK_SECONDS)
-        message = f"another drill is running on namespace {ns} ({holder}); waiting for it to finish"
-        if w.status.get("reason") != "WaitingForTarget":
-            await w.patch(
-                {
-                    "reason": "WaitingForTarget",
-                    "message": message,
-                    "queuedAt": w.status.get("queuedAt") or rfc3339(time.time()),
-                }
-            )
-            await deps.kube.emit_event(w.obj, "Normal", "WaitingForTarget", message)
+async def _past_deadline(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec) -> bool:
+    injected_at = w.status.timeline.injected_at
+    if injected_at is None or time.time() <= decisions.after_kill_deadline(spec, injected_at):
         return False
-    crashpoint("lock-acquired")
-    await w.transition(Phase.PREFLIGHT, "TargetLocked", f"running preflight on namespace {ns}")
+    await end_run(
+        deps,
+        w,
+        run,
+        Outcome(
+            Phase.FAILED,
+            Verdict.FAIL,
+            "DeadlineExceeded",
+            f"the run did not end within its deadline ({spec.detection.timeout_seconds}s detection, "
+            f"{spec.recovery.timeout_seconds}s recovery, {decisions.DIAGNOSIS_BUDGET:.0f}s diagnosis)",
+        ),
+    )
     return True
 
 
-def choose_victim(candidates: list[Any], spec: DrillSpec, seed: str) -> Any:
-    """Random but repeatable per drill run: a restarted controller chooses the same pod."""
-    if spec.target.pod:
-        return next(p for p in candidates if p.metadata.name == spec.target.pod)
-    ordered = sorted(candidates, key=lambda p: p.metadata.name)
-    return random.Random(seed).choice(ordered)
+# -- before the kill ---------------------------------------------------------------------------------------
+async def _pending(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec) -> bool:
+    ns = run.target_namespace
+    with using("spec.target.namespace"):
+        acquired, holder = await lock.acquire(deps.kube, ns, w.obj, decisions.lease_seconds(spec))
+    if not acquired:
+        deps.backoff(w.uid, WAIT_RECHECK_SECONDS)
+        message = f"another drill is running on namespace {ns} ({holder}); waiting for it to finish"
+        if w.status.reason != "WaitingForTarget":
+            timeline = w.status.timeline.model_copy(
+                update={"queued_at": w.status.timeline.queued_at or time.time()}
+            )
+            await w.patch(reason="WaitingForTarget", message=message, timeline=timeline)
+            await deps.kube.emit_event(w.obj, "Normal", "WaitingForTarget", message)
+        return False
+    crashpoint("lock-acquired")
+    await w.transition(
+        Phase.PREFLIGHT,
+        "TargetLocked",
+        f"running preflight on namespace {ns}",
+        timeline=w.status.timeline.model_copy(update={"locked_at": time.time()}),
+    )
+    return True
 
 
-async def _preflight(deps: Deps, w: StatusWriter, spec: DrillSpec) -> bool:
-    ns = target_namespace(w, spec)
+async def _preflight(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec) -> bool:
+    ns = run.target_namespace
+    pd = deps.pd(run.pd_address)
     result = await run_preflight(
         kube=deps.kube,
         spec=spec,
         target_namespace=ns,
         allowed_namespaces=deps.config.allowed_namespaces,
-        pd=deps.pd(spec),
+        pd=pd,
         db=deps.db,
-        cluster=deps.cluster(spec),
+        cluster=run.ticket_cluster,
     )
-    queued_at = parse_rfc3339(w.status.get("queuedAt"))
+    queued_at = w.status.timeline.queued_at
+    settling = not result.ok and result.reason in SETTLING_REASONS
     if (
-        not result.ok
-        and result.reason in SETTLING_REASONS
+        settling
         and queued_at is None
         and await lock.recently_finished_elsewhere(deps.kube, ns, w.obj, spec.recovery.timeout_seconds)
     ):
         queued_at = time.time()  # right behind another drill: as good as queued
-        await w.patch({"queuedAt": rfc3339(queued_at)})
-    if (
-        not result.ok
-        and result.reason in SETTLING_REASONS
-        and queued_at is not None
-        and time.time() - queued_at < spec.recovery.timeout_seconds
-    ):
+        await w.patch(timeline=w.status.timeline.model_copy(update={"queued_at": queued_at}))
+    if settling and queued_at is not None and time.time() - queued_at < spec.recovery.timeout_seconds:
         # Queued behind another drill on this target: its ticket is still open or its store
         # is coming back. Hold the lock and wait for the cluster to settle instead of failing.
-        deps.backoff(w.obj, WAIT_RECHECK_SECONDS)
-        if w.status.get("reason") != "WaitingForHealthyCluster":
-            await w.patch({"reason": "WaitingForHealthyCluster", "message": result.message})
+        deps.backoff(w.uid, WAIT_RECHECK_SECONDS)
+        if w.status.reason != "WaitingForHealthyCluster":
+            await w.patch(reason="WaitingForHealthyCluster", message=result.message)
         return False
     if not result.ok:
-        await lock.release(deps.kube, ns, w.obj)
-        await w.finish(
-            Phase.FAILED,
-            Verdict.ERROR,
-            result.reason,
-            f"preflight refused: {result.message}",
-            extra={"conditions": w.condition("Selected", False, result.reason, result.message)},
+        await end_run(
+            deps,
+            w,
+            run,
+            Outcome(Phase.FAILED, Verdict.ERROR, result.reason, f"preflight refused: {result.message}"),
+            conditions=w.condition("Selected", False, result.reason, result.message),
         )
-        metrics.DRILLS.labels(Verdict.ERROR.value).inc()
-        return True
-    seed = f"{w.obj['metadata']['uid']}/{w.status.get('observedGeneration')}"
-    pod = choose_victim(result.candidates, spec, seed)
-    store = next(s for s in result.stores if pod_of_address(s.store.address) == (pod.metadata.name, ns))
-    victim = {
-        "namespace": ns,
-        "pod": pod.metadata.name,
-        "uid": pod.metadata.uid,
-        "node": pod.spec.node_name,
-        "storeId": store.id,
-        "storeAddress": store.store.address,
-        "manifest": restore.saved_manifest(deps.kube.api, pod),
-    }
-    selected = (
-        f"selected {ns}/{pod.metadata.name} (store {store.id}) among {len(result.candidates)} candidate(s)"
+        return False
+    names = [p.metadata.name for p in result.candidates]
+    chosen = decisions.choose_victim(names, spec.target.pod, seed=f"{w.uid}/{run.generation}")
+    pod = next(p for p in result.candidates if p.metadata.name == chosen)
+    store = next(s for s in result.stores if pod_of_address(s.store.address) == (chosen, ns))
+    victim = Victim(
+        namespace=ns,
+        pod=chosen,
+        uid=pod.metadata.uid,
+        node=pod.spec.node_name,
+        storeId=store.id,
+        storeAddress=store.store.address,
+        leadersBefore=store.status.leader_count,
+        manifest=saved_manifest(deps.kube.api, pod),
     )
+    selected = f"selected {ns}/{chosen} (store {store.id}) among {len(names)} candidate(s)"
     if spec.safety.dry_run:
-        await lock.release(deps.kube, ns, w.obj)
-        await w.finish(
-            Phase.COMPLETED,
-            Verdict.PASS,
-            "DryRun",
-            f"dry run: preflight passed; would kill {ns}/{pod.metadata.name} (store {store.id}); "
-            "nothing was deleted",
-            extra={"victim": victim, "conditions": w.condition("Selected", True, "DryRun", selected)},
+        await end_run(
+            deps,
+            w,
+            run,
+            Outcome(
+                Phase.COMPLETED,
+                Verdict.PASS,
+                "DryRun",
+                f"dry run: preflight passed; would kill {ns}/{chosen} (store {store.id}); nothing was deleted",
+            ),
+            victim=victim,
+            conditions=w.condition("Selected", True, "DryRun", selected),
         )
-        return True
-    timeline = {**(w.status.get("timeline") or {}), "injectingAt": rfc3339(time.time())}
+        return False
     await w.transition(
         Phase.INJECTING,
         "VictimSelected",
         selected,
-        extra={
-            "victim": victim,
-            "timeline": timeline,
-            "conditions": w.condition("Selected", True, "VictimSelected", selected),
-        },
+        victim=victim,
+        timeline=w.status.timeline.model_copy(update={"injecting_at": time.time()}),
+        conditions=w.condition("Selected", True, "VictimSelected", selected),
     )
     crashpoint("victim-persisted")
     return True
 
 
-async def _injecting(deps: Deps, w: StatusWriter, spec: DrillSpec) -> bool:
-    victim = w.status["victim"]
-    outcome = await deps.kube.delete_pod(
-        victim["namespace"], victim["pod"], victim["uid"], spec.fault.grace_period_seconds
-    )
+async def _injecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec) -> bool:
+    victim = _victim(w)
+    with using("spec.target"):
+        outcome = await deps.kube.delete_pod(
+            victim.namespace, victim.pod, victim.uid, spec.fault.grace_period_seconds
+        )
     crashpoint("pod-deleted")
     now = time.time()
     # 'gone' means a previous attempt (before a crash) already deleted it: it happened right
     # after injectingAt was written, so that is the best record of the kill time.
-    injected_at = now if outcome == "deleted" else (w.time_of("injectingAt") or now)
-    timeline = {**(w.status.get("timeline") or {}), "injectedAt": rfc3339(injected_at)}
-    created = parse_rfc3339(w.obj["metadata"].get("creationTimestamp"))
+    injected_at = now if outcome == "deleted" else (w.status.timeline.injecting_at or now)
+    created = parse_optional_rfc3339(w.obj["metadata"].get("creationTimestamp"))
     if created and outcome == "deleted":
         metrics.REACTION.observe(max(0.0, injected_at - created))
+    grace = spec.fault.grace_period_seconds
     message = (
-        f"deleted pod {victim['pod']} (uid {victim['uid'][:8]}, grace {spec.fault.grace_period_seconds}s)"
+        f"deleted pod {victim.pod} (uid {victim.uid[:8]}, grace {grace}s)"
         if outcome == "deleted"
-        else f"pod {victim['pod']} (uid {victim['uid'][:8]}) was already gone"
+        else f"pod {victim.pod} (uid {victim.uid[:8]}) was already gone"
     )
     await w.transition(
         Phase.DETECTING,
         "PodKilled",
         message,
-        extra={"timeline": timeline, "conditions": w.condition("Injected", True, "PodKilled", message)},
+        timeline=w.status.timeline.model_copy(update={"injected_at": injected_at}),
+        conditions=w.condition("Injected", True, "PodKilled", message),
     )
     crashpoint("injected-recorded")
     return True
 
 
-async def _detecting(deps: Deps, w: StatusWriter, spec: DrillSpec) -> bool:
-    victim = w.status["victim"]
-    injected_at = w.time_of("injectedAt") or time.time()
+def _victim(w: StatusWriter) -> Victim:
+    if w.status.victim is None:
+        raise PermanentError("VictimLost", "status.victim", "the run's victim record is missing")
+    return w.status.victim
+
+
+# -- after the kill: sample recovery on every step ---------------------------------------------------------
+_MOMENTS = ("pod_ready_at", "store_up_at", "regions_healthy_at", "recovered_at", "leaders_balanced_at")
+
+
+async def _sample(deps: Deps, w: StatusWriter, run: RunSnapshot) -> RecoveryObservation:
+    """Look at the victim and record each recovery moment the first time it holds."""
+    victim = _victim(w)
+    before = w.status.timeline
+    injected_at = before.injected_at or time.time()
+    obs = await observe(deps.kube, deps.pd(run.pd_address), victim)
+    bounds = deps.recovery_bounds.setdefault(w.uid, {})
+    after = decisions.record_recovery(
+        before, obs, not_before=injected_at, bounds=bounds, leaders_before=victim.leaders_before
+    )
+    for moment in _MOMENTS:
+        if getattr(after, moment) is None:
+            bounds[moment] = obs.seen_at  # not yet at this look: the moment is later
+    if after != before:
+        await w.patch(timeline=after, metrics=decisions.recovery_metrics(w.status.metrics, after))
+        if before.pod_ready_at is None and after.pod_ready_at is not None:
+            crashpoint("pod-ready")
+    return obs
+
+
+async def _detecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec) -> bool:
+    await _sample(deps, w, run)
+    victim = _victim(w)
+    injected_at = w.status.timeline.injected_at or time.time()
     # One second of slack for clocks; preflight made sure no ticket was open before the kill.
-    tickets = await deps.db.find_for_store(deps.cluster(spec), victim["storeId"], since=injected_at - 1.0)
-    now = time.time()
+    tickets = await deps.db.find_for_store(run.ticket_cluster, victim.store_id, since=injected_at - 1.0)
     if tickets:
         ticket = tickets[0]
         crashpoint("ticket-found")
@@ -350,64 +495,41 @@ async def _detecting(deps: Deps, w: StatusWriter, spec: DrillSpec) -> bool:
             f"ticket #{ticket.id} ({ticket.invariant}) opened {ttd:.1f}s after the kill; SLO "
             f"{spec.detection.expect_within_seconds}s {'met' if within else 'MISSED'}"
         )
-        timeline = {**(w.status.get("timeline") or {}), "detectedAt": rfc3339(ticket.opened_at)}
-        extra = {
-            "timeline": timeline,
-            "incident": {
-                "ticketId": ticket.id,
-                "invariant": ticket.invariant,
-                "severity": ticket.severity.value,
-                "detectedBy": "monitor",
-                "signals": ticket.signals,
-            },
-            "metrics": {
-                **(w.status.get("metrics") or {}),
-                "timeToDetectSeconds": round(ttd, 3),
-                "timeToDetect": seconds_text(ttd),
-            },
-            "conditions": w.condition(
-                "Detected", True, "TicketOpened" if within else "DetectedLate", message
+        await w.transition(
+            Phase.DIAGNOSING if spec.diagnosis.enabled else Phase.RECOVERING,
+            "Detected",
+            message,
+            timeline=w.status.timeline.model_copy(update={"detected_at": ticket.opened_at}),
+            incident=Incident(
+                ticketId=ticket.id,
+                invariant=ticket.invariant,
+                severity=ticket.severity.value,
+                detectedBy="monitor",
+                signals=ticket.signals,
             ),
-        }
-        next_phase = Phase.DIAGNOSING if spec.diagnosis.enabled else Phase.RECOVERING
-        await w.transition(next_phase, "Detected", message, extra=extra)
+            metrics=w.status.metrics.model_copy(
+                update={
+                    "time_to_detect_seconds": round(ttd, 3),
+                    "time_to_detect": decisions.seconds_text(ttd),
+                }
+            ),
+            conditions=w.condition("Detected", True, "TicketOpened" if within else "DetectedLate", message),
+        )
         return True
-    if now - injected_at > spec.detection.timeout_seconds:
+    if time.time() - injected_at > spec.detection.timeout_seconds:
         metrics.DETECTION_MISSES.inc()
         message = (
-            f"no ticket for store {victim['storeId']} within {spec.detection.timeout_seconds}s of the kill"
+            f"no ticket for store {victim.store_id} within {spec.detection.timeout_seconds}s of the kill"
         )
         await w.transition(
             Phase.RECOVERING,
             "Undetected",
             message,
             event_type="Warning",
-            extra={"conditions": w.condition("Detected", False, "DetectionTimeout", message)},
+            conditions=w.condition("Detected", False, "DetectionTimeout", message),
         )
         return True
     return False
-
-
-def compact_diagnosis(
-    output: DiagnosisOutput,
-    *,
-    diagnoser: str,
-    model: str | None,
-    fallback_reason: str | None,
-    matches: bool,
-    grade_reason: str,
-) -> dict[str, Any]:
-    return {
-        "summary": output.summary[:500],
-        "rootCauseCategory": output.root_cause_category.value,
-        "severity": output.severity.value,
-        "confidence": output.confidence.value,
-        "diagnoser": diagnoser,
-        "model": model,
-        "matchesInjectedFault": matches,
-        "gradeReason": grade_reason,
-        "fallbackReason": fallback_reason,
-    }
 
 
 def _corroborated(ticket: Any) -> bool:
@@ -416,261 +538,164 @@ def _corroborated(ticket: Any) -> bool:
     return len(set(ticket.signals)) >= 2
 
 
-async def _diagnosing(deps: Deps, w: StatusWriter, spec: DrillSpec) -> bool:
-    victim = w.status["victim"]
-    ticket_id = w.status["incident"]["ticketId"]
-    ticket = await deps.db.get(ticket_id)
-    detected_at = w.time_of("detectedAt") or 0.0
-    if (
-        ticket is not None
-        and not _corroborated(ticket)
-        and time.time() - detected_at < deps.config.diagnosis_settle
-    ):
-        # The first signal of an incident rarely explains it: give the monitor a few cycles to
-        # add corroborating evidence (the restart, PD's view) before judging.
-        return False
+async def _diagnosing(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec) -> bool:
+    await _sample(deps, w, run)
+    assert w.status.incident is not None
+    ticket_id = w.status.incident.ticket_id
+    detected_at = w.status.timeline.detected_at or 0.0
+    task = deps.diagnoses.get(w.uid)
+    if task is None:
+        ticket = await deps.db.get(ticket_id)
+        if (
+            ticket is not None
+            and not _corroborated(ticket)
+            and time.time() - detected_at < deps.config.diagnosis_settle
+        ):
+            # The first signal of an incident rarely explains it: give the monitor a few cycles
+            # to add corroborating evidence (the restart, PD's view) before judging.
+            return False
+        task = asyncio.create_task(_diagnose(deps, w, run, spec, ticket_id, detected_at))
+        deps.diagnoses[w.uid] = task
+    if not task.done():
+        if time.time() - detected_at <= decisions.DIAGNOSIS_BUDGET:
+            return False
+        task.cancel()
+    deps.diagnoses.pop(w.uid, None)
     try:
-        if ticket is None:
-            raise LookupError(f"ticket #{ticket_id} is no longer in the ticket store")
-        if ticket.diagnosis and (ticket.diagnosed_at or 0) >= detected_at:
-            # Diagnosed before a restart: reuse it rather than pay (and wait) twice.
-            output = DiagnosisOutput.model_validate(ticket.diagnosis)
-            diagnoser, model = ticket.diagnoser or "", ticket.model
-            fallback = (ticket.diagnosis_meta or {}).get("fallback_reason")
-        else:
-            drill = DrillRecord(
-                action=spec.fault.action,
-                pod=victim["pod"],
-                namespace=victim["namespace"],
-                store_id=victim["storeId"],
-                injected_at=w.time_of("injectedAt") or 0.0,
-            )
-            data = await gather(
-                ticket=ticket,
-                db=deps.db,
-                pd=deps.pd(spec),
-                prom=deps.prom,
-                kube=deps.kube,
-                namespace=victim["namespace"],
-                pod=victim["pod"],
-                drill=drill,
-                cluster=deps.cluster(spec),
-                tikv_job=deps.config.tikv_job,
-            )
-            result = await diagnose_ticket(
-                deps.db,
-                data,
-                provider=spec.diagnosis.provider,
-                model=spec.diagnosis.model,
-                blind=spec.diagnosis.blind,
-            )
-            output, diagnoser, model, fallback = (
-                result.output,
-                result.diagnoser,
-                result.model,
-                result.fallback_reason,
-            )
-        crashpoint("diagnosed")
-    except Exception as exc:  # a diagnosis problem must not cost the drill its recovery measurement
-        log.exception("diagnosis of ticket %s failed", ticket_id)
-        message = f"diagnosis failed: {type(exc).__name__}: {exc}"
+        diagnosed = task.result()
+    except (
+        Exception,
+        asyncio.CancelledError,
+    ) as exc:  # a diagnosis problem must not cost the drill its measurement
+        reason = "timed out" if isinstance(exc, asyncio.CancelledError) else f"{type(exc).__name__}: {exc}"
+        log.warning("diagnosis of ticket %s failed: %s", ticket_id, reason)
+        message = f"diagnosis failed: {reason}"
         await w.transition(
             Phase.RECOVERING,
             "DiagnosisFailed",
             message,
             event_type="Warning",
-            extra={"conditions": w.condition("Diagnosed", False, "DiagnosisFailed", message)},
+            conditions=w.condition("Diagnosed", False, "DiagnosisFailed", message),
         )
         return True
-    g = grade(output, action=spec.fault.action, pod=victim["pod"], store_id=victim["storeId"])
+    victim = _victim(w)
+    g = grade(diagnosed.output, action=spec.fault.action, pod=victim.pod, store_id=victim.store_id)
+    fallback = f" [fallback: {diagnosed.fallback_reason}]" if diagnosed.fallback_reason else ""
+    output = diagnosed.output
     message = (
-        f"{output.root_cause_category.value} ({output.confidence.value} confidence) by {diagnoser}"
-        f"{f' [fallback: {fallback}]' if fallback else ''}; matches the injected fault: {g.matches}"
+        f"{output.root_cause_category.value} ({output.confidence.value} confidence) by {diagnosed.diagnoser}"
+        f"{fallback}; matches the injected fault: {g.matches}"
     )
-    timeline = {**(w.status.get("timeline") or {}), "diagnosedAt": rfc3339(time.time())}
     await w.transition(
         Phase.RECOVERING,
         "Diagnosed",
         message,
-        extra={
-            "timeline": timeline,
-            "diagnosis": compact_diagnosis(
-                output,
-                diagnoser=diagnoser,
-                model=model,
-                fallback_reason=fallback,
-                matches=g.matches,
-                grade_reason=g.reason,
-            ),
-            "conditions": w.condition(
-                "Diagnosed", True, "Diagnosed" if g.matches else "DiagnosisMismatch", message
-            ),
-        },
+        timeline=w.status.timeline.model_copy(update={"diagnosed_at": time.time()}),
+        diagnosis=DiagnosisSummary(
+            summary=output.summary[:500],
+            rootCauseCategory=output.root_cause_category.value,
+            severity=output.severity.value,
+            confidence=output.confidence.value,
+            diagnoser=diagnosed.diagnoser,
+            model=diagnosed.model,
+            blind=diagnosed.blind,
+            matchesInjectedFault=g.matches,
+            gradeReason=g.reason,
+            fallbackReason=diagnosed.fallback_reason,
+        ),
+        conditions=w.condition("Diagnosed", True, "Diagnosed" if g.matches else "DiagnosisMismatch", message),
     )
     return True
 
 
-async def _recovering(deps: Deps, w: StatusWriter, spec: DrillSpec) -> bool:
-    victim = w.status["victim"]
-    injected_at = w.time_of("injectedAt") or time.time()
-    state = await restore.check(deps.kube, deps.pd(spec), victim, injected_at=injected_at)
+async def _diagnose(
+    deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec, ticket_id: int, detected_at: float
+) -> Diagnosed:
+    """The diagnosis, in a task of its own; stored on the ticket, so a restarted controller
+    reuses it rather than pay (and wait) twice."""
+    victim = _victim(w)
+    ticket = await deps.db.get(ticket_id)
+    if ticket is None:
+        raise LookupError(f"ticket #{ticket_id} is no longer in the ticket store")
+    if ticket.diagnosis and (ticket.diagnosed_at or 0) >= detected_at:
+        meta = ticket.diagnosis_meta or {}
+        return Diagnosed(
+            DiagnosisOutput.model_validate(ticket.diagnosis),
+            ticket.diagnoser or "",
+            ticket.model,
+            meta.get("fallback_reason"),
+            bool(meta.get("blind", spec.diagnosis.blind)),
+        )
+    record = DrillRecord(
+        action=spec.fault.action,
+        pod=victim.pod,
+        namespace=victim.namespace,
+        store_id=victim.store_id,
+        injected_at=w.status.timeline.injected_at or 0.0,
+    )
+    data = await gather(
+        ticket=ticket,
+        db=deps.db,
+        pd=deps.pd(run.pd_address),
+        prom=deps.prom,
+        kube=deps.kube,
+        namespace=victim.namespace,
+        pod=victim.pod,
+        drill=record,
+        cluster=run.ticket_cluster,
+        tikv_job=deps.config.tikv_job,
+    )
+    result = await diagnose_ticket(
+        deps.db,
+        data,
+        provider=spec.diagnosis.provider,
+        model=spec.diagnosis.model,
+        blind=spec.diagnosis.blind,
+    )
+    crashpoint("diagnosed")
+    return Diagnosed(
+        result.output, result.diagnoser, result.model, result.fallback_reason, spec.diagnosis.blind
+    )
+
+
+async def _recovering(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec) -> bool:
+    obs = await _sample(deps, w, run)
+    t = w.status.timeline
+    injected_at = t.injected_at or time.time()
     now = time.time()
-    timeline = dict(w.status.get("timeline") or {})
-    if state.pod_ready and state.replaced and "podReadyAt" not in timeline:
-        timeline["podReadyAt"] = rfc3339(now)
-        await w.patch(
-            {
-                "timeline": timeline,
-                "metrics": {
-                    **(w.status.get("metrics") or {}),
-                    "podReadySeconds": round(now - injected_at, 3),
-                },
-            }
-        )
-        crashpoint("pod-ready")
-    recovered = state.pod_ready and state.store_up and state.restarted
-    if recovered:
-        timeline.setdefault("podReadyAt", rfc3339(now))
-        timeline["storeUpAt"] = rfc3339(now)
-        ttr = now - injected_at
+    if t.recovered_at is not None:
+        waited = now - t.recovered_at
+        if t.leaders_balanced_at is None and waited < spec.recovery.wait_for_leaders_seconds:
+            return False  # whole again; still sampling for PD to move leaders back
+        ttr = w.status.metrics.time_to_recover_seconds or 0.0
         metrics.TIME_TO_RECOVER.observe(ttr)
-        m = {
-            **(w.status.get("metrics") or {}),
-            "timeToRecoverSeconds": round(ttr, 3),
-            "timeToRecover": seconds_text(ttr),
-        }
-        m.setdefault("podReadySeconds", round(ttr, 3))
-        conditions = w.condition("Recovered", True, "StoreUp", f"{state.message} {ttr:.1f}s after the kill")
-        await _finish_with_verdict(
-            deps,
-            w,
-            spec,
-            recovered=True,
-            extra={"timeline": timeline, "metrics": m, "conditions": conditions},
+        leaders = (
+            "leaders back"
+            if t.leaders_balanced_at is not None
+            else f"leaders not back after {spec.recovery.wait_for_leaders_seconds}s"
         )
-        return True
+        conditions = w.condition(
+            "Recovered", True, "StoreWhole", f"store whole again {ttr:.1f}s after the kill; {leaders}"
+        )
+        await end_run(
+            deps, w, run, decisions.verdict(spec, w.status.metrics, recovered=True), conditions=conditions
+        )
+        return False
     if now - injected_at > spec.recovery.timeout_seconds:
-        message = f"not recovered {spec.recovery.timeout_seconds}s after the kill: {state.message}"
+        detail = obs.describe()
+        message = f"not whole again {spec.recovery.timeout_seconds}s after the kill: {detail}"
         conditions = w.condition("Recovered", False, "RecoveryTimeout", message)
-        await _finish_with_verdict(
+        await end_run(
             deps,
             w,
-            spec,
-            recovered=False,
-            extra={"timeline": timeline, "conditions": conditions},
-            detail=state.message,
+            run,
+            decisions.verdict(spec, w.status.metrics, recovered=False, detail=detail),
+            conditions=conditions,
         )
-        return True
     return False
 
 
-async def _finish_with_verdict(
-    deps: Deps, w: StatusWriter, spec: DrillSpec, *, recovered: bool, extra: dict[str, Any], detail: str = ""
-) -> None:
-    ttd = (w.status.get("metrics") or {}).get("timeToDetectSeconds")
-    slo = spec.detection.expect_within_seconds
-    if ttd is None:
-        phase, verdict, reason = Phase.FAILED, Verdict.UNDETECTED, "Undetected"
-        message = f"the monitor never ticketed the kill within {spec.detection.timeout_seconds}s"
-    elif not recovered:
-        phase, verdict, reason = Phase.FAILED, Verdict.FAIL, "RecoveryTimeout"
-        message = (
-            f"detected in {ttd:.1f}s but the store did not recover within {spec.recovery.timeout_seconds}s"
-            f"{': ' + detail if detail else ''}"
-        )
-    elif ttd > slo:
-        phase, verdict, reason = Phase.FAILED, Verdict.FAIL, "DetectionSLOMissed"
-        message = f"detected in {ttd:.1f}s, over the {slo}s SLO; recovered"
-    else:
-        phase, verdict, reason = Phase.COMPLETED, Verdict.PASS, "Passed"
-        message = f"detected in {ttd:.1f}s (SLO {slo}s) and recovered"
-    if recovered:
-        ttr = extra.get("metrics", {}).get("timeToRecoverSeconds")
-        message += f" in {ttr:.1f}s" if ttr is not None and verdict == Verdict.PASS else ""
-    await w.finish(phase, verdict, reason, message, extra=extra)
-    metrics.DRILLS.labels(verdict.value).inc()
-    crashpoint("finished")
-    await lock.release(deps.kube, target_namespace(w, spec), w.obj)
-
-
-async def _abort(deps: Deps, w: StatusWriter, spec: DrillSpec) -> None:
-    ns = target_namespace(w, spec)
-    victim = w.status.get("victim")
-    killed = victim is not None and w.phase != Phase.PREFLIGHT and w.time_of("injectingAt") is not None
-    if not killed:
-        await lock.release(deps.kube, ns, w.obj)
-        await w.finish(Phase.ABORTED, Verdict.ABORTED, "Aborted", "aborted before anything was deleted")
-        metrics.DRILLS.labels(Verdict.ABORTED.value).inc()
-        return
-    assert victim is not None
-    state = await restore.check(deps.kube, deps.pd(spec), victim, injected_at=w.time_of("injectedAt"))
-    abort_started = w.time_of("abortRequestedAt")
-    now = time.time()
-    if abort_started is None:
-        timeline = {**(w.status.get("timeline") or {}), "abortRequestedAt": rfc3339(now)}
-        await w.patch(
-            {
-                "timeline": timeline,
-                "reason": "Restoring",
-                "message": f"abort requested; restoring: {state.message}",
-            }
-        )
-        await deps.kube.emit_event(w.obj, "Normal", "Restoring", f"abort requested; {state.message}")
-        abort_started = now
-    if state.done:
-        await lock.release(deps.kube, ns, w.obj)
-        await w.finish(Phase.ABORTED, Verdict.ABORTED, "Aborted", f"aborted and restored: {state.message}")
-        metrics.DRILLS.labels(Verdict.ABORTED.value).inc()
-    elif now - abort_started > spec.recovery.timeout_seconds:
-        await lock.release(deps.kube, ns, w.obj)
-        await w.finish(
-            Phase.ABORTED,
-            Verdict.ABORTED,
-            "RestoreTimedOut",
-            f"aborted; restore did not finish within {spec.recovery.timeout_seconds}s: {state.message}",
-        )
-        metrics.DRILLS.labels(Verdict.ABORTED.value).inc()
-
-
-async def finalize(deps: Deps, obj: dict[str, Any]) -> tuple[bool, str]:
-    """The finalizer: restore the victim if the drill had killed it. Returns (done, message).
-
-    A restore that cannot finish within recovery.timeoutSeconds of the deletion gives up with a
-    Warning Event rather than hold the ChaosDemo's deletion forever.
-    """
-    w = StatusWriter(deps.kube, obj)
-    try:
-        spec = DrillSpec.model_validate(obj.get("spec") or {})
-    except ValidationError:
-        return True, "invalid spec: nothing was run"
-    ns = target_namespace(w, spec)
-    victim = w.status.get("victim")
-    phase = w.phase
-    if victim is None or phase in TERMINAL_PHASES or w.time_of("injectingAt") is None:
-        await lock.release(deps.kube, ns, w.obj)
-        return True, "nothing to restore"
-    state = await restore.check(deps.kube, deps.pd(spec), victim, injected_at=w.time_of("injectedAt"))
-    if state.done:
-        await lock.release(deps.kube, ns, w.obj)
-        await deps.kube.emit_event(
-            w.obj, "Normal", "Restored", f"deleted mid-drill; restored: {state.message}"
-        )
-        return True, state.message
-    deleted_at = parse_rfc3339(obj["metadata"].get("deletionTimestamp")) or time.time()
-    if time.time() - deleted_at > spec.recovery.timeout_seconds:
-        await lock.release(deps.kube, ns, w.obj)
-        await deps.kube.emit_event(
-            w.obj,
-            "Warning",
-            "RestoreTimedOut",
-            f"gave up restoring after {spec.recovery.timeout_seconds}s: {state.message}; "
-            "releasing the finalizer",
-        )
-        return True, "restore timed out"
-    return False, state.message
-
-
-STEPS: dict[Phase, Step] = {
+STEPS = {
     Phase.PENDING: _pending,
     Phase.PREFLIGHT: _preflight,
     Phase.INJECTING: _injecting,
@@ -678,3 +703,113 @@ STEPS: dict[Phase, Step] = {
     Phase.DIAGNOSING: _diagnosing,
     Phase.RECOVERING: _recovering,
 }
+
+
+# -- abort and deletion: one teardown ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Restore:
+    done: bool
+    gave_up: bool
+    message: str
+
+
+async def _restore(
+    deps: Deps, status: DrillStatus, run: RunSnapshot, spec: DrillSpec, since: float
+) -> Restore:
+    """Is the victim whole again (recovery's own criterion)? The deadline is checked before
+    anything that can fail, and a failing check only counts against it."""
+    victim = status.victim
+    if victim is None or not decisions.was_killed(status):
+        return Restore(True, False, "nothing was killed")
+    timeout = spec.recovery.timeout_seconds
+    if time.time() - since > timeout:
+        return Restore(False, True, f"not restored within {timeout}s")
+    injected_at = status.timeline.injected_at or status.timeline.injecting_at or 0.0
+    try:
+        obs = await observe(deps.kube, deps.pd(run.pd_address), victim)
+    except Exception as exc:
+        return Restore(False, False, f"cannot check the victim yet: {type(exc).__name__}: {exc}")
+    return Restore(obs.whole(injected_at), False, obs.describe())
+
+
+async def _abort(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec) -> None:
+    if not decisions.was_killed(w.status):
+        await end_run(
+            deps,
+            w,
+            run,
+            Outcome(Phase.ABORTED, Verdict.ABORTED, "Aborted", "aborted before anything was deleted"),
+        )
+        return
+    since = w.status.timeline.abort_requested_at
+    if since is None:
+        since = time.time()
+        await w.patch(
+            timeline=w.status.timeline.model_copy(update={"abort_requested_at": since}),
+            reason="Restoring",
+            message="abort requested; waiting for the victim to be whole again",
+        )
+        await deps.kube.emit_event(w.obj, "Normal", "Restoring", "abort requested; restoring")
+    result = await _restore(deps, w.status, run, spec, since)
+    if result.done:
+        await end_run(
+            deps,
+            w,
+            run,
+            Outcome(Phase.ABORTED, Verdict.ABORTED, "Aborted", f"aborted and restored: {result.message}"),
+        )
+    elif result.gave_up:
+        await end_run(
+            deps,
+            w,
+            run,
+            Outcome(Phase.ABORTED, Verdict.ABORTED, "RestoreTimedOut", f"aborted; {result.message}"),
+        )
+    else:
+        deps.backoff(w.uid, 0.5)
+
+
+async def finalize(deps: Deps, obj: dict[str, Any]) -> tuple[bool, str]:
+    """The finalizer: restore the victim if the drill had killed it. Returns (done, message).
+
+    Waits for any step in progress (never stepped and torn down at once). A restore that cannot
+    finish within recovery.timeoutSeconds of the deletion gives up with a Warning Event rather
+    than hold the ChaosDemo's deletion forever.
+    """
+    uid = obj["metadata"]["uid"]
+    async with deps.guard(uid):
+        task = deps.diagnoses.pop(uid, None)
+        if task is not None:
+            task.cancel()
+        w = StatusWriter(deps.kube, obj)
+        run = w.status.run
+        if run is None or w.status.phase in TERMINAL_PHASES:
+            deps.forget(uid)
+            deps.guards.pop(uid, None)
+            return True, "nothing to restore"
+        spec = run.drill_spec()
+        since = parse_optional_rfc3339(obj["metadata"].get("deletionTimestamp")) or time.time()
+        result = await _restore(deps, w.status, run, spec, since)
+        if not (result.done or result.gave_up):
+            return False, result.message
+        outcome = (
+            Outcome(Phase.ABORTED, Verdict.ABORTED, "Deleted", "deleted before anything was killed")
+            if not decisions.was_killed(w.status)
+            else Outcome(
+                Phase.ABORTED, Verdict.ABORTED, "Restored", f"deleted mid-drill; restored: {result.message}"
+            )
+            if result.done
+            else Outcome(
+                Phase.ABORTED,
+                Verdict.ABORTED,
+                "RestoreTimedOut",
+                f"gave up restoring: {result.message}; releasing the finalizer",
+            )
+        )
+        try:
+            await end_run(deps, w, run, outcome)
+        except Exception as exc:  # the object is going away: never hold its deletion for a status write
+            log.warning("%s/%s: could not record the end of the run: %r", w.namespace, w.name, exc)
+            await lock.release(deps.kube, run.target_namespace, w.obj)
+        deps.guards.pop(uid, None)
+        return True, outcome.message

@@ -68,7 +68,14 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     await memo.api.close()
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=STEP_INTERVAL)
+def _unsettled(body: kopf.Body, **_: Any) -> bool:
+    return drill.needs_stepping(dict(body))
+
+
+# Only drills with work to do have a timer (kopf stops it when the filter stops matching), so
+# finished drills cost nothing. ``advance`` handles its own errors; the short backoff and the
+# timeout only matter for a bug that escapes it.
+@kopf.timer(GROUP, VERSION, PLURAL, interval=STEP_INTERVAL, when=_unsettled, backoff=1.0, timeout=60.0)
 async def drive(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     await drill.advance(memo.deps, dict(body))
 
@@ -94,7 +101,9 @@ def _reaction_done(tasks: set[asyncio.Task[None]]) -> Any:
     return done
 
 
-@kopf.on.delete(GROUP, VERSION, PLURAL)
+# The restore gives up by itself at recovery.timeoutSeconds (at most 7200 s in the CRD); kopf's
+# own timeout is a backstop beyond it, and a failing check is retried after a second.
+@kopf.on.delete(GROUP, VERSION, PLURAL, backoff=1.0, timeout=7200.0 + 600.0)
 async def restore_on_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     done, message = await drill.finalize(memo.deps, dict(body))
     if not done:

@@ -157,12 +157,17 @@ class Kube:
                 return None
             raise
 
-    async def create_lease(self, namespace: str, name: str, holder: str) -> bool:
+    async def create_lease(self, namespace: str, name: str, holder: str, duration_seconds: int) -> bool:
         lease = client.V1Lease(
             metadata=client.V1ObjectMeta(
                 name=name, namespace=namespace, labels={"app.kubernetes.io/managed-by": COMPONENT}
             ),
-            spec=client.V1LeaseSpec(holder_identity=holder, acquire_time=_now(), renew_time=_now()),
+            spec=client.V1LeaseSpec(
+                holder_identity=holder,
+                lease_duration_seconds=duration_seconds,
+                acquire_time=_now(),
+                renew_time=_now(),
+            ),
         )
         try:
             await self.coordination.create_namespaced_lease(namespace, lease)

@@ -1,8 +1,9 @@
-"""One drill at a time per target namespace: a Lease whose holder is the drill's uid.
+"""One drill at a time per target namespace: a Lease whose holder is the drill (namespace, name,
+uid) and whose duration is the longest the holder's run may last.
 
 Creating the Lease is atomic in the API server, so two drills (or two controller replicas)
-racing for one target cannot both win. A Lease whose holder is gone or finished is stale and
-is taken over; the holder releases it when its drill ends.
+racing for one target cannot both win. A Lease whose holder is gone, finished, or past its
+duration is stale and is taken over. The run releases it in one place: ``drill.end_run``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from controller.operator.kube import Kube
 from controller.operator.model import TERMINAL_PHASES
-from controller.operator.status import parse_rfc3339
+from controller.timefmt import parse_optional_rfc3339
 
 LEASE_NAME = "chaosdemo-target-lock"
 
@@ -22,19 +23,21 @@ def holder_id(obj: dict[str, Any]) -> str:
     return f"{meta['namespace']}/{meta['name']}/{meta['uid']}"
 
 
-async def acquire(kube: Kube, target_namespace: str, obj: dict[str, Any]) -> tuple[bool, str]:
+async def acquire(
+    kube: Kube, target_namespace: str, obj: dict[str, Any], duration_seconds: int
+) -> tuple[bool, str]:
     """Returns (acquired, current holder)."""
     me = holder_id(obj)
     for _ in range(3):
         lease = await kube.read_lease(target_namespace, LEASE_NAME)
         if lease is None:
-            if await kube.create_lease(target_namespace, LEASE_NAME, me):
+            if await kube.create_lease(target_namespace, LEASE_NAME, me, duration_seconds):
                 return True, me
             continue
         holder = lease.spec.holder_identity or ""
         if holder == me:
             return True, me
-        if await _holder_is_active(kube, holder):
+        if not _expired(lease, time.time()) and await _holder_is_active(kube, holder):
             return False, holder
         await kube.delete_lease(target_namespace, LEASE_NAME, lease.metadata.resource_version)
     return False, "unknown"
@@ -44,6 +47,13 @@ async def release(kube: Kube, target_namespace: str, obj: dict[str, Any]) -> Non
     lease = await kube.read_lease(target_namespace, LEASE_NAME)
     if lease is not None and lease.spec.holder_identity == holder_id(obj):
         await kube.delete_lease(target_namespace, LEASE_NAME, lease.metadata.resource_version)
+
+
+def _expired(lease: Any, now: float) -> bool:
+    acquired, duration = lease.spec.acquire_time, lease.spec.lease_duration_seconds
+    if acquired is None or not duration:
+        return False
+    return acquired.timestamp() + duration < now
 
 
 async def _holder_is_active(kube: Kube, holder: str) -> bool:
@@ -70,7 +80,7 @@ async def recently_finished_elsewhere(
             continue
         target = ((item.get("spec") or {}).get("target") or {}).get("namespace") or meta["namespace"]
         timeline = status.get("timeline") or {}
-        completed = parse_rfc3339(timeline.get("completedAt"))
+        completed = parse_optional_rfc3339(timeline.get("completedAt"))
         # Only a drill that killed something leaves an incident behind to settle.
         killed = timeline.get("injectedAt") is not None
         if target == target_namespace and killed and completed is not None and now - completed < window:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 GROUP = "chaos.operator.dev"
 VERSION = "v1alpha1"
@@ -44,24 +47,83 @@ class _Spec(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
 
+# Kubernetes' own syntax for label keys and values (a selector the API server would refuse at
+# use is refused here first, with the field named).
+_LABEL_NAME = r"([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]"
+_LABEL_KEY_RE = re.compile(
+    rf"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?{_LABEL_NAME}$"
+)
+_LABEL_VALUE_RE = re.compile(rf"^({_LABEL_NAME})?$")
+
+
+def _check_key(key: str) -> str:
+    if not _LABEL_KEY_RE.match(key) or len(key.split("/")[0]) > 253:
+        raise ValueError(f"{key!r} is not a valid label key")
+    return key
+
+
+def _check_value(value: str) -> str:
+    if not _LABEL_VALUE_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid label value (63 characters at most, alphanumeric at both ends)"
+        )
+    return value
+
+
+class MatchExpression(_Spec):
+    key: str
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _valid(self) -> MatchExpression:
+        _check_key(self.key)
+        for v in self.values:
+            _check_value(v)
+        if self.operator in ("In", "NotIn") and not self.values:
+            raise ValueError(f"operator {self.operator} needs at least one value")
+        if self.operator in ("Exists", "DoesNotExist") and self.values:
+            raise ValueError(f"operator {self.operator} takes no values")
+        return self
+
+    def requirement(self) -> str:
+        values = ",".join(self.values)
+        return {
+            "In": f"{self.key} in ({values})",
+            "NotIn": f"{self.key} notin ({values})",
+            "Exists": self.key,
+            "DoesNotExist": f"!{self.key}",
+        }[self.operator]
+
+
 class Selector(_Spec):
     match_labels: dict[str, str] = Field(default_factory=dict, alias="matchLabels")
-    match_expressions: list[dict[str, object]] = Field(default_factory=list, alias="matchExpressions")
+    match_expressions: list[MatchExpression] = Field(default_factory=list, alias="matchExpressions")
+
+    @model_validator(mode="after")
+    def _valid(self) -> Selector:
+        for key, value in self.match_labels.items():
+            _check_key(key)
+            _check_value(value)
+        if not self.match_labels and not self.match_expressions:
+            raise ValueError("an empty selector would match every pod in the namespace")
+        return self
 
     def to_label_selector(self) -> str:
         parts = [f"{k}={v}" for k, v in sorted(self.match_labels.items())]
-        for expr in self.match_expressions:
-            key, op = str(expr["key"]), str(expr["operator"])
-            values = ",".join(str(v) for v in expr.get("values", []) or [])  # type: ignore[attr-defined]
-            parts.append(
-                {
-                    "In": f"{key} in ({values})",
-                    "NotIn": f"{key} notin ({values})",
-                    "Exists": key,
-                    "DoesNotExist": f"!{key}",
-                }[op]
-            )
+        parts += [expr.requirement() for expr in self.match_expressions]
         return ",".join(parts)
+
+
+def _check_pd_address(value: str) -> str:
+    if not value:
+        return value
+    url = urlsplit(value)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL such as http://pd.tikv.svc:2379")
+    if url.username or url.password:
+        raise ValueError("must not carry credentials")
+    return value
 
 
 class Target(_Spec):
@@ -70,7 +132,7 @@ class Target(_Spec):
         default_factory=lambda: Selector(matchLabels={"app.kubernetes.io/component": "tikv"})
     )
     pod: str = ""
-    pd_address: str = Field(default="", alias="pdAddress")
+    pd_address: Annotated[str, AfterValidator(_check_pd_address)] = Field(default="", alias="pdAddress")
 
 
 class Fault(_Spec):
@@ -92,6 +154,9 @@ class DiagnosisSpec(_Spec):
 
 class Recovery(_Spec):
     timeout_seconds: int = Field(default=300, alias="timeoutSeconds", ge=1)
+    # After the store is whole again, how long the drill keeps sampling for PD to move leaders
+    # back onto it (reported, not judged); 0 ends the drill as soon as the store is whole.
+    wait_for_leaders_seconds: int = Field(default=60, alias="waitForLeadersSeconds", ge=0)
 
 
 class Safety(_Spec):

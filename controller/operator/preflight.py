@@ -9,9 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller.operator.decisions import keeps_majority, majority
+from controller.operator.errors import using
 from controller.operator.kube import Kube
 from controller.operator.model import OPT_IN_ANNOTATION, DrillSpec
 from controller.pd import PDClient, PDError, StoreInfo
+from controller.pd.client import PDUnavailable
 from controller.pd.models import pod_of_address
 from controller.tickets import TicketDB
 
@@ -35,10 +38,6 @@ def pod_ready(pod: Any) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
 
 
-def majority(replicas: int) -> int:
-    return replicas // 2 + 1
-
-
 async def run_preflight(
     *,
     kube: Kube,
@@ -54,7 +53,8 @@ async def run_preflight(
             "UnsupportedFault", f"fault.action {spec.fault.action!r} is not supported (pod-kill is)"
         )
 
-    annotations = await kube.namespace_annotations(target_namespace)
+    with using("spec.target.namespace"):
+        annotations = await kube.namespace_annotations(target_namespace)
     if annotations is None:
         return refuse("TargetNamespaceNotFound", f"namespace {target_namespace!r} does not exist")
     if target_namespace not in allowed_namespaces and annotations.get(OPT_IN_ANNOTATION) != "true":
@@ -65,7 +65,8 @@ async def run_preflight(
         )
 
     selector = spec.target.selector.to_label_selector()
-    pods = await kube.list_pods(target_namespace, selector)
+    with using("spec.target.selector"):
+        pods = await kube.list_pods(target_namespace, selector)
     if not pods:
         return refuse("NoMatchingPods", f"no pod in {target_namespace!r} matches selector {selector!r}")
     ready = [p for p in pods if pod_ready(p)]
@@ -86,8 +87,11 @@ async def run_preflight(
     try:
         stores = await pd.stores()
         config = await pd.config()
-    except PDError as exc:
+    except PDUnavailable as exc:
         return refuse("PDUnavailable", f"cannot verify the cluster's health: {exc}")
+    except PDError as exc:
+        # Something answers at the address, but not as PD: the spec (or the default) is wrong.
+        return refuse("PDRejected", f"spec.target.pdAddress ({pd.base_url}) does not serve PD's API: {exc}")
     by_pod = {pod_of_address(s.store.address): s for s in stores}
     candidates = [p for p in ready if (p.metadata.name, target_namespace) in by_pod]
     if not candidates:
@@ -120,7 +124,7 @@ async def run_preflight(
         )
     up = [s for s in stores if s.store.state_name == "Up" and s.store.state == 0]
     needed = majority(config.max_replicas)
-    if len(up) - 1 < needed:
+    if not keeps_majority(len(up), 1, config.max_replicas):
         return refuse(
             "WouldLoseMajority",
             f"killing one more store leaves {len(up) - 1} Up store(s); regions with "

@@ -8,7 +8,8 @@ PD formats sizes as ``typeutil.ByteSize`` ("311.7GiB"), durations as Go's
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+
+from controller.timefmt import format_rfc3339, parse_rfc3339
 
 _UNITS = [("PiB", 1 << 50), ("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)]
 _SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGTP]i?B|B)?\s*$", re.IGNORECASE)
@@ -72,20 +73,11 @@ def parse_duration(text: str) -> float:
     return sign * total
 
 
-def format_rfc3339(ts: float) -> str:
-    """PD marshals time.Time as RFC 3339 with nanoseconds and a zone offset."""
-    dt = datetime.fromtimestamp(ts, tz=UTC)
-    nanos = round((ts - int(ts)) * 1e9) % 1_000_000_000
-    frac = f".{nanos:09d}".rstrip("0").rstrip(".")
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + frac + "Z"
-
-
-def parse_rfc3339(text: str) -> float:
-    """Parses RFC 3339 with up to nanosecond precision (Python's fromisoformat stops at micro)."""
-    match = re.match(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$", text.strip())
-    if not match:
-        raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
-    base, frac, zone = match.groups()
-    zone = "+00:00" if zone == "Z" else zone
-    whole = datetime.fromisoformat(base + zone).timestamp()
-    return whole + (float(frac) if frac else 0.0)
+__all__ = [
+    "format_duration",
+    "format_rfc3339",
+    "format_size",
+    "parse_duration",
+    "parse_rfc3339",
+    "parse_size",
+]

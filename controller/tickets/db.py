@@ -17,7 +17,8 @@ from typing import Any
 import aiosqlite
 
 from controller.redaction import redact
-from controller.tickets.models import SEVERITY_RANK, Observation, Severity, Ticket
+from controller.severity import SEVERITY_RANK, Severity
+from controller.tickets.models import Observation, Ticket
 
 # Each migration runs once, in order; the applied count is PRAGMA user_version.
 MIGRATIONS: Sequence[str] = (

@@ -7,21 +7,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from controller.severity import Severity
+
 
 class TicketStatus(StrEnum):
     OPEN = "open"
     DIAGNOSED = "diagnosed"
     RESOLVED = "resolved"
-
-
-class Severity(StrEnum):
-    CRITICAL = "critical"
-    HIGH = "high"
-    MEDIUM = "medium"
-    LOW = "low"
-
-
-SEVERITY_RANK = {Severity.LOW: 0, Severity.MEDIUM: 1, Severity.HIGH: 2, Severity.CRITICAL: 3}
 
 
 class Observation(BaseModel):

@@ -99,7 +99,9 @@ def test_statefulset_recreates_a_killed_pod(control_plane: ControlPlane) -> None
     assert len(_pods(cp, ns)) == 3
     replacement = next(p for p in _pods(cp, ns) if p["metadata"]["name"] == "tikv-1")["metadata"]["uid"]
     time.sleep(3)  # the replacement must stay: nothing deletes it by name afterwards
-    assert next(p for p in _pods(cp, ns) if p["metadata"]["name"] == "tikv-1")["metadata"]["uid"] == replacement
+    assert (
+        next(p for p in _pods(cp, ns) if p["metadata"]["name"] == "tikv-1")["metadata"]["uid"] == replacement
+    )
 
     # A graceful delete (what `kubectl delete pod` does) completes too: kwok plays the kubelet.
     cp.kubectl("delete", "pod", "tikv-0", "-n", ns, "--grace-period=1", "--wait=true", "--timeout=60s")

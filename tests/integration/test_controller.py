@@ -227,7 +227,7 @@ def test_two_drills_on_one_target_never_overlap(drill_env: DrillEnv) -> None:
     assert windows[0][1] <= windows[1][0], f"drills overlapped: {windows}"
     assert sum(history.replaced().values()) == 2
     waited = a if a["timeline"]["injectedAt"] > b["timeline"]["injectedAt"] else b
-    assert waited.get("queuedAt"), "the later drill waited for the target lock"
+    assert waited["timeline"].get("queuedAt"), "the later drill waited for the target lock"
 
 
 def test_new_generation_reruns_and_keeps_history(drill_env: DrillEnv) -> None:

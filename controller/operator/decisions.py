@@ -1,0 +1,274 @@
+"""The drill's decisions as pure functions: no I/O, no clock of their own. The steps in
+``drill.py`` gather facts, call these, and write what they return; unit tests call them alone.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from controller.operator.model import DrillSpec, Phase, Verdict
+from controller.operator.state import DrillMetrics, DrillStatus, Timeline
+
+# A temporary failure is retried after 0.5, 1, 2, 4, 5, 5 ... seconds.
+RETRY_FIRST_DELAY = 0.5
+RETRY_MAX_DELAY = 5.0
+# How long preflight may keep failing temporarily (PD unreachable, API server restarting)
+# before the run ends with Error and frees its target.
+PREFLIGHT_RETRY_BUDGET = 60.0
+# The diagnosis has this long after detection (Claude: 30 s x 3 tries, plus settling).
+DIAGNOSIS_BUDGET = 180.0
+
+
+# -- victim choice and safety ---------------------------------------------------------------------
+def choose_victim(candidates: Sequence[str], named: str, seed: str) -> str:
+    """The named pod, or one chosen at random but repeatably: a restarted controller, given the
+    same run (seed), picks the same pod."""
+    if named:
+        if named not in candidates:
+            raise ValueError(f"pod {named!r} is not among the candidates")
+        return named
+    if not candidates:
+        raise ValueError("no candidates")
+    return random.Random(seed).choice(sorted(candidates))
+
+
+def majority(replicas: int) -> int:
+    return replicas // 2 + 1
+
+
+def keeps_majority(up_stores: int, killed: int, max_replicas: int) -> bool:
+    """Do regions of ``max_replicas`` replicas keep a Raft majority with ``killed`` more stores
+    gone? Counted on stores (each holds at most one replica of a region)."""
+    return up_stores - killed >= majority(max_replicas)
+
+
+def was_killed(status: DrillStatus) -> bool:
+    """Could this run have deleted its victim? True from the moment the delete may have been
+    sent (injectingAt is written before it): from then on, restore before letting go."""
+    return status.victim is not None and status.timeline.injecting_at is not None
+
+
+# -- recovery -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RecoveryObservation:
+    """One look at the victim after the kill. Times are the sources' own where they have one."""
+
+    seen_at: float  # when PD was asked (the store facts' moment)
+    pod_ready: bool
+    pod_replaced: bool  # the pod under the victim's name is a new one (new uid)
+    pod_ready_since: float | None  # the Ready condition's lastTransitionTime (whole seconds)
+    pd_error: str | None = None  # PD could not be asked: store facts below are unknown
+    store_state: str | None = None  # PD's state_name; None when PD knows no such store
+    store_started: float | None = None  # PD's start_timestamp (whole seconds)
+    store_last_heartbeat: float | None = None
+    unhealthy_regions: int | None = None  # regions with a down or pending peer on the store
+    leaders: int | None = None  # regions the store leads now
+    fair_leaders: int | None = None  # total leaders / Up stores: what balance settles at
+    pod_seen_at_: float | None = None  # when the pod was read, if before ``seen_at``
+
+    @property
+    def pod_seen_at(self) -> float:
+        return self.pod_seen_at_ if self.pod_seen_at_ is not None else self.seen_at
+
+    def store_reregistered(self, injected_at: float) -> bool:
+        """Up in PD with a process started after the kill (PD's start_timestamp has whole
+        seconds, so a start in the kill's own second counts)."""
+        return (
+            self.store_state == "Up"
+            and self.store_started is not None
+            and self.store_started >= int(injected_at)
+        )
+
+    def regions_healthy(self) -> bool:
+        return self.unhealthy_regions == 0
+
+    def whole(self, injected_at: float) -> bool:
+        """The store is whole again: its pod Ready, its store re-registered and Up, and no region
+        with a down or pending peer on it. The recovery criterion, for recovery, abort and the
+        finalizer alike."""
+        return self.pod_ready and self.store_reregistered(injected_at) and self.regions_healthy()
+
+    def leaders_back(self, leaders_before: int | None) -> bool:
+        """Leaders back on the store: within one of what it led before the kill, or of its fair
+        share when that is smaller (PD balances to the share, not to the old count)."""
+        if self.leaders is None:
+            return False
+        target = leaders_before if leaders_before is not None else (self.fair_leaders or 0)
+        if self.fair_leaders is not None:
+            target = min(target, self.fair_leaders)
+        return self.leaders >= target - 1
+
+    def describe(self) -> str:
+        pod = "pod Ready" if self.pod_ready else "pod not Ready"
+        if self.pd_error:
+            return f"{pod}; {self.pd_error}"
+        store = f"store {self.store_state or 'missing'}"
+        regions = (
+            ""
+            if self.unhealthy_regions is None
+            else f"; {self.unhealthy_regions} region(s) with a down or pending peer on it"
+        )
+        return f"{pod}; {store}{regions}"
+
+
+def estimate_moment(event_at: float | None, not_before: float, seen_at: float, resolution: float) -> float:
+    """When something happened, from the source's own timestamp (``event_at``, truncated to
+    ``resolution``) narrowed by our samples: it was not true at ``not_before`` and true at
+    ``seen_at``. The midpoint of what all of them allow; our sample alone when the source has no
+    time or disagrees with our samples."""
+    lo, hi = not_before, seen_at
+    if event_at is not None:
+        lo, hi = max(lo, event_at), min(hi, event_at + resolution)
+    if lo > hi:
+        return seen_at
+    return (lo + hi) / 2
+
+
+def record_recovery(
+    timeline: Timeline,
+    obs: RecoveryObservation,
+    *,
+    not_before: float,
+    bounds: Mapping[str, float],
+    leaders_before: int | None,
+) -> Timeline:
+    """The timeline with each recovery moment set the first time it holds (never moved later).
+
+    Each moment lies after the last look that did not see it (``bounds``, by timeline field name;
+    ``not_before``, the kill, when there was none) and no later than this observation.
+    """
+    injected_at = timeline.injected_at
+    if injected_at is None:
+        return timeline
+    t = timeline.model_copy()
+
+    def lower(moment: str) -> float:
+        return max(bounds.get(moment, not_before), injected_at)
+
+    if t.pod_ready_at is None and obs.pod_ready and obs.pod_replaced:
+        t.pod_ready_at = estimate_moment(obs.pod_ready_since, lower("pod_ready_at"), obs.pod_seen_at, 1.0)
+    if t.store_up_at is None and obs.store_reregistered(injected_at):
+        # A re-registered store heartbeats at once; while PD's last heartbeat is within one
+        # interval (10 s) of the start, it is that first one: the moment PD saw the store back.
+        first_beat = obs.store_last_heartbeat
+        if first_beat is not None and obs.store_started is not None and first_beat - obs.store_started > 10.0:
+            first_beat = None
+        t.store_up_at = estimate_moment(first_beat, lower("store_up_at"), obs.seen_at, 0.001)
+    if t.regions_healthy_at is None and t.store_up_at is not None and obs.regions_healthy():
+        # PD's region checks carry no time: the midpoint between two looks, not before the store.
+        t.regions_healthy_at = max(
+            estimate_moment(None, lower("regions_healthy_at"), obs.seen_at, 0.0), t.store_up_at
+        )
+    if (
+        t.recovered_at is None
+        and obs.whole(injected_at)
+        and t.pod_ready_at
+        and t.store_up_at
+        and t.regions_healthy_at
+    ):
+        t.recovered_at = max(t.pod_ready_at, t.store_up_at, t.regions_healthy_at)
+    if t.leaders_balanced_at is None and t.recovered_at is not None and obs.leaders_back(leaders_before):
+        t.leaders_balanced_at = max(
+            estimate_moment(None, lower("leaders_balanced_at"), obs.seen_at, 0.0), t.recovered_at
+        )
+    return t
+
+
+def recovery_metrics(metrics: DrillMetrics, timeline: Timeline) -> DrillMetrics:
+    """Each recovery figure in seconds from the kill; time-to-recover is the store whole again."""
+    start = timeline.injected_at
+    if start is None:
+        return metrics
+
+    def since(moment: float | None) -> float | None:
+        return None if moment is None else round(max(0.0, moment - start), 3)
+
+    m = metrics.model_copy()
+    m.pod_ready_seconds = since(timeline.pod_ready_at)
+    m.store_up_seconds = since(timeline.store_up_at)
+    m.regions_healthy_seconds = since(timeline.regions_healthy_at)
+    m.leaders_balanced_seconds = since(timeline.leaders_balanced_at)
+    m.time_to_recover_seconds = since(timeline.recovered_at)
+    m.time_to_recover = seconds_text(m.time_to_recover_seconds)
+    return m
+
+
+def seconds_text(value: float | None) -> str | None:
+    return None if value is None else f"{value:.1f}s"
+
+
+# -- the end of a run ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Outcome:
+    phase: Phase
+    verdict: Verdict
+    reason: str
+    message: str
+
+
+def verdict(spec: DrillSpec, metrics: DrillMetrics, *, recovered: bool, detail: str = "") -> Outcome:
+    """The verdict of a run that injected its fault and has finished watching."""
+    ttd = metrics.time_to_detect_seconds
+    ttr = metrics.time_to_recover_seconds
+    slo = spec.detection.expect_within_seconds
+    if ttd is None:
+        return Outcome(
+            Phase.FAILED,
+            Verdict.UNDETECTED,
+            "Undetected",
+            f"the monitor never ticketed the fault within {spec.detection.timeout_seconds}s",
+        )
+    if not recovered:
+        return Outcome(
+            Phase.FAILED,
+            Verdict.FAIL,
+            "RecoveryTimeout",
+            f"detected in {ttd:.1f}s but the store was not whole again within "
+            f"{spec.recovery.timeout_seconds}s{': ' + detail if detail else ''}",
+        )
+    if ttd > slo:
+        return Outcome(
+            Phase.FAILED,
+            Verdict.FAIL,
+            "DetectionSLOMissed",
+            f"detected in {ttd:.1f}s, over the {slo}s SLO; recovered",
+        )
+    recovered_in = f" in {ttr:.1f}s" if ttr is not None else ""
+    return Outcome(
+        Phase.COMPLETED,
+        Verdict.PASS,
+        "Passed",
+        f"detected in {ttd:.1f}s (SLO {slo}s) and recovered{recovered_in}",
+    )
+
+
+def after_kill_deadline(spec: DrillSpec, injected_at: float) -> float:
+    """No run holds its target past this: detection and recovery have each had their timeout,
+    the diagnosis its budget, and leaders their wait."""
+    return (
+        injected_at
+        + max(spec.detection.timeout_seconds, spec.recovery.timeout_seconds)
+        + spec.recovery.wait_for_leaders_seconds
+        + DIAGNOSIS_BUDGET
+    )
+
+
+def lease_seconds(spec: DrillSpec) -> int:
+    """How long a target lock may be held by one run: preflight's waiting plus everything after
+    the kill. A holder past it is treated as gone."""
+    return int(PREFLIGHT_RETRY_BUDGET + spec.recovery.timeout_seconds + after_kill_deadline(spec, 0.0))
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds before the ``attempt``-th retry (1-based) of a temporary failure."""
+    return float(min(RETRY_MAX_DELAY, RETRY_FIRST_DELAY * 2 ** max(0, attempt - 1)))
+
+
+def next_run_needed(status: DrillStatus, generation: int) -> bool:
+    """A settled drill whose spec changed since its last run starts a new run."""
+    return status.phase is None or (
+        status.phase in (Phase.COMPLETED, Phase.FAILED, Phase.ABORTED)
+        and status.observed_generation != generation
+    )

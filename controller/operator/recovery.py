@@ -1,0 +1,109 @@
+"""Looking at the victim after the kill: one ``RecoveryObservation`` per step, from the pod, PD's
+store and PD's region checks. Shared by recovery, abort and the finalizer, so "whole again" means
+one thing everywhere (``RecoveryObservation.whole``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from controller.operator.decisions import RecoveryObservation
+from controller.operator.kube import Kube
+from controller.operator.preflight import pod_ready
+from controller.operator.state import Victim
+from controller.pd import PDClient, PDError
+from controller.pd.models import pod_of_address
+from controller.timefmt import parse_rfc3339
+
+# Fields the API server owns: a manifest saved for re-creation must not carry them.
+_SERVER_FIELDS = (
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "managedFields",
+    "generation",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "selfLink",
+)
+
+
+def saved_manifest(api_client: Any, pod: Any) -> str | None:
+    """The pod as JSON for re-creation, only for a bare pod (nothing else would bring it back).
+
+    Status is shared with anyone who may read the ChaosDemo, so literal env values are dropped
+    (a secret can sit there); references (secretKeyRef, configMapKeyRef) keep working.
+    """
+    if pod.metadata.owner_references:
+        return None
+    data = api_client.sanitize_for_serialization(pod)
+    data.pop("status", None)
+    for key in _SERVER_FIELDS:
+        data.get("metadata", {}).pop(key, None)
+    data.get("metadata", {}).pop("annotations", None)
+    data.get("spec", {}).pop("nodeName", None)  # let the scheduler place it again
+    for container in data.get("spec", {}).get("containers", []) + data.get("spec", {}).get(
+        "initContainers", []
+    ):
+        container["env"] = [e for e in container.get("env", []) if "valueFrom" in e]
+    return json.dumps(data, sort_keys=True)
+
+
+def _ready_since(pod: Any) -> float | None:
+    for c in pod.status.conditions or []:
+        if c.type == "Ready" and c.status == "True" and c.last_transition_time is not None:
+            ltt = c.last_transition_time
+            return ltt.timestamp() if hasattr(ltt, "timestamp") else parse_rfc3339(str(ltt))
+    return None
+
+
+async def observe(kube: Kube, pd: PDClient, victim: Victim) -> RecoveryObservation:
+    """How the victim is now. A bare pod that is gone is recreated from its saved manifest."""
+    pod = await kube.get_pod(victim.namespace, victim.pod)
+    if pod is None and victim.manifest:
+        await kube.create_pod(victim.namespace, json.loads(victim.manifest))
+    pod_seen_at = time.time()
+    ready = pod is not None and pod_ready(pod)
+    replaced = pod is not None and pod.metadata.uid != victim.uid
+    ready_since = _ready_since(pod) if ready else None
+    try:
+        stores, down, pending = await asyncio.gather(
+            pd.stores(), pd.region_check("down-peer"), pd.region_check("pending-peer")
+        )
+    except PDError as exc:
+        return RecoveryObservation(
+            time.time(),
+            ready,
+            replaced,
+            ready_since,
+            pd_error=f"PD unavailable: {exc}",
+            pod_seen_at_=pod_seen_at,
+        )
+    seen_at = time.time()
+    store = next(
+        (s for s in stores if pod_of_address(s.store.address) == (victim.pod, victim.namespace)), None
+    )
+    up = [s for s in stores if s.store.state_name == "Up"]
+    total_leaders = sum(s.status.leader_count for s in up)
+    unhealthy = sum(
+        1
+        for region in down.regions + pending.regions
+        if any(d.peer.store_id == victim.store_id for d in region.down_peers)
+        or any(p.store_id == victim.store_id for p in region.pending_peers)
+    )
+    return RecoveryObservation(
+        seen_at=seen_at,
+        pod_ready=ready,
+        pod_replaced=replaced,
+        pod_ready_since=ready_since,
+        store_state=store.store.state_name if store else None,
+        store_started=float(store.store.start_timestamp) if store else None,
+        store_last_heartbeat=store.store.last_heartbeat_seconds if store else None,
+        unhealthy_regions=unhealthy,
+        leaders=store.status.leader_count if store else None,
+        fair_leaders=total_leaders // len(up) if up else None,
+        pod_seen_at_=pod_seen_at,
+    )

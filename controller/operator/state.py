@@ -1,0 +1,172 @@
+"""The ChaosDemo's status as typed data.
+
+Times are floats (seconds since the epoch) in Python and RFC 3339 strings on the wire, so a step
+compares numbers and the API server stores what ``kubectl`` shows. Every model accepts the
+camelCase names of the CRD and ignores fields it does not know (kopf's own bookkeeping).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+
+from controller.operator.model import DrillSpec, Phase, Verdict
+from controller.timefmt import format_rfc3339, parse_optional_rfc3339
+
+
+def _parse_time(value: Any) -> float | None:
+    if value is None or isinstance(value, int | float):
+        return value
+    return parse_optional_rfc3339(str(value))
+
+
+def _format_time(value: float | None) -> str | None:
+    return None if value is None else format_rfc3339(value, digits=3)
+
+
+# A moment: a float in Python, RFC 3339 with milliseconds in the API.
+Moment = Annotated[float | None, BeforeValidator(_parse_time), PlainSerializer(_format_time)]
+
+
+class _Status(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", validate_assignment=True)
+
+    def wire(self) -> dict[str, Any]:
+        """What goes into a merge patch: camelCase, times as strings, unset fields left out."""
+        return self.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+class Condition(_Status):
+    type: str
+    status: str
+    reason: str = ""
+    message: str = ""
+    last_transition_time: Moment = Field(default=None, alias="lastTransitionTime")
+
+
+class RunSnapshot(_Status):
+    """What a run uses from start to end, whatever happens to the live spec meanwhile."""
+
+    generation: int
+    spec: dict[str, Any]
+    target_namespace: str = Field(alias="targetNamespace")
+    pd_address: str = Field(alias="pdAddress")
+    # The name the monitor's tickets carry for this cluster.
+    ticket_cluster: str = Field(alias="ticketCluster")
+
+    def drill_spec(self) -> DrillSpec:
+        return DrillSpec.model_validate(self.spec)
+
+
+class Victim(_Status):
+    namespace: str
+    pod: str
+    uid: str
+    node: str | None = None
+    store_id: int = Field(alias="storeId")
+    store_address: str = Field(alias="storeAddress")
+    # Regions the store led before the kill: "leaders back" is judged against it.
+    leaders_before: int | None = Field(default=None, alias="leadersBefore")
+    # The pod's manifest, kept (redacted) only for a bare pod, so it can be recreated.
+    manifest: str | None = None
+
+
+class Timeline(_Status):
+    started_at: Moment = Field(default=None, alias="startedAt")
+    queued_at: Moment = Field(default=None, alias="queuedAt")
+    locked_at: Moment = Field(default=None, alias="lockedAt")
+    injecting_at: Moment = Field(default=None, alias="injectingAt")
+    injected_at: Moment = Field(default=None, alias="injectedAt")
+    detected_at: Moment = Field(default=None, alias="detectedAt")
+    diagnosed_at: Moment = Field(default=None, alias="diagnosedAt")
+    pod_ready_at: Moment = Field(default=None, alias="podReadyAt")
+    store_up_at: Moment = Field(default=None, alias="storeUpAt")
+    regions_healthy_at: Moment = Field(default=None, alias="regionsHealthyAt")
+    recovered_at: Moment = Field(default=None, alias="recoveredAt")
+    leaders_balanced_at: Moment = Field(default=None, alias="leadersBalancedAt")
+    abort_requested_at: Moment = Field(default=None, alias="abortRequestedAt")
+    completed_at: Moment = Field(default=None, alias="completedAt")
+
+
+class DrillMetrics(_Status):
+    time_to_detect_seconds: float | None = Field(default=None, alias="timeToDetectSeconds")
+    time_to_recover_seconds: float | None = Field(default=None, alias="timeToRecoverSeconds")
+    pod_ready_seconds: float | None = Field(default=None, alias="podReadySeconds")
+    store_up_seconds: float | None = Field(default=None, alias="storeUpSeconds")
+    regions_healthy_seconds: float | None = Field(default=None, alias="regionsHealthySeconds")
+    leaders_balanced_seconds: float | None = Field(default=None, alias="leadersBalancedSeconds")
+    # The printer columns' text ("2.1s").
+    time_to_detect: str | None = Field(default=None, alias="timeToDetect")
+    time_to_recover: str | None = Field(default=None, alias="timeToRecover")
+
+
+class Incident(_Status):
+    ticket_id: int = Field(alias="ticketId")
+    invariant: str
+    severity: str
+    detected_by: str = Field(alias="detectedBy")
+    signals: list[str] = Field(default_factory=list)
+
+
+class DiagnosisSummary(_Status):
+    summary: str
+    root_cause_category: str = Field(alias="rootCauseCategory")
+    severity: str
+    confidence: str
+    diagnoser: str
+    model: str | None = None
+    blind: bool = False
+    matches_injected_fault: bool = Field(alias="matchesInjectedFault")
+    grade_reason: str = Field(default="", alias="gradeReason")
+    fallback_reason: str | None = Field(default=None, alias="fallbackReason")
+
+
+class HistoryEntry(_Status):
+    generation: int | None = None
+    phase: str | None = None
+    verdict: str | None = None
+    reason: str | None = None
+    victim: str | None = None
+    ticket_id: int | None = Field(default=None, alias="ticketId")
+    time_to_detect_seconds: float | None = Field(default=None, alias="timeToDetectSeconds")
+    time_to_recover_seconds: float | None = Field(default=None, alias="timeToRecoverSeconds")
+    root_cause_category: str | None = Field(default=None, alias="rootCauseCategory")
+    started_at: Moment = Field(default=None, alias="startedAt")
+    completed_at: Moment = Field(default=None, alias="completedAt")
+
+
+class DrillStatus(_Status):
+    phase: Phase | None = None
+    verdict: Verdict | None = None
+    reason: str | None = None
+    message: str | None = None
+    observed_generation: int | None = Field(default=None, alias="observedGeneration")
+    conditions: list[Condition] = Field(default_factory=list)
+    run: RunSnapshot | None = None
+    victim: Victim | None = None
+    timeline: Timeline = Field(default_factory=Timeline)
+    metrics: DrillMetrics = Field(default_factory=DrillMetrics)
+    incident: Incident | None = None
+    diagnosis: DiagnosisSummary | None = None
+    history: list[HistoryEntry] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, obj: dict[str, Any]) -> DrillStatus:
+        return cls.model_validate(obj.get("status") or {})
+
+    def summary(self) -> HistoryEntry:
+        """This run, compacted for ``history``."""
+        return HistoryEntry(
+            generation=self.observed_generation,
+            phase=self.phase,
+            verdict=self.verdict,
+            reason=self.reason,
+            victim=self.victim.pod if self.victim else None,
+            ticketId=self.incident.ticket_id if self.incident else None,
+            timeToDetectSeconds=self.metrics.time_to_detect_seconds,
+            timeToRecoverSeconds=self.metrics.time_to_recover_seconds,
+            rootCauseCategory=self.diagnosis.root_cause_category if self.diagnosis else None,
+            startedAt=self.timeline.started_at,
+            completedAt=self.timeline.completed_at,
+        )
