@@ -145,3 +145,8 @@ class TikvCluster:
         )
         with urllib.request.urlopen(req, timeout=5) as r:
             return dict(json.load(r))
+
+    def pd_store(self, store_id: int) -> dict:
+        """PD's /store/{id} as JSON (what the controller sees)."""
+        with urllib.request.urlopen(f"{self.pd_url}/pd/api/v1/store/{store_id}", timeout=5) as r:
+            return dict(json.load(r))

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from controller.operator.crashpoints import POINTS
+from controller.timefmt import parse_rfc3339
 from tests.support.drills import DrillEnv, PodHistory, wait_for
 
 pytestmark = pytest.mark.integration
@@ -174,6 +175,10 @@ def test_delete_mid_drill_and_abort_restore(drill_env: DrillEnv) -> None:
     )
     st = env.wait_phase("to-abort", TERMINAL)
     assert (st["phase"], st["verdict"], st["reason"]) == ("Aborted", "Aborted", "Aborted"), st
+    # Restored means what recovery means: the store re-registered (new start time) and Up.
+    assert "store Up" in st["message"], st["message"]
+    store = env.cluster.pd_store(st["victim"]["storeId"])
+    assert store["store"]["start_timestamp"] >= int(parse_rfc3339(st["timeline"]["injectedAt"]))
     assert env.ready_pods() == 3
     finalizers = env.get("to-abort")["metadata"].get("finalizers", [])
     assert finalizers == ["chaos.operator.dev/restore"]  # kept until the object is deleted
@@ -218,8 +223,6 @@ def test_two_drills_on_one_target_never_overlap(drill_env: DrillEnv) -> None:
         a = env.wait_phase("first", TERMINAL, timeout=120)
         b = env.wait_phase("second", TERMINAL, timeout=120)
     assert {a["verdict"], b["verdict"]} == {"Pass"}, (a, b)
-    from controller.operator.status import parse_rfc3339
-
     windows = sorted(
         (parse_rfc3339(s["timeline"]["injectedAt"]), parse_rfc3339(s["timeline"]["completedAt"]))
         for s in (a, b)
@@ -228,6 +231,18 @@ def test_two_drills_on_one_target_never_overlap(drill_env: DrillEnv) -> None:
     assert sum(history.replaced().values()) == 2
     waited = a if a["timeline"]["injectedAt"] > b["timeline"]["injectedAt"] else b
     assert waited["timeline"].get("queuedAt"), "the later drill waited for the target lock"
+    # Its next run starts clean: nothing of the queueing leaks into it.
+    name = "first" if waited is a else "second"
+    env.kubectl(
+        "patch", "chaosdemo", name, "-n", env.ns, "--type=merge", "-p", '{"spec":{"safety":{"dryRun":true}}}'
+    )
+    wait_for(
+        lambda: env.status(name).get("observedGeneration") == 2 and env.status(name).get("phase") in TERMINAL,
+        30,
+        "rerun",
+    )
+    rerun = env.status(name)
+    assert "queuedAt" not in rerun["timeline"] and rerun["history"][0]["verdict"] == "Pass", rerun
 
 
 def test_new_generation_reruns_and_keeps_history(drill_env: DrillEnv) -> None:

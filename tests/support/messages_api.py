@@ -17,7 +17,17 @@ from typing import Any
 
 from aiohttp import web
 
-MODES = ("good", "max_tokens", "overloaded", "timeout", "refusal", "bad_citation", "server_error", "not_json")
+MODES = (
+    "good",
+    "slow",
+    "max_tokens",
+    "overloaded",
+    "timeout",
+    "refusal",
+    "bad_citation",
+    "server_error",
+    "not_json",
+)
 
 
 def good_diagnosis(evidence_ids: list[str], pod: str = "the pod") -> dict[str, Any]:
@@ -70,7 +80,7 @@ class MessagesAPIServer:
             return web.json_response(
                 {"type": "error", "error": {"type": "api_error", "message": "Internal"}}, status=500
             )
-        if mode == "timeout":
+        if mode in ("timeout", "slow"):  # slow: a good answer, after delay_s
             await asyncio.sleep(self.delay_s)
         if mode == "not_json":
             return web.Response(text="<html>gateway</html>", status=502)

@@ -1,0 +1,107 @@
+"""Idle cost: 1,000 settled ChaosDemos in one namespace; the controller's CPU and RSS while
+nothing changes (targets: <= 2% of one core, <= 200 MiB).
+
+The drills are settled cheaply and for real: each targets a namespace that is not opted in, so
+the controller runs it (lock, preflight) and ends it with verdict Error. Then the controller is
+left alone for ``CHAOSDEMO_IDLE_SECONDS`` (default 300) while its CPU time (utime + stime from
+/proc) and RSS are sampled.
+
+``BENCH_LABEL`` names the run (``after``, ``before``); results merge into one file, so the same
+script run with ``PYTHONPATH`` pointing at an older checkout records the "before" figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import machine, rss_peak_mib
+from benchmarks.harness import control_plane, start_controller, wait
+
+DRILLS = int(os.environ.get("CHAOSDEMO_IDLE_DRILLS", "1000"))
+IDLE_SECONDS = float(os.environ.get("CHAOSDEMO_IDLE_SECONDS", "300"))
+RESULTS = Path(__file__).resolve().parent / "results" / "idle.json"
+TERMINAL = {"Completed", "Failed", "Aborted"}
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    label = os.environ.get("BENCH_LABEL", "after")
+    with control_plane() as cp:
+        cp.kubectl("create", "namespace", "drills")
+        cp.kubectl("create", "namespace", "closed")
+        workdir = Path(cp.workdir).parent
+        controller = start_controller(cp, workdir, workdir / "tickets.db", "http://127.0.0.1:9")
+        wait(lambda: "chaosdemo controller ready" in controller.log_path.read_text(errors="replace"), 60)
+        started = time.time()
+        for batch in range(0, DRILLS, 100):
+            items = [
+                {
+                    "apiVersion": "chaos.operator.dev/v1alpha1",
+                    "kind": "ChaosDemo",
+                    "metadata": {"name": f"d{i:04d}", "namespace": "drills"},
+                    "spec": {"target": {"namespace": "closed"}},
+                }
+                for i in range(batch, min(DRILLS, batch + 100))
+            ]
+            cp.kubectl(
+                "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+            )
+
+        def settled() -> bool:
+            out = json.loads(cp.kubectl("get", "chaosdemos", "-n", "drills", "-o", "json").stdout)["items"]
+            return sum((o.get("status") or {}).get("phase") in TERMINAL for o in out) == DRILLS
+
+        assert wait(settled, 1800, interval=5), "not every drill settled"
+        settle_seconds = time.time() - started
+        time.sleep(20)  # let the last watch events and timers drain
+        pid = controller.popen.pid  # type: ignore[union-attr]
+        cpu0, t0 = cpu_seconds(pid), time.monotonic()
+        rss: list[float] = []
+        while time.monotonic() - t0 < IDLE_SECONDS:
+            rss.append(rss_mib(pid))
+            time.sleep(5)
+        cpu_share = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
+        run: dict[str, Any] = {
+            "drills": DRILLS,
+            "idle_seconds": IDLE_SECONDS,
+            "settle_seconds": round(settle_seconds, 1),
+            "cpu_percent_of_one_core": round(100 * cpu_share, 2),
+            "rss_mib_median": round(sorted(rss)[len(rss) // 2], 1),
+            "rss_mib_max": round(max(rss), 1),
+            "rss_peak_mib": round(rss_peak_mib(pid), 1),
+            "machine": machine(),
+        }
+        controller.stop()
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    data.update(
+        {
+            "benchmark": "idle",
+            "command": "python -m benchmarks.idle (BENCH_LABEL=before with PYTHONPATH at the older checkout)",
+            "what": f"{DRILLS} settled ChaosDemos in one namespace; controller CPU and RSS over "
+            f"{IDLE_SECONDS:.0f} s of idling",
+            "target": "<= 2% of one core, <= 200 MiB",
+        }
+    )
+    data.setdefault("runs", {})[label] = run
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(data, indent=2))
+    print(json.dumps(data, indent=2))
+
+
+if __name__ == "__main__":
+    main()
