@@ -17,6 +17,9 @@ MILESTONES = (
     ("diagnosedAt", "diagnosis"),
     ("podReadyAt", "pod Ready"),
     ("storeUpAt", "store Up"),
+    ("regionsHealthyAt", "regions ok"),
+    ("recoveredAt", "whole (TTR)"),
+    ("leadersBalancedAt", "leaders"),
     ("completedAt", "done"),
 )
 
@@ -33,7 +36,7 @@ def timeline_picture(timeline: dict[str, str], width: int = 60) -> str:
     for label, t in known:
         offset = t - start
         bar = "█" * max(1, round(offset / span * width)) if offset > 0 else "▏"
-        lines.append(f"{label:>10} {bar} +{offset:.1f}s")
+        lines.append(f"{label:>11} {bar} +{offset:.1f}s")
     return "\n".join(lines)
 
 
@@ -75,7 +78,16 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"node {victim.get('node', '-')}) |",
         f"| time to detect | {m.get('timeToDetect', '-')} |",
         f"| time to recover | {m.get('timeToRecover', '-')} |",
-        f"| pod Ready after | {m.get('podReadySeconds', '-')}{'s' if 'podReadySeconds' in m else ''} |",
+        *(
+            f"| {label} after | {m[key]}s |"
+            for key, label in (
+                ("podReadySeconds", "pod Ready"),
+                ("storeUpSeconds", "store re-registered"),
+                ("regionsHealthySeconds", "regions healthy"),
+                ("leadersBalancedSeconds", "leaders back"),
+            )
+            if m.get(key) is not None
+        ),
     ]
     incident = report["incident"]
     if incident:
