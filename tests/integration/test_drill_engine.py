@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from controller.timefmt import parse_rfc3339
-from tests.support.drills import DrillEnv, opt_in, wait_for
+from tests.support.drills import DrillEnv, claude_drill_env, wait_for
 from tests.support.messages_api import MessagesAPIServer
 
 pytestmark = pytest.mark.integration
@@ -27,20 +27,9 @@ def test_slow_diagnosis_does_not_delay_recovery_measurement(tikv_cluster_factory
     """The Messages API answers after 20 s; the recovery moments are still the pod's and PD's."""
     api = MessagesAPIServer(mode="slow", delay_s=20).start()
     cluster = tikv_cluster_factory()
-    opt_in(cluster)
-    env = DrillEnv(
-        cluster=cluster,
-        workdir=tmp_path / "drill",
-        controller_env={
-            "ANTHROPIC_API_KEY": "sk-ant-test-not-a-real-key-000000",
-            "ANTHROPIC_BASE_URL": api.url,
-            "CHAOSDEMO_CLAUDE_TIMEOUT": "60",
-            "CHAOSDEMO_CLAUDE_MAX_RETRIES": "0",
-        },
+    env = claude_drill_env(
+        cluster, tmp_path / "drill", api.url, CHAOSDEMO_CLAUDE_TIMEOUT="60", CHAOSDEMO_CLAUDE_MAX_RETRIES="0"
     )
-    env.workdir.mkdir()
-    env.start_monitor()
-    env.start_controller()
     try:
         env.drill("slow-diagnosis", {"diagnosis": {"provider": "claude"}, "target": {"pod": "tikv-1"}})
         st = env.wait_phase("slow-diagnosis", TERMINAL, timeout=150)

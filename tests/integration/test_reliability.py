@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.drills import DrillEnv, PodHistory, wait_for
+from tests.support.drills import DrillEnv, PodHistory, claude_drill_env, wait_for
 from tests.support.messages_api import MessagesAPIServer
 
 pytestmark = pytest.mark.integration
@@ -116,24 +116,15 @@ def test_dependency_faults_during_drills(drill_env: DrillEnv) -> None:
 
 @pytest.mark.parametrize("mode", ["overloaded", "server_error", "timeout"])
 def test_messages_api_faults_fall_back(tikv_cluster_factory, tmp_path: Path, mode: str) -> None:  # type: ignore[no-untyped-def]
-    from tests.support.drills import opt_in
 
     api = MessagesAPIServer(mode=mode, delay_s=10).start()
-    cluster = tikv_cluster_factory()
-    opt_in(cluster)
-    env = DrillEnv(
-        cluster=cluster,
-        workdir=tmp_path / "drill",
-        controller_env={
-            "ANTHROPIC_API_KEY": "sk-ant-test-not-a-real-key-000000",
-            "ANTHROPIC_BASE_URL": api.url,
-            "CHAOSDEMO_CLAUDE_TIMEOUT": "2",
-            "CHAOSDEMO_CLAUDE_MAX_RETRIES": "1",
-        },
+    env = claude_drill_env(
+        tikv_cluster_factory(),
+        tmp_path / "drill",
+        api.url,
+        CHAOSDEMO_CLAUDE_TIMEOUT="2",
+        CHAOSDEMO_CLAUDE_MAX_RETRIES="1",
     )
-    env.workdir.mkdir()
-    env.start_monitor()
-    env.start_controller()
     try:
         env.drill("claude-down", {"diagnosis": {"provider": "claude"}})
         st_ = env.wait_phase("claude-down", TERMINAL, timeout=120)

@@ -177,3 +177,21 @@ def opt_in(cluster: TikvCluster) -> None:
 
 def env_flag(name: str) -> bool:
     return os.environ.get(name, "") not in ("", "0", "false")
+
+
+def claude_drill_env(cluster: TikvCluster, workdir: Path, api_url: str, **controller_env: str) -> DrillEnv:
+    """A started drill environment whose controller diagnoses through a local Messages API."""
+    opt_in(cluster)
+    env = DrillEnv(
+        cluster=cluster,
+        workdir=workdir,
+        controller_env={
+            "ANTHROPIC_API_KEY": "sk-ant-test-not-a-real-key-000000",
+            "ANTHROPIC_BASE_URL": api_url,
+            **controller_env,
+        },
+    )
+    env.workdir.mkdir()
+    env.start_monitor()
+    env.start_controller()
+    return env
