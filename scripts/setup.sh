@@ -6,9 +6,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 say() { printf '\n==> %s\n' "$*"; }
 
-say "Debian packages: prometheus (the real Prometheus the tests scrape with), openssl, tmux"
+say "Debian packages: prometheus and prometheus-alertmanager (the real ones the tests use), openssl, tmux"
 need=()
 command -v prometheus >/dev/null 2>&1 || [[ -x /usr/bin/prometheus ]] || need+=(prometheus)
+[[ -x /usr/bin/prometheus-alertmanager ]] || need+=(prometheus-alertmanager)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
 if ((${#need[@]})); then

@@ -303,6 +303,13 @@ def make_pd_app(cluster: EmulatedCluster, pd_url: str) -> web.Application:
             lines.append(
                 f'pd_regions_status{{type="{check}-region-count"}} {len(cluster.regions_with(check))}'
             )
+        # PD's embedded etcd: this member leads (the emulator is one PD); alert rules use it to
+        # count the cluster gauges on the leader only.
+        lines += [
+            "# HELP etcd_server_is_leader Whether or not this member is a leader.",
+            "# TYPE etcd_server_is_leader gauge",
+        ]
+        lines.append("etcd_server_is_leader 1")
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
     app.add_routes(routes)

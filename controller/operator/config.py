@@ -14,6 +14,8 @@ def _csv(value: str) -> frozenset[str]:
 class OperatorConfig:
     pd_address: str = "http://127.0.0.1:2379"
     prometheus_url: str = ""
+    # The user's Alertmanager: with it, drills also time what reached their alerting.
+    alertmanager_url: str = ""
     tickets_db: str = "tickets.db"
     # Namespaces drills may target without the opt-in annotation. Empty: only annotated ones.
     allowed_namespaces: frozenset[str] = field(default_factory=frozenset)
@@ -29,6 +31,7 @@ class OperatorConfig:
         return cls(
             pd_address=env.get("CHAOSDEMO_PD_ADDRESS", cls.pd_address),
             prometheus_url=env.get("CHAOSDEMO_PROMETHEUS_URL", ""),
+            alertmanager_url=env.get("CHAOSDEMO_ALERTMANAGER_URL", ""),
             tickets_db=env.get("CHAOSDEMO_DB", cls.tickets_db),
             allowed_namespaces=_csv(env.get("CHAOSDEMO_ALLOWED_NAMESPACES", "")),
             step_interval=float(env.get("CHAOSDEMO_STEP_INTERVAL", cls.step_interval)),

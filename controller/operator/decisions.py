@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from controller.operator.model import DrillSpec, Phase, Verdict
-from controller.operator.state import DrillMetrics, DrillStatus, Timeline
+from controller.operator.state import DrillMetrics, DrillStatus, SourceStatus, Timeline
 
 # A temporary failure is retried after 0.5, 1, 2, 4, 5, 5 ... seconds.
 RETRY_FIRST_DELAY = 0.5
@@ -208,18 +208,60 @@ class Outcome:
     message: str
 
 
-def verdict(spec: DrillSpec, metrics: DrillMetrics, *, recovered: bool, detail: str = "") -> Outcome:
+def headline_detection(sources: Sequence[SourceStatus]) -> tuple[float | None, str]:
+    """Time-to-detect of the drill and who set it: the last of the required sources to detect
+    (the fault counts as detected once everyone who had to notice did), or, with no required
+    source, the first of any."""
+    required = [s for s in sources if s.required]
+    pool = required or list(sources)
+    detected = [s for s in pool if s.state == "Detected" and s.ttd_seconds is not None]
+    if not detected or (required and len(detected) < len(required)):
+        return None, ""
+    pick = (
+        max(detected, key=lambda s: s.ttd_seconds or 0.0)
+        if required
+        else min(detected, key=lambda s: s.ttd_seconds or 0.0)
+    )
+    return pick.ttd_seconds, pick.name
+
+
+def verdict(
+    spec: DrillSpec,
+    metrics: DrillMetrics,
+    *,
+    recovered: bool,
+    detail: str = "",
+    sources: Sequence[SourceStatus] = (),
+) -> Outcome:
     """The verdict of a run that injected its fault and has finished watching."""
-    ttd = metrics.time_to_detect_seconds
     ttr = metrics.time_to_recover_seconds
     slo = spec.detection.expect_within_seconds
-    if ttd is None:
+    required = [s for s in sources if s.required]
+    missed = [s for s in required if s.state in ("Missed", "Watching")]
+    broken = [s for s in required if s.state == "Error"]
+    if sources:
+        ttd, by = headline_detection(sources)
+    else:
+        ttd, by = metrics.time_to_detect_seconds, "tickets"
+    if missed and not (len(missed) == 1 and missed[0].type == "tickets" and len(required) == 1):
+        names = "; ".join(f"{s.name}: {s.why or 'no answer'}" for s in missed)
+        return Outcome(Phase.FAILED, Verdict.UNDETECTED, "Undetected", f"not detected by {names}")
+    if ttd is None and not broken:
         return Outcome(
             Phase.FAILED,
             Verdict.UNDETECTED,
             "Undetected",
             f"the monitor never ticketed the fault within {spec.detection.timeout_seconds}s",
         )
+    if broken:
+        names = "; ".join(f"{s.name}: {s.why}" for s in broken)
+        return Outcome(
+            Phase.FAILED,
+            Verdict.ERROR,
+            "DetectionSourceError",
+            f"a required detection source failed: {names}",
+        )
+    assert ttd is not None
     if not recovered:
         return Outcome(
             Phase.FAILED,
@@ -228,19 +270,20 @@ def verdict(spec: DrillSpec, metrics: DrillMetrics, *, recovered: bool, detail: 
             f"detected in {ttd:.1f}s but the store was not whole again within "
             f"{spec.recovery.timeout_seconds}s{': ' + detail if detail else ''}",
         )
+    who = f" by {by}" if sources and len(sources) > 1 else ""
     if ttd > slo:
         return Outcome(
             Phase.FAILED,
             Verdict.FAIL,
             "DetectionSLOMissed",
-            f"detected in {ttd:.1f}s, over the {slo}s SLO; recovered",
+            f"detected{who} in {ttd:.1f}s, over the {slo}s SLO; recovered",
         )
     recovered_in = f" in {ttr:.1f}s" if ttr is not None else ""
     return Outcome(
         Phase.COMPLETED,
         Verdict.PASS,
         "Passed",
-        f"detected in {ttd:.1f}s (SLO {slo}s) and recovered{recovered_in}",
+        f"detected{who} in {ttd:.1f}s (SLO {slo}s) and recovered{recovered_in}",
     )
 
 

@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from controller.diagnosis.evidence import DrillRecord
@@ -43,11 +44,14 @@ from controller.operator.kube import Kube
 from controller.operator.model import FINALIZER, HISTORY_LIMIT, TERMINAL_PHASES, DrillSpec, Phase, Verdict
 from controller.operator.preflight import run_preflight
 from controller.operator.recovery import observe, saved_manifest
+from controller.operator.sources import AlertingClients, watch_sources
 from controller.operator.state import (
+    DetectionStatus,
     DiagnosisSummary,
     DrillStatus,
     Incident,
     RunSnapshot,
+    SourceStatus,
     Timeline,
     Victim,
 )
@@ -87,6 +91,7 @@ class Deps:
     config: OperatorConfig
     prom: PrometheusClient | None = None
     _pd: dict[str, PDClient] = field(default_factory=dict)
+    alerting: AlertingClients = field(default_factory=AlertingClients)
     # One step or teardown at a time per drill (by uid).
     guards: dict[str, asyncio.Lock] = field(default_factory=dict)
     # Drills that are only waiting (for a lock, for the cluster, for a retry) are looked at again
@@ -121,6 +126,7 @@ class Deps:
             self.forget(uid)
         for client in self._pd.values():
             await client.aclose()
+        await self.alerting.aclose()
 
 
 # -- entry point -------------------------------------------------------------------------------------------
@@ -201,6 +207,10 @@ async def _current_run(deps: Deps, w: StatusWriter) -> RunSnapshot | None:
         )
         return None
     pd_address = spec.target.pd_address or deps.config.pd_address
+    sources = spec.detection.resolved(
+        prometheus_url=deps.config.prometheus_url, alertmanager_url=deps.config.alertmanager_url
+    )
+    spec = spec.model_copy(update={"detection": spec.detection.model_copy(update={"sources": sources})})
     run = RunSnapshot(
         generation=generation,
         spec=spec.model_dump(by_alias=True, mode="json"),
@@ -317,8 +327,15 @@ async def _past_deadline(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: Dr
 # -- before the kill ---------------------------------------------------------------------------------------
 async def _pending(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec) -> bool:
     ns = run.target_namespace
-    with using("spec.target.namespace"):
-        acquired, holder = await lock.acquire(deps.kube, ns, w.obj, decisions.lease_seconds(spec))
+    try:
+        with using("spec.target.namespace"):
+            acquired, holder = await lock.acquire(deps.kube, ns, w.obj, decisions.lease_seconds(spec))
+    except ApiException as exc:
+        if exc.status == 404:  # the Lease cannot be created: the namespace is not there
+            raise PermanentError(
+                "TargetNamespaceNotFound", "spec.target.namespace", f"namespace {ns!r} does not exist"
+            ) from exc
+        raise
     if not acquired:
         deps.backoff(w.uid, WAIT_RECHECK_SECONDS)
         message = f"another drill is running on namespace {ns} ({holder}); waiting for it to finish"
@@ -387,6 +404,7 @@ async def _preflight(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
         node=pod.spec.node_name,
         storeId=store.id,
         storeAddress=store.store.address,
+        statusAddress=store.store.status_address or None,
         leadersBefore=store.status.leader_count,
         manifest=saved_manifest(deps.kube.api, pod),
     )
@@ -443,6 +461,11 @@ async def _injecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
         "PodKilled",
         message,
         timeline=w.status.timeline.model_copy(update={"injected_at": injected_at}),
+        detection=DetectionStatus(
+            sources=[
+                SourceStatus(name=s.label, type=s.type, required=s.required) for s in spec.detection.sources
+            ]
+        ),
         conditions=w.condition("Injected", True, "PodKilled", message),
     )
     crashpoint("injected-recorded")
@@ -481,6 +504,7 @@ async def _sample(deps: Deps, w: StatusWriter, run: RunSnapshot) -> RecoveryObse
 
 async def _detecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec) -> bool:
     await _sample(deps, w, run)
+    await _watch_sources(deps, w, spec)
     victim = _victim(w)
     injected_at = w.status.timeline.injected_at or time.time()
     # One second of slack for clocks; preflight made sure no ticket was open before the kill.
@@ -540,6 +564,7 @@ def _corroborated(ticket: Any) -> bool:
 
 async def _diagnosing(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec) -> bool:
     await _sample(deps, w, run)
+    await _watch_sources(deps, w, spec)
     assert w.status.incident is not None
     ticket_id = w.status.incident.ticket_id
     detected_at = w.status.timeline.detected_at or 0.0
@@ -660,6 +685,7 @@ async def _diagnose(
 
 async def _recovering(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec) -> bool:
     obs = await _sample(deps, w, run)
+    watching = await _watch_sources(deps, w, spec)
     t = w.status.timeline
     injected_at = t.injected_at or time.time()
     now = time.time()
@@ -667,6 +693,8 @@ async def _recovering(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: Drill
         waited = now - t.recovered_at
         if t.leaders_balanced_at is None and waited < spec.recovery.wait_for_leaders_seconds:
             return False  # whole again; still sampling for PD to move leaders back
+        if watching:
+            return False  # whole again; a detection source has not answered yet
         ttr = w.status.metrics.time_to_recover_seconds or 0.0
         metrics.TIME_TO_RECOVER.observe(ttr)
         leaders = (
@@ -677,22 +705,63 @@ async def _recovering(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: Drill
         conditions = w.condition(
             "Recovered", True, "StoreWhole", f"store whole again {ttr:.1f}s after the kill; {leaders}"
         )
-        await end_run(
-            deps, w, run, decisions.verdict(spec, w.status.metrics, recovered=True), conditions=conditions
-        )
+        await _end_after_kill(deps, w, run, spec, recovered=True, conditions=conditions)
         return False
-    if now - injected_at > spec.recovery.timeout_seconds:
+    if now - injected_at > spec.recovery.timeout_seconds and not watching:
         detail = obs.describe()
         message = f"not whole again {spec.recovery.timeout_seconds}s after the kill: {detail}"
         conditions = w.condition("Recovered", False, "RecoveryTimeout", message)
-        await end_run(
-            deps,
-            w,
-            run,
-            decisions.verdict(spec, w.status.metrics, recovered=False, detail=detail),
-            conditions=conditions,
-        )
+        await _end_after_kill(deps, w, run, spec, recovered=False, detail=detail, conditions=conditions)
     return False
+
+
+async def _end_after_kill(
+    deps: Deps,
+    w: StatusWriter,
+    run: RunSnapshot,
+    spec: DrillSpec,
+    *,
+    recovered: bool,
+    detail: str = "",
+    **fields: Any,
+) -> None:
+    """The verdict of a run that killed: detection by every source, recovery, the SLO."""
+    sources = w.status.detection.sources if w.status.detection else []
+    metrics_now = w.status.metrics
+    if sources:
+        ttd, _ = decisions.headline_detection(sources)
+        metrics_now = metrics_now.model_copy(
+            update={"time_to_detect_seconds": ttd, "time_to_detect": decisions.seconds_text(ttd)}
+        )
+    outcome = decisions.verdict(spec, metrics_now, recovered=recovered, detail=detail, sources=sources)
+    await end_run(deps, w, run, outcome, metrics=metrics_now, **fields)
+
+
+async def _watch_sources(deps: Deps, w: StatusWriter, spec: DrillSpec) -> bool:
+    """Look at every detection source that has not answered and record what each shows, with the
+    servers' own times. Returns whether any is still being watched."""
+    detection = w.status.detection
+    kill = w.status.timeline.injected_at
+    if detection is None or kill is None:
+        return False
+    now = time.time()
+    window_over = now - kill > spec.detection.timeout_seconds
+    updated = await watch_sources(
+        deps.alerting,
+        spec.detection.sources,
+        detection.sources,
+        victim=_victim(w),
+        kill=kill,
+        now=now,
+        window_over=window_over,
+        window_seconds=spec.detection.timeout_seconds,
+        incident=w.status.incident,
+        timeline=w.status.timeline,
+        rules_url=deps.config.prometheus_url,
+    )
+    if updated != detection.sources:
+        await w.patch(detection=DetectionStatus(sources=updated))
+    return not window_over and any(s.state != "Detected" for s in updated)
 
 
 STEPS = {

@@ -115,15 +115,19 @@ class Selector(_Spec):
         return ",".join(parts)
 
 
-def _check_pd_address(value: str) -> str:
+def _check_http_url(value: str, example: str = "http://prometheus.monitoring.svc:9090") -> str:
     if not value:
         return value
     url = urlsplit(value)
     if url.scheme not in ("http", "https") or not url.hostname:
-        raise ValueError(f"{value!r} is not an http(s) URL such as http://pd.tikv.svc:2379")
+        raise ValueError(f"{value!r} is not an http(s) URL such as {example}")
     if url.username or url.password:
         raise ValueError("must not carry credentials")
     return value
+
+
+def _check_pd_address(value: str) -> str:
+    return _check_http_url(value, "http://pd.tikv.svc:2379")
 
 
 class Target(_Spec):
@@ -140,9 +144,47 @@ class Fault(_Spec):
     grace_period_seconds: int = Field(default=0, alias="gracePeriodSeconds", ge=0)
 
 
+SourceType = Literal["tickets", "prometheus", "alertmanager"]
+
+
+class DetectionSource(_Spec):
+    """One detector whose noticing the fault is timed: the monitor's tickets, Prometheus'
+    alerting rules, or Alertmanager."""
+
+    type: SourceType
+    name: str = ""
+    # Prometheus or Alertmanager base URL; empty: the controller's configured one.
+    url: Annotated[str, AfterValidator(_check_http_url)] = ""
+    # Which alerts count (empty: any alert about the victim, or a cluster-level one).
+    alertnames: list[str] = Field(default_factory=list)
+    matchers: dict[str, str] = Field(default_factory=dict)
+    required: bool = True
+
+    @property
+    def label(self) -> str:
+        return self.name or self.type
+
+
 class Detection(_Spec):
     timeout_seconds: int = Field(default=120, alias="timeoutSeconds", ge=1)
     expect_within_seconds: int = Field(default=30, alias="expectWithinSeconds", ge=1)
+    # Empty: the monitor's tickets, plus Alertmanager (not required) when the controller has one.
+    sources: list[DetectionSource] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Detection:
+        labels = [s.label for s in self.sources]
+        if len(labels) != len(set(labels)):
+            raise ValueError("two detection sources share a name: give each a distinct name")
+        return self
+
+    def resolved(self, *, prometheus_url: str, alertmanager_url: str) -> list[DetectionSource]:
+        """The sources this run watches, defaults and URLs filled in from the controller's."""
+        sources = self.sources or [DetectionSource(type="tickets")] + (
+            [DetectionSource(type="alertmanager", required=False)] if alertmanager_url else []
+        )
+        default_url = {"prometheus": prometheus_url, "alertmanager": alertmanager_url, "tickets": ""}
+        return [s.model_copy(update={"url": s.url or default_url[s.type]}) for s in sources]
 
 
 class DiagnosisSpec(_Spec):

@@ -66,6 +66,7 @@ class Victim(_Status):
     node: str | None = None
     store_id: int = Field(alias="storeId")
     store_address: str = Field(alias="storeAddress")
+    status_address: str | None = Field(default=None, alias="statusAddress")
     # Regions the store led before the kill: "leaders back" is judged against it.
     leaders_before: int | None = Field(default=None, alias="leadersBefore")
     # The pod's manifest, kept (redacted) only for a bare pod, so it can be recreated.
@@ -136,6 +137,27 @@ class HistoryEntry(_Status):
     completed_at: Moment = Field(default=None, alias="completedAt")
 
 
+class SourceStatus(_Status):
+    """How one detection source answered: Watching until it does; Detected, Missed or Error."""
+
+    name: str
+    type: str
+    required: bool = True
+    state: str = "Watching"
+    alert: str | None = None
+    ticket_id: int | None = Field(default=None, alias="ticketId")
+    labels: dict[str, str] | None = None
+    pending_at: Moment = Field(default=None, alias="pendingAt")
+    firing_at: Moment = Field(default=None, alias="firingAt")
+    seen_at: Moment = Field(default=None, alias="seenAt")
+    ttd_seconds: float | None = Field(default=None, alias="ttdSeconds")
+    why: str | None = None
+
+
+class DetectionStatus(_Status):
+    sources: list[SourceStatus] = Field(default_factory=list)
+
+
 class DrillStatus(_Status):
     phase: Phase | None = None
     verdict: Verdict | None = None
@@ -148,6 +170,7 @@ class DrillStatus(_Status):
     timeline: Timeline = Field(default_factory=Timeline)
     metrics: DrillMetrics = Field(default_factory=DrillMetrics)
     incident: Incident | None = None
+    detection: DetectionStatus | None = None
     diagnosis: DiagnosisSummary | None = None
     history: list[HistoryEntry] = Field(default_factory=list)
 

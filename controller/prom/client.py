@@ -87,3 +87,36 @@ class PrometheusClient:
             ]
         except (KeyError, TypeError, ValueError) as exc:
             raise PrometheusError(f"unexpected range result shape for {promql!r}") from exc
+
+    async def raw_samples(self, selector: str, start: float, end: float) -> list[Series]:
+        """Every stored sample of ``selector`` in (start, end], with its own timestamp: a range
+        vector selector evaluated at ``end`` (no step, so nothing is interpolated)."""
+        window = max(1, int(end - start + 0.999))
+        data = await self._get("/api/v1/query", {"query": f"{selector}[{window}s]", "time": end})
+        try:
+            return [
+                Series(r["metric"], [(float(t), float(v)) for t, v in r["values"]])
+                for r in data.get("result", [])
+            ]
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise PrometheusError(f"unexpected matrix shape for {selector!r}") from exc
+
+    async def alerts(self) -> list[dict[str, Any]]:
+        """``/api/v1/alerts``: the alerts pending or firing now, with ``activeAt``."""
+        data = await self._get("/api/v1/alerts", {})
+        alerts = data.get("alerts") if isinstance(data, dict) else None
+        if not isinstance(alerts, list):
+            raise PrometheusError("unexpected shape of /api/v1/alerts")
+        return alerts
+
+    async def alerting_rules(self) -> list[dict[str, Any]]:
+        """``/api/v1/rules?type=alert``: every alerting rule with its group's ``interval``."""
+        data = await self._get("/api/v1/rules", {"type": "alert"})
+        groups = data.get("groups") if isinstance(data, dict) else None
+        if not isinstance(groups, list):
+            raise PrometheusError("unexpected shape of /api/v1/rules")
+        return [
+            {**rule, "groupInterval": group.get("interval")}
+            for group in groups
+            for rule in group.get("rules", [])
+        ]

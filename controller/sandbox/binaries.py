@@ -50,16 +50,24 @@ def binary(name: str) -> Path:
     return path
 
 
-def prometheus_binary() -> Path:
-    found = shutil.which("prometheus") or (
-        "/usr/bin/prometheus" if os.path.exists("/usr/bin/prometheus") else None
+def _debian_binary(command: str, package: str) -> Path:
+    found = shutil.which(command) or (
+        f"/usr/bin/{command}" if os.path.exists(f"/usr/bin/{command}") else None
     )
     if not found:
         raise MissingBinaryError(
-            "the `prometheus` binary is missing. Install Debian's package: "
-            "`apt-get install -y prometheus` (see README, Set-up)."
+            f"the `{command}` binary is missing. Install Debian's package: "
+            f"`apt-get install -y {package}` (see README, Set-up)."
         )
     return Path(found)
+
+
+def prometheus_binary() -> Path:
+    return _debian_binary("prometheus", "prometheus")
+
+
+def alertmanager_binary() -> Path:
+    return _debian_binary("prometheus-alertmanager", "prometheus-alertmanager")
 
 
 def require_all() -> None:
@@ -70,9 +78,10 @@ def require_all() -> None:
             binary(name)
         except MissingBinaryError as exc:
             missing.append(str(exc))
-    try:
-        prometheus_binary()
-    except MissingBinaryError as exc:
-        missing.append(str(exc))
+    for debian in (prometheus_binary, alertmanager_binary):
+        try:
+            debian()
+        except MissingBinaryError as exc:
+            missing.append(str(exc))
     if missing:
         raise MissingBinaryError("\n".join(missing))

@@ -12,11 +12,30 @@ import yaml
 from controller.sandbox.binaries import prometheus_binary
 from controller.sandbox.processes import ManagedProcess, ProcessExited, free_port, wait_until
 
+# The TiKV/PD alert rules the sandbox loads (also shipped with the kind manifests).
+ALERT_RULES = Path(__file__).resolve().parents[2] / "manifests" / "prometheus" / "alert-rules.yml"
 
-def scrape_config(pd_address: str, targets_file: Path, interval_seconds: float) -> dict:
-    interval = f"{int(interval_seconds * 1000)}ms"
-    return {
-        "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval},
+
+def _ms(seconds: float) -> str:
+    return f"{int(seconds * 1000)}ms"
+
+
+def scrape_config(
+    pd_address: str,
+    targets_file: Path,
+    interval_seconds: float,
+    *,
+    evaluation_seconds: float | None = None,
+    rule_files: tuple[Path, ...] = (),
+    alertmanager: str = "",
+) -> dict:
+    interval = _ms(interval_seconds)
+    config: dict = {
+        "global": {
+            "scrape_interval": interval,
+            "scrape_timeout": interval,
+            "evaluation_interval": _ms(evaluation_seconds or interval_seconds),
+        },
         "scrape_configs": [
             {"job_name": "pd", "static_configs": [{"targets": [pd_address]}]},
             # File-based discovery: the emulator rewrites the file as stores appear, the way
@@ -27,6 +46,11 @@ def scrape_config(pd_address: str, targets_file: Path, interval_seconds: float) 
             },
         ],
     }
+    if rule_files:
+        config["rule_files"] = [str(f) for f in rule_files]
+    if alertmanager:
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
+    return config
 
 
 @dataclass
@@ -35,6 +59,9 @@ class Prometheus:
     pd_address: str
     targets_file: Path
     scrape_interval: float = 1.0
+    evaluation_interval: float | None = None
+    rule_files: tuple[Path, ...] = ()
+    alertmanager: str = ""  # host:port of the Alertmanager to send alerts to
     port: int = 0
     detached: bool = False
     process: ManagedProcess | None = field(default=None, init=False)
@@ -50,7 +77,16 @@ class Prometheus:
             self.targets_file.write_text("[]")
         config_path = self.workdir / "prometheus.yml"
         config_path.write_text(
-            yaml.safe_dump(scrape_config(self.pd_address, self.targets_file, self.scrape_interval))
+            yaml.safe_dump(
+                scrape_config(
+                    self.pd_address,
+                    self.targets_file,
+                    self.scrape_interval,
+                    evaluation_seconds=self.evaluation_interval,
+                    rule_files=self.rule_files,
+                    alertmanager=self.alertmanager,
+                )
+            )
         )
         self.process = ManagedProcess(
             "prometheus",

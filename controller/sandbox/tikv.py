@@ -8,9 +8,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from controller.sandbox.alertmanager import Alertmanager
 from controller.sandbox.controlplane import ControlPlane
 from controller.sandbox.processes import ManagedProcess, ProcessExited, free_port, wait_until
-from controller.sandbox.prometheus import Prometheus
+from controller.sandbox.prometheus import ALERT_RULES, Prometheus
 
 TIKV_CLUSTER_MANIFEST = Path(__file__).with_name("tikv-cluster.yaml")
 
@@ -37,7 +38,11 @@ class TikvCluster:
     pd_port: int = 0
     admin_port: int = 0
     with_prometheus: bool = True
+    # The standard TiKV/PD alert rules in Prometheus, sending to a real Alertmanager.
+    with_alerting: bool = False
+    evaluation_interval: float | None = None
     detached: bool = False
+    alertmanager: Alertmanager | None = None
 
     @property
     def pd_url(self) -> str:
@@ -93,11 +98,18 @@ class TikvCluster:
             wait_until(self._emulator_ready, 60, what="the emulator's PD API")
             if not self.with_prometheus:
                 return self
+            if self.with_alerting:
+                self.alertmanager = Alertmanager(
+                    self.workdir / "alertmanager", detached=self.detached
+                ).start()
             self.prometheus = Prometheus(
                 self.workdir / "prometheus",
                 f"127.0.0.1:{self.pd_port}",
                 targets,
                 scrape_interval=self.scrape_interval,
+                evaluation_interval=self.evaluation_interval,
+                rule_files=(ALERT_RULES,) if self.with_alerting else (),
+                alertmanager=self.alertmanager.url.removeprefix("http://") if self.alertmanager else "",
                 detached=self.detached,
             ).start()
             # Prometheus hands discovered targets to its scrapers at most every 5 s: wait until
@@ -123,6 +135,8 @@ class TikvCluster:
     def stop(self) -> None:
         if self.prometheus:
             self.prometheus.stop()
+        if self.alertmanager:
+            self.alertmanager.stop()
         if self.emulator:
             self.emulator.stop()
 

@@ -85,7 +85,12 @@ def test_permanent_errors_end_the_run_and_free_the_target(drill_env: DrillEnv) -
     assert "victim" not in st or st["victim"] is None
     lease = env.kubectl("get", "lease", "chaosdemo-target-lock", "-n", env.ns, check=False)
     assert lease.returncode != 0, "the lock was released"
-    # ... so the next drill on the namespace runs at once.
+    # A target namespace that does not exist ends the run at once (its lock cannot be taken).
+    env.drill("no-such-namespace", {"target": {"namespace": "does-not-exist"}})
+    st = env.wait_phase("no-such-namespace", TERMINAL, timeout=30)
+    assert (st["verdict"], st["reason"]) == ("Error", "TargetNamespaceNotFound"), st
+    assert st["message"].startswith("spec.target.namespace:"), st["message"]
+    # ... and the next drill on the namespace runs at once.
     env.drill("after", {"safety": {"dryRun": True}})
     st = env.wait_phase("after", TERMINAL, timeout=30)
     assert (st["verdict"], st["reason"]) == ("Pass", "DryRun"), st
