@@ -34,6 +34,27 @@ TERMINAL = {"Completed", "Failed", "Aborted"}
 LOAD_RPS = 2000
 
 
+STATE_STYLE = {"Detected": "green", "Watching": "yellow", "Missed": "red", "Error": "magenta"}
+
+
+def sources_table(status: dict[str, Any]) -> Table:
+    """Each detection source live: who has noticed the fault, how fast, and why not."""
+    table = Table(title="detection sources", expand=False)
+    for column in ("source", "state", "alert", "TTD", "why"):
+        table.add_column(column, overflow="fold")
+    for s in (status.get("detection") or {}).get("sources") or []:
+        ttd = s.get("ttdSeconds")
+        required = "" if s.get("required") else " (optional)"
+        table.add_row(
+            f"{s['name']}{required}",
+            f"[{STATE_STYLE.get(s['state'], 'white')}]{s['state']}[/]",
+            s.get("alert") or "-",
+            "-" if ttd is None else f"{ttd:.1f}s",
+            (s.get("why") or "")[:120],
+        )
+    return table
+
+
 class Demo:
     def __init__(
         self,
@@ -167,12 +188,11 @@ class Demo:
                 st = await self.refresh()
                 if st.get("incident") or st.get("phase") in TERMINAL or st.get("phase") == "Recovering":
                     break
-                live.update(
-                    Text.from_markup(
-                        f"[yellow]Waiting for detection... {time.time() - injected:.0f}s[/] (the monitor knows nothing "
-                        "about this drill)"
-                    )
+                waiting = Text.from_markup(
+                    f"[yellow]Waiting for detection... {time.time() - injected:.0f}s[/] (the monitor knows nothing "
+                    "about this drill)"
                 )
+                live.update(Group(waiting, sources_table(st)))
                 await asyncio.sleep(0.25)
         incident = self.status.get("incident")
         if incident:
@@ -216,8 +236,11 @@ class Demo:
                 if st.get("phase") in TERMINAL:
                     break
                 live.update(
-                    Text.from_markup(
-                        f"[yellow]waiting for the store to be Up again...[/] ({st.get('message')})"
+                    Group(
+                        Text.from_markup(
+                            f"[yellow]waiting for the store to be whole again...[/] ({st.get('message')})"
+                        ),
+                        sources_table(st),
                     )
                 )
                 await asyncio.sleep(0.3)
@@ -228,7 +251,9 @@ class Demo:
         table.add_row("verdict", f"[bold {color}]{verdict}[/] — {self.status.get('message')}")
         table.add_row("time to detect", str(m.get("timeToDetect", "-")))
         table.add_row("time to recover", str(m.get("timeToRecover", "-")))
-        self.console.print(Panel(Group(table), title="result", border_style=color))
+        self.console.print(
+            Panel(Group(table, sources_table(self.status)), title="result", border_style=color)
+        )
         return verdict
 
     async def cleanup(self) -> None:

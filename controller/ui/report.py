@@ -53,11 +53,39 @@ def build(obj: dict[str, Any], ticket: Ticket | None) -> dict[str, Any]:
         "timeline": status.get("timeline") or {},
         "metrics": status.get("metrics") or {},
         "incident": status.get("incident"),
+        "detection": (status.get("detection") or {}).get("sources") or [],
         "diagnosis": status.get("diagnosis"),
         "diagnosisMarkdown": ticket.diagnosis_markdown if ticket else None,
         "ticketSignals": ticket.signals if ticket else None,
         "history": status.get("history") or [],
     }
+
+
+def detection_table(sources: list[dict[str, Any]], injected_at: str | None) -> list[str]:
+    """Who noticed, when (seconds after the kill, from the servers' own times), and why not."""
+    if not sources:
+        return []
+    kill = parse_rfc3339(injected_at)
+
+    def after(moment: str | None) -> str:
+        at = parse_rfc3339(moment)
+        return "-" if at is None or kill is None else f"+{at - kill:.1f}s"
+
+    lines = [
+        "",
+        "## Detection",
+        "",
+        "| source | required | state | alert | pending | fired | TTD | why |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for s in sources:
+        ttd = s.get("ttdSeconds")
+        lines.append(
+            f"| {s['name']} ({s['type']}) | {'yes' if s.get('required') else 'no'} | {s['state']} | "
+            f"{s.get('alert') or '-'} | {after(s.get('pendingAt'))} | {after(s.get('firingAt'))} | "
+            f"{'-' if ttd is None else f'{ttd:.1f}s'} | {(s.get('why') or '').replace('|', '/')} |"
+        )
+    return lines
 
 
 def to_json(report: dict[str, Any]) -> str:
@@ -95,6 +123,7 @@ def to_markdown(report: dict[str, Any]) -> str:
             f"| ticket | #{incident['ticketId']} {incident['invariant']} ({incident['severity']}); "
             f"signals: {', '.join(report['ticketSignals'] or incident.get('signals') or [])} |"
         )
+    lines += detection_table(report["detection"], report["timeline"].get("injectedAt"))
     lines += ["", "## Timeline", "", "```", timeline_picture(report["timeline"]), "```", ""]
     lines += [f"- {key}: {value}" for key, value in report["timeline"].items()]
     d = report["diagnosis"]

@@ -29,6 +29,7 @@ def test_kustomize_server_dry_run_and_a_broken_copy_fails(
         "statefulset.apps/pd",
         "deployment.apps/chaosdemo",
         "deployment.apps/prometheus",
+        "deployment.apps/alertmanager",
         "clusterrole.rbac.authorization.k8s.io/chaosdemo-controller",
     ):
         assert kind in ok.stdout and "(server dry run)" in ok.stdout
@@ -106,3 +107,22 @@ def test_controller_as_its_service_account(tikv_cluster_factory, tmp_path: Path)
         assert "Forbidden" not in (env.controller.log_tail(400) if env.controller else "")
     finally:
         env.stop()
+
+
+def test_alert_rules_and_alertmanager_config_are_valid() -> None:
+    """The standard TiKV/PD rules and the Alertmanager config, checked by the tools that ship
+    with Debian's prometheus and prometheus-alertmanager packages."""
+    import subprocess
+
+    import yaml
+
+    rules = REPO_ROOT / "manifests" / "prometheus" / "alert-rules.yml"
+    checked = subprocess.run(["promtool", "check", "rules", str(rules)], capture_output=True, text=True)
+    assert checked.returncode == 0 and "SUCCESS: 5 rules found" in checked.stdout, checked.stdout + checked.stderr
+    am = REPO_ROOT / "manifests" / "prometheus" / "alertmanager.yml"
+    checked = subprocess.run(["amtool", "check-config", str(am)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    by_name = {r["alert"]: r for g in yaml.safe_load(rules.read_text())["groups"] for r in g["rules"]}
+    assert {r["for"] for r in by_name.values()} == {"1m"}
+    assert "store_disconnected_count" in by_name["PD_cluster_lost_connect_store_nums"]["expr"]
+    assert by_name["TiKV_node_restart"]["expr"] == 'changes(process_start_time_seconds{job="tikv"}[5m]) > 0'
