@@ -39,6 +39,7 @@ class SandboxState:
     emulator_admin_url: str
     tickets_db: str
     namespace: str
+    alertmanager_url: str = ""
     pids: dict[str, int] = field(default_factory=dict)
     started_at: float = 0.0
 
@@ -91,18 +92,23 @@ def up(
         cp.kubectl(
             "wait", "--for=condition=Established", "crd/chaosdemos.chaos.operator.dev", "--timeout=60s"
         )
-        log("deploying PD and TiKV StatefulSets in namespace tikv; starting the emulator and Prometheus")
+        log(
+            "deploying PD and TiKV StatefulSets in namespace tikv; starting the emulator, Prometheus with "
+            "the standard TiKV/PD alert rules, and Alertmanager"
+        )
         cluster = TikvCluster(
             control_plane=cp,
             workdir=directory / "tikv",
             namespace=NAMESPACE,
             time_scale=time_scale,
             scrape_interval=scrape_interval,
+            with_alerting=True,
             detached=True,
         )
         cluster.start()
-        assert cluster.emulator and cluster.prometheus and cluster.prometheus.process
-        started += [cluster.emulator, cluster.prometheus.process]
+        assert cluster.emulator and cluster.prometheus and cluster.prometheus.process and cluster.alertmanager
+        assert cluster.alertmanager.process
+        started += [cluster.emulator, cluster.alertmanager.process, cluster.prometheus.process]
         cp.kubectl("annotate", "namespace", NAMESPACE, "chaos.operator.dev/enabled=true", "--overwrite")
         db = directory / "tickets.db"
         log("starting the monitor and the controller")
@@ -121,6 +127,7 @@ def up(
             prometheus_url=cluster.prometheus.url,
             db=db,
             log_path=logs / "controller.log",
+            env={"CHAOSDEMO_ALERTMANAGER_URL": cluster.alertmanager.url},
             detached=True,
         ).start()
         started.append(controller)
@@ -134,6 +141,7 @@ def up(
         pd_url=cluster.pd_url,
         prometheus_url=cluster.prometheus.url,
         emulator_admin_url=cluster.admin_url,
+        alertmanager_url=cluster.alertmanager.url,
         tickets_db=str(db),
         namespace=NAMESPACE,
         pids={p.name: p.pid for p in started if p.pid},

@@ -118,7 +118,9 @@ def test_alert_rules_and_alertmanager_config_are_valid() -> None:
 
     rules = REPO_ROOT / "manifests" / "prometheus" / "alert-rules.yml"
     checked = subprocess.run(["promtool", "check", "rules", str(rules)], capture_output=True, text=True)
-    assert checked.returncode == 0 and "SUCCESS: 5 rules found" in checked.stdout, checked.stdout + checked.stderr
+    assert checked.returncode == 0 and "SUCCESS: 5 rules found" in checked.stdout, (
+        checked.stdout + checked.stderr
+    )
     am = REPO_ROOT / "manifests" / "prometheus" / "alertmanager.yml"
     checked = subprocess.run(["amtool", "check-config", str(am)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -112,7 +112,7 @@ def test_sandbox_demo_report_and_down(tmp_path: Path) -> None:
             cwd=Path(__file__).resolve().parents[2],
             capture_output=True,
         )
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 180  # the optional Alertmanager source answers after ~1 min
         while time.monotonic() < deadline:
             got = json.loads(
                 subprocess.run(

@@ -47,3 +47,60 @@ async def test_finalize_waits_for_a_step_in_progress() -> None:
     await stepping
     done, _ = await tearing_down
     assert done and kube.calls == ["step:start", "step:end"]
+
+
+class FailingKube:
+    """A step's first call fails with the given API error; status writes are recorded."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.patches: list[dict[str, Any]] = []
+        self.events: list[tuple[str, str]] = []
+
+    async def get_chaosdemo(self, namespace: str, name: str) -> dict[str, Any]:
+        return {**OBJ, "status": {"phase": "Preflight", "observedGeneration": 1, "run": RUN}}
+
+    async def namespace_annotations(self, namespace: str) -> None:
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        raise ApiException(status=self.status, reason="Forbidden" if self.status == 403 else "Internal")
+
+    async def read_lease(self, namespace: str, name: str) -> None:
+        return None
+
+    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        self.patches.append(status)
+        return {"status": {"phase": status.get("phase", "Preflight"), "run": RUN}}
+
+    async def emit_event(self, obj: dict[str, Any], event_type: str, reason: str, message: str) -> None:
+        self.events.append((event_type, reason))
+
+
+RUN = {
+    "generation": 1,
+    "spec": {},
+    "targetNamespace": "ns",
+    "pdAddress": "http://pd:2379",
+    "ticketCluster": "x",
+}
+
+
+async def test_a_temporary_error_is_retried_within_a_second() -> None:
+    kube = FailingKube(500)
+    deps = Deps(kube=kube, db=None, config=OperatorConfig())  # type: ignore[arg-type]
+    await advance(deps, {**OBJ, "status": {"phase": "Preflight", "observedGeneration": 1}})
+    assert kube.patches == [], "nothing ended"
+    assert deps.retries["u-1"].attempts == 1
+    wait = deps.not_before["u-1"] - asyncio.get_running_loop().time()
+    assert 0 < wait <= 0.6, f"retried after {wait:.2f}s, not kopf's 60 s"
+
+
+async def test_a_permanent_error_ends_the_run_naming_the_field() -> None:
+    kube = FailingKube(403)
+    deps = Deps(kube=kube, db=None, config=OperatorConfig())  # type: ignore[arg-type]
+    await advance(deps, {**OBJ, "status": {"phase": "Preflight", "observedGeneration": 1}})
+    final = kube.patches[-1]
+    assert (final["phase"], final["verdict"], final["reason"]) == ("Failed", "Error", "Forbidden")
+    assert final["message"].startswith("spec.target.namespace: the API server answered 403")
+    assert ("Warning", "Forbidden") in kube.events
+    assert "u-1" not in deps.retries
