@@ -8,8 +8,17 @@ import re
 REDACTED = "[REDACTED]"
 _PATTERNS = [
     re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}"),  # Anthropic keys
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{16,}"),
-    re.compile(r"(?i)((?:api[_-]?key|token|password|secret|x-api-key)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{6,}"),
+    # PEM blocks (private keys, certificates with keys), whole, across lines.
+    re.compile(r"-----BEGIN [A-Z0-9 ]+-----.*?-----END [A-Z0-9 ]+-----", re.DOTALL),
+    re.compile(r"(?i)((?:bearer|basic)\s+)[A-Za-z0-9._~+/=\-]{8,}"),
+    # Credentials in URLs: scheme://user:password@host
+    re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*://[^\s/:@]+:)[^\s/@]+(?=@)"),
+    re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"),  # AWS access key ids
+    re.compile(r"(?i)(aws_secret_access_key[\\\"']*\s*[:=]\s*[\\\"']*)[A-Za-z0-9/+=]{30,}"),
+    # key=value and "key": "value", also inside JSON-escaped strings (\"password\":\"...\").
+    re.compile(
+        r"(?i)((?:api[_-]?key|token|password|passwd|secret|x-api-key)[\\\"']*\s*[:=]\s*[\\\"']*)[^\s\"',}\\]{6,}"
+    ),
     re.compile(
         r"eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"
     ),  # JWTs (service-account tokens)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from controller.diagnosis.schema import DiagnosisOutput, RootCauseCategory
@@ -18,13 +19,18 @@ class Grade:
     reason: str
 
 
+def names(text: str, name: str) -> bool:
+    """``name`` as a whole word: tikv-1 is not named by tikv-10, nor store 1 by store 12."""
+    return re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text) is not None
+
+
 def grade(diagnosis: DiagnosisOutput, *, action: str, pod: str, store_id: int | None) -> Grade:
     expected = EXPECTED_CATEGORIES.get(action, set())
     if diagnosis.root_cause_category not in expected:
         wanted = ", ".join(sorted(c.value for c in expected)) or "nothing known"
         return Grade(False, f"category {diagnosis.root_cause_category.value}, expected {wanted}")
     text = f"{diagnosis.summary} {diagnosis.root_cause}"
-    names_victim = pod in text or (store_id is not None and f"store {store_id}" in text)
+    names_victim = names(text, pod) or (store_id is not None and names(text, f"store {store_id}"))
     if not names_victim:
         return Grade(False, f"right category but names neither pod {pod} nor store {store_id}")
     return Grade(True, f"{diagnosis.root_cause_category.value} on {pod}")

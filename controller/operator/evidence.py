@@ -48,16 +48,18 @@ async def gather(
     except PDError:
         stores = None
     metrics = await incident_metrics(prom, ticket.opened_at - 60, now, job=tikv_job) if prom else []
-    raw_events = await kube.events_for(namespace, limit=200)
-    # The victim's own events first, then the namespace's warnings; never ChaosDemo's own.
-    relevant = [
+    # The victim's own events (newest first, whatever the namespace holds), then the namespace's
+    # recent warnings about other objects; never ChaosDemo's own.
+    own = await kube.events_about(namespace, "Pod", pod)
+    others = [
         e
-        for e in raw_events
+        for e in await kube.events_for(namespace, limit=200)
         if e.involved_object
         and e.involved_object.kind != "ChaosDemo"
-        and (e.involved_object.name == pod or e.type == "Warning")
+        and e.involved_object.name != pod
+        and e.type == "Warning"
     ]
-    relevant.sort(key=lambda e: (e.involved_object.name != pod, -(e.count or 1)))
+    relevant = own + others
     recent = await db.recent(10, cluster)
     return DiagnosisInput(
         ticket=ticket,

@@ -21,6 +21,11 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _event_time(event: Any) -> float:
+    moment = event.last_timestamp or event.event_time or event.first_timestamp
+    return moment.timestamp() if moment is not None else 0.0
+
+
 class Kube:
     def __init__(self, api: client.ApiClient) -> None:
         self.api = api
@@ -77,6 +82,13 @@ class Kube:
     async def events_for(self, namespace: str, limit: int = 50) -> list[Any]:
         result = await self.core.list_namespaced_event(namespace, limit=limit)
         return list(result.items)
+
+    async def events_about(self, namespace: str, kind: str, name: str) -> list[Any]:
+        """Every Event about one object (the API server filters), newest first."""
+        result = await self.core.list_namespaced_event(
+            namespace, field_selector=f"involvedObject.kind={kind},involvedObject.name={name}"
+        )
+        return sorted(result.items, key=_event_time, reverse=True)
 
     # -- ChaosDemo objects -------------------------------------------------------------------------
     async def list_chaosdemos(self) -> list[dict[str, Any]]:

@@ -1,0 +1,55 @@
+"""Redaction covers every credential shape a cluster's events, manifests or logs carry."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller.redaction import REDACTED, redact
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("dial https://admin:hunter2pass@pd.tikv:2379/x failed", "hunter2pass"),
+        ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA=="),
+        ("Authorization: Bearer abcdefghijklmnopqrstu", "abcdefghijklmnopqrstu"),
+        ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\nqwerty\n-----END RSA PRIVATE KEY-----", "MIIEowIBAAKCAQEA"),
+        ("key AKIAIOSFODNN7EXAMPLE in env", "AKIAIOSFODNN7EXAMPLE"),
+        ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+        ('{"msg": "{\\"password\\":\\"s3cr3tvalue\\"}"}', "s3cr3tvalue"),
+        ("ANTHROPIC_API_KEY=sk-ant-api03-abcdefghijkl", "sk-ant-api03-abcdefghijkl"),
+        ("token: eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW0ifQ.c2lnbmF0dXJlc2lnbmF0dXJl", "eyJhbGciOiJSUzI1NiJ9"),
+    ],
+)
+def test_secrets_are_redacted(text: str, secret: str) -> None:
+    out = redact(text)
+    assert secret not in out and REDACTED in out, out
+
+
+def test_ordinary_text_is_kept() -> None:
+    text = "store 2 (tikv-1.tikv-peer.tikv.svc:20160) Disconnected; see http://pd.tikv:2379/pd/api/v1/stores"
+    assert redact(text) == text
+
+
+def test_grading_names_the_exact_pod() -> None:
+    from controller.diagnosis.grading import grade, names
+    from controller.diagnosis.schema import DiagnosisOutput
+
+    assert names("TiKV pod tikv-1 was killed", "tikv-1")
+    assert not names("TiKV pod tikv-10 was killed", "tikv-1")
+    assert not names("store 12 is down", "store 1")
+    assert names("(store 1) is down", "store 1")
+    output = DiagnosisOutput.model_validate(
+        {
+            "summary": "TiKV pod tikv-10 was killed and restarted.",
+            "root_cause": "The process in tikv-10 stopped.",
+            "root_cause_category": "tikv_pod_failure",
+            "severity": "medium",
+            "confidence": "high",
+            "evidence": [],
+            "recommended_actions": [],
+            "open_questions": [],
+        }
+    )
+    assert not grade(output, action="pod-kill", pod="tikv-1", store_id=2).matches
+    assert grade(output, action="pod-kill", pod="tikv-10", store_id=11).matches
