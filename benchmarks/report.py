@@ -26,8 +26,58 @@ def dist(d: dict[str, Any], unit: str) -> str:
     )
 
 
+def machine_text(m: dict[str, Any]) -> str:
+    return f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, commit {m['commit']}, {m['date']}"
+
+
+def idle_section(data: dict[str, Any]) -> list[str]:
+    lines = [
+        "## idle",
+        "",
+        data["what"],
+        "",
+        f"- command: `{data['command']}`",
+        f"- target: {data['target']}",
+        "",
+        "| run | CPU (% of one core) | RSS median | RSS peak | controller start-up | machine |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, run in data["runs"].items():
+        lines.append(
+            f"| {label} | {run['cpu_percent_of_one_core']} % | {run['rss_mib_median']} MiB | "
+            f"{run['rss_peak_mib']} MiB | {run.get('startup_seconds', '-')} s | {machine_text(run['machine'])} |"
+        )
+    return [*lines, ""]
+
+
+def alert_ttd_section(data: dict[str, Any]) -> list[str]:
+    lines = [
+        "## alert_ttd",
+        "",
+        data["what"],
+        "",
+        f"- command: `{data['command']}`",
+        f"- machine: {machine_text(data['machine'])}",
+        f"- settings: {data['settings']}",
+        f"- verdicts: {data['verdicts']}",
+        "",
+        "| source | detected | TTD | missed because |",
+        "|---|---|---|---|",
+    ]
+    for name, row in data["sources"].items():
+        why = "; ".join(f"{k} ({v}x)" for k, v in row["missed_because"].items()) or "-"
+        lines.append(
+            f"| {name} | {row['detected']}/{row['of']} | {dist(row['ttd'], ' s')} | {why.replace('|', '/')} |"
+        )
+    return [*lines, ""]
+
+
 def section(data: dict[str, Any]) -> list[str]:
     name = data["benchmark"]
+    if name == "idle":
+        return idle_section(data)
+    if name == "alert_ttd":
+        return alert_ttd_section(data)
     m = data["machine"]
     lines = [
         f"## {name}",
@@ -35,8 +85,7 @@ def section(data: dict[str, Any]) -> list[str]:
         data.get("description", ""),
         "",
         f"- command: `{data['command']}`",
-        f"- machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, "
-        f"commit {m['commit']}, {m['date']}",
+        f"- machine: {machine_text(m)}",
         f"- target: {data.get('target') or data.get('targets')} — **{'met' if data.get('met') else 'MISSED'}**",
         "",
     ]
@@ -96,7 +145,7 @@ def main() -> None:
     ]
     if NOTES.exists():
         lines += [NOTES.read_text(), ""]
-    order = ["ttd", "reaction", "scale", "monitor_cost", "tickets_store", "context_size"]
+    order = ["ttd", "alert_ttd", "reaction", "scale", "idle", "monitor_cost", "tickets_store", "context_size"]
     for name in order:
         path = RESULTS_DIR / f"{name}.json"
         if path.exists():

@@ -363,6 +363,7 @@ async def _preflight(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
         kube=deps.kube,
         spec=spec,
         target_namespace=ns,
+        source_namespace=w.namespace,
         allowed_namespaces=deps.config.allowed_namespaces,
         pd=pd,
         db=deps.db,

@@ -15,6 +15,8 @@ PLURAL = "chaosdemos"
 KIND = "ChaosDemo"
 FINALIZER = "chaos.operator.dev/restore"
 OPT_IN_ANNOTATION = "chaos.operator.dev/enabled"
+# On a target namespace: the other namespaces whose ChaosDemos may drill it (comma-separated).
+TRUSTS_ANNOTATION = "chaos.operator.dev/allowed-from"
 HISTORY_LIMIT = 5
 
 

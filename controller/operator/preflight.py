@@ -12,7 +12,7 @@ from typing import Any
 from controller.operator.decisions import keeps_majority, majority
 from controller.operator.errors import using
 from controller.operator.kube import Kube
-from controller.operator.model import OPT_IN_ANNOTATION, DrillSpec
+from controller.operator.model import OPT_IN_ANNOTATION, TRUSTS_ANNOTATION, DrillSpec
 from controller.pd import PDClient, PDError, StoreInfo
 from controller.pd.client import PDUnavailable
 from controller.pd.models import pod_of_address
@@ -38,11 +38,41 @@ def pod_ready(pod: Any) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
 
 
+def namespace_trust(
+    target: str, source: str, annotations: dict[str, str], allowed: frozenset[str]
+) -> Preflight | None:
+    """May a ChaosDemo in ``source`` drill ``target``? None if so, else the refusal.
+
+    The target must be opted in (annotation, or the controller's allow-list). A drill from another
+    namespace also needs the target's consent: its ``allowed-from`` annotation names the source
+    (an allow-listed target is the cluster admin's consent for every namespace). Otherwise anyone
+    who may create a ChaosDemo anywhere could kill pods in any opted-in namespace.
+    """
+    if target in allowed:
+        return None
+    if annotations.get(OPT_IN_ANNOTATION) != "true":
+        return refuse(
+            "NamespaceNotOptedIn",
+            f"namespace {target!r} is not opted in: annotate it {OPT_IN_ANNOTATION}=true "
+            "or add it to the controller's CHAOSDEMO_ALLOWED_NAMESPACES",
+        )
+    if source != target:
+        trusted = {n.strip() for n in annotations.get(TRUSTS_ANNOTATION, "").split(",") if n.strip()}
+        if source not in trusted:
+            return refuse(
+                "NamespaceNotTrusted",
+                f"namespace {target!r} does not accept drills from namespace {source!r}: add {source} to its "
+                f"{TRUSTS_ANNOTATION} annotation",
+            )
+    return None
+
+
 async def run_preflight(
     *,
     kube: Kube,
     spec: DrillSpec,
     target_namespace: str,
+    source_namespace: str,
     allowed_namespaces: frozenset[str],
     pd: PDClient,
     db: TicketDB,
@@ -57,12 +87,9 @@ async def run_preflight(
         annotations = await kube.namespace_annotations(target_namespace)
     if annotations is None:
         return refuse("TargetNamespaceNotFound", f"namespace {target_namespace!r} does not exist")
-    if target_namespace not in allowed_namespaces and annotations.get(OPT_IN_ANNOTATION) != "true":
-        return refuse(
-            "NamespaceNotOptedIn",
-            f"namespace {target_namespace!r} is not opted in: annotate it {OPT_IN_ANNOTATION}=true "
-            "or add it to the controller's CHAOSDEMO_ALLOWED_NAMESPACES",
-        )
+    trust = namespace_trust(target_namespace, source_namespace, annotations, allowed_namespaces)
+    if trust is not None:
+        return trust
 
     selector = spec.target.selector.to_label_selector()
     with using("spec.target.selector"):

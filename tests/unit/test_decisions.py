@@ -265,3 +265,18 @@ def test_status_round_trip_on_the_wire() -> None:
     assert out["timeline"] == {"injectedAt": "2026-11-25T12:00:00.25Z", "podReadyAt": "2026-11-25T12:00:02Z"}
     assert "kopf" not in out and out["victim"]["storeId"] == 2
     assert DrillStatus.model_validate(out) == st
+
+
+def test_namespace_trust() -> None:
+    from controller.operator.preflight import namespace_trust
+
+    opted = {"chaos.operator.dev/enabled": "true"}
+    assert namespace_trust("tikv", "tikv", opted, frozenset()) is None
+    refused = namespace_trust("tikv", "tikv", {}, frozenset())
+    assert refused is not None and refused.reason == "NamespaceNotOptedIn"
+    refused = namespace_trust("tikv", "team-a", opted, frozenset())
+    assert refused is not None and refused.reason == "NamespaceNotTrusted" and "team-a" in refused.message
+    trusting = {**opted, "chaos.operator.dev/allowed-from": "team-b, team-a"}
+    assert namespace_trust("tikv", "team-a", trusting, frozenset()) is None
+    assert namespace_trust("tikv", "team-c", trusting, frozenset()) is not None
+    assert namespace_trust("tikv", "team-c", {}, frozenset({"tikv"})) is None, "the admin's allow-list"
