@@ -68,6 +68,8 @@ def test_standard_rules_timed_per_source(alerting_env: DrillEnv) -> None:
         {"type": "prometheus", "name": "restart-rule", "alertnames": [RESTART]},
         {"type": "prometheus", "name": "disconnect-rule", "alertnames": [DISCONNECT], "required": False},
         {"type": "alertmanager", "name": "alertmanager", "alertnames": [RESTART]},
+        # Nothing listens there: recorded as Error, and being optional, the drill goes on.
+        {"type": "alertmanager", "name": "unreachable", "url": "http://127.0.0.1:9", "required": False},
     ]
     env.drill(
         "restart",
@@ -110,6 +112,9 @@ def test_standard_rules_timed_per_source(alerting_env: DrillEnv) -> None:
     missed = _source(st, "disconnect-rule")
     assert missed["state"] == "Missed", missed
     assert "20 s without a heartbeat" in missed["why"] and "back after" in missed["why"], missed["why"]
+
+    broken = _source(st, "unreachable")
+    assert broken["state"] == "Error" and "unreachable" in broken["why"], broken
 
     # The restart alert about tikv-1 is still firing (changes over 5m): a new drill on tikv-1
     # must not count it.

@@ -128,3 +128,21 @@ def test_alert_rules_and_alertmanager_config_are_valid() -> None:
     assert {r["for"] for r in by_name.values()} == {"1m"}
     assert "store_disconnected_count" in by_name["PD_cluster_lost_connect_store_nums"]["expr"]
     assert by_name["TiKV_node_restart"]["expr"] == 'changes(process_start_time_seconds{job="tikv"}[5m]) > 0'
+
+
+def test_crd_has_no_stray_keys() -> None:
+    """A comma inside an unquoted flow-mapping description silently makes a key of its own (the
+    API server then refuses the CRD on the next apply): no schema key may be empty."""
+    import yaml
+
+    def walk(node: object, path: str) -> list[str]:
+        if isinstance(node, dict):
+            return [
+                p for k, v in node.items() for p in ([f"{path}.{k}"] if v is None else walk(v, f"{path}.{k}"))
+            ]
+        if isinstance(node, list):
+            return [p for i, v in enumerate(node) for p in walk(v, f"{path}[{i}]")]
+        return []
+
+    crd = yaml.safe_load((REPO_ROOT / "crds" / "chaosdemo.yaml").read_text())
+    assert walk(crd, "") == []
