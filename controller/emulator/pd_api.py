@@ -270,6 +270,18 @@ def make_pd_app(cluster: EmulatedCluster, pd_url: str) -> web.Application:
                 return _json(f'[PD:typeutil:ErrBadDuration]time: invalid duration "{value}"', status=400)
         return _json("The config is updated.")
 
+    @routes.get("/pd/api/v1/regions")
+    async def regions(request: web.Request) -> web.Response:
+        cluster.tick()
+        down = {r.id: ids for r, ids in cluster.regions_with("down-peer")}
+        pending = {r.id: ids for r, ids in cluster.regions_with("pending-peer")}
+        return _json(
+            {
+                "count": len(cluster.regions),
+                "regions": [region_json(cluster, r, down, pending) for r in cluster.regions],
+            }
+        )
+
     @routes.get("/pd/api/v1/regions/check/{check}")
     async def region_check(request: web.Request) -> web.Response:
         check = request.match_info["check"]

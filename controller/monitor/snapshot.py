@@ -24,6 +24,9 @@ class ProbeResult:
     latency_ms: float
 
 
+PROBE_CONFIRM_DELAY = 0.2  # seconds before a failed probe is tried once more
+
+
 @dataclass
 class Snapshot:
     taken_at: float
@@ -107,6 +110,19 @@ class Snapshotter:
         snap.probes = dict(zip(addresses, results, strict=True))
 
     async def _probe(self, status_address: str) -> ProbeResult:
+        """A failed probe is confirmed by a second one shortly after: one lost packet or a GC
+        pause must not page anyone (nor block every drill through the open-ticket guard). A dead
+        store refuses both at once, so detection loses only the pause."""
+        first = await self._probe_once(status_address)
+        if first.ok:
+            return first
+        await asyncio.sleep(PROBE_CONFIRM_DELAY)
+        second = await self._probe_once(status_address)
+        if second.ok:
+            return ProbeResult(True, f"{second.detail} (after one failed probe: {first.detail})", second.latency_ms)
+        return second
+
+    async def _probe_once(self, status_address: str) -> ProbeResult:
         async with self._probe_limit:
             started = time.perf_counter()
             try:

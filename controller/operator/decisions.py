@@ -44,6 +44,32 @@ def keeps_majority(up_stores: int, killed: int, max_replicas: int) -> bool:
     return up_stores - killed >= majority(max_replicas)
 
 
+@dataclass(frozen=True)
+class RegionPeers:
+    """A region as the quorum guard sees it: its voters' stores and which of them are already
+    unhealthy (down or pending peers)."""
+
+    id: int
+    voters: frozenset[int]
+    unhealthy: frozenset[int] = frozenset()
+
+
+def regions_losing_majority(
+    regions: Sequence[RegionPeers], victims: frozenset[int], gone_stores: frozenset[int]
+) -> list[int]:
+    """Regions that would be left without a Raft majority of healthy voters once ``victims`` are
+    gone too, counting voters already down or pending and stores already not Up (``gone_stores``).
+    Learners and TiFlash replicas never vote: they are not in ``voters``."""
+    at_risk = []
+    for region in regions:
+        if not region.voters:
+            continue
+        lost = region.voters & (victims | gone_stores | region.unhealthy)
+        if len(region.voters) - len(lost) < majority(len(region.voters)):
+            at_risk.append(region.id)
+    return at_risk
+
+
 def was_killed(status: DrillStatus) -> bool:
     """Could this run have deleted its victim? True from the moment the delete may have been
     sent (injectingAt is written before it): from then on, restore before letting go."""
@@ -67,6 +93,21 @@ class RecoveryObservation:
     leaders: int | None = None  # regions the store leads now
     fair_leaders: int | None = None  # total leaders / Up stores: what balance settles at
     pod_seen_at_: float | None = None  # when the pod was read, if before ``seen_at``
+    # Beyond the victim: the cluster's health, for the drill's continuous safety check.
+    other_stores_not_up: tuple[str, ...] = ()
+    pd_members_unhealthy: tuple[str, ...] = ()
+    regions_without_majority: tuple[int, ...] = ()
+
+    def safety_problem(self) -> str | None:
+        """Why the drill must stop now, if something beyond its own fault went wrong."""
+        if self.other_stores_not_up:
+            return f"another store is not Up: {', '.join(self.other_stores_not_up)}"
+        if self.pd_members_unhealthy:
+            return f"PD member(s) unhealthy: {', '.join(self.pd_members_unhealthy)}"
+        if self.regions_without_majority:
+            ids = ", ".join(str(r) for r in self.regions_without_majority[:10])
+            return f"{len(self.regions_without_majority)} region(s) lost their Raft majority: {ids}"
+        return None
 
     @property
     def pod_seen_at(self) -> float:

@@ -171,7 +171,7 @@ async def _advance(deps: Deps, obj: dict[str, Any]) -> None:
         if run is None:
             return
         spec = run.drill_spec()
-        if (fresh.get("spec") or {}).get("abort") is True:
+        if (fresh.get("spec") or {}).get("abort") is True or w.status.safety_abort:
             await _abort(deps, w, run, spec)
             return
         for _ in range(MAX_STEPS_PER_CALL):
@@ -238,6 +238,8 @@ async def _start_run(w: StatusWriter, generation: int) -> None:
         conditions=[],
         victim=None,
         incident=None,
+        detection=None,
+        safetyAbort=None,
         diagnosis=None,
         metrics=None,
         history=history,
@@ -503,9 +505,31 @@ async def _sample(deps: Deps, w: StatusWriter, run: RunSnapshot) -> RecoveryObse
     return obs
 
 
+async def _look_after_kill(
+    deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec
+) -> tuple[RecoveryObservation, bool] | None:
+    """What every step after the kill does first: sample recovery, look at the detection
+    sources, and check that nothing beyond the drill's own fault went wrong. None: the drill
+    must stop (a safety abort was recorded; the next step restores)."""
+    obs = await _sample(deps, w, run)
+    problem = obs.safety_problem()
+    if problem is not None:
+        await w.patch(
+            safetyAbort=problem,
+            timeline=w.status.timeline.model_copy(update={"abort_requested_at": time.time()}),
+            reason="Restoring",
+            message=f"aborting for safety: {problem}",
+        )
+        await deps.kube.emit_event(w.obj, "Warning", "SafetyAbort", f"aborting for safety: {problem}")
+        deps.backoff(w.uid, 0.0)
+        return None
+    watching = await _watch_sources(deps, w, spec)
+    return obs, watching
+
+
 async def _detecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec) -> bool:
-    await _sample(deps, w, run)
-    await _watch_sources(deps, w, spec)
+    if await _look_after_kill(deps, w, run, spec) is None:
+        return False
     victim = _victim(w)
     injected_at = w.status.timeline.injected_at or time.time()
     # One second of slack for clocks; preflight made sure no ticket was open before the kill.
@@ -564,8 +588,8 @@ def _corroborated(ticket: Any) -> bool:
 
 
 async def _diagnosing(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec) -> bool:
-    await _sample(deps, w, run)
-    await _watch_sources(deps, w, spec)
+    if await _look_after_kill(deps, w, run, spec) is None:
+        return False
     assert w.status.incident is not None
     ticket_id = w.status.incident.ticket_id
     detected_at = w.status.timeline.detected_at or 0.0
@@ -685,8 +709,10 @@ async def _diagnose(
 
 
 async def _recovering(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec) -> bool:
-    obs = await _sample(deps, w, run)
-    watching = await _watch_sources(deps, w, spec)
+    look = await _look_after_kill(deps, w, run, spec)
+    if look is None:
+        return False
+    obs, watching = look
     t = w.status.timeline
     injected_at = t.injected_at or time.time()
     now = time.time()
@@ -821,19 +847,25 @@ async def _abort(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec)
         )
         await deps.kube.emit_event(w.obj, "Normal", "Restoring", "abort requested; restoring")
     result = await _restore(deps, w.status, run, spec, since)
+    why = f"aborted for safety ({w.status.safety_abort})" if w.status.safety_abort else "aborted"
     if result.done:
         await end_run(
             deps,
             w,
             run,
-            Outcome(Phase.ABORTED, Verdict.ABORTED, "Aborted", f"aborted and restored: {result.message}"),
+            Outcome(
+                Phase.ABORTED,
+                Verdict.ABORTED,
+                "ClusterUnhealthy" if w.status.safety_abort else "Aborted",
+                f"{why} and restored: {result.message}",
+            ),
         )
     elif result.gave_up:
         await end_run(
             deps,
             w,
             run,
-            Outcome(Phase.ABORTED, Verdict.ABORTED, "RestoreTimedOut", f"aborted; {result.message}"),
+            Outcome(Phase.ABORTED, Verdict.ABORTED, "RestoreTimedOut", f"{why}; {result.message}"),
         )
     else:
         deps.backoff(w.uid, 0.5)

@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.operator.decisions import keeps_majority, majority
+from controller.operator.decisions import RegionPeers, keeps_majority, majority, regions_losing_majority
 from controller.operator.errors import using
 from controller.operator.kube import Kube
 from controller.operator.model import OPT_IN_ANNOTATION, TRUSTS_ANNOTATION, DrillSpec
 from controller.pd import PDClient, PDError, StoreInfo
 from controller.pd.client import PDUnavailable
-from controller.pd.models import pod_of_address
+from controller.pd.models import RegionCheck, pod_of_address
 from controller.tickets import TicketDB
 
 
@@ -65,6 +65,24 @@ def namespace_trust(
                 f"{TRUSTS_ANNOTATION} annotation",
             )
     return None
+
+
+def region_peers(regions: RegionCheck, stores: list[StoreInfo]) -> list[RegionPeers]:
+    """PD's regions as voters per region: learners and TiFlash stores (label engine=tiflash)
+    hold replicas that never vote."""
+    tiflash = {
+        s.id for s in stores if any(lb.key == "engine" and lb.value == "tiflash" for lb in s.store.labels)
+    }
+    out = []
+    for r in regions.regions:
+        voters = frozenset(
+            p.store_id for p in r.peers if p.role_name != "Learner" and p.store_id not in tiflash
+        )
+        unhealthy = frozenset(d.peer.store_id for d in r.down_peers) | frozenset(
+            p.store_id for p in r.pending_peers
+        )
+        out.append(RegionPeers(r.id, voters, unhealthy & voters))
+    return out
 
 
 async def run_preflight(
@@ -156,6 +174,30 @@ async def run_preflight(
             "WouldLoseMajority",
             f"killing one more store leaves {len(up) - 1} Up store(s); regions with "
             f"{config.max_replicas} replicas need {needed} for a Raft majority",
+        )
+    # Region by region: a candidate whose store holds a voter of a region that has already lost
+    # others (a store Down, a peer pending) may cost that region its majority. Such a candidate
+    # is never chosen; if none is left, nothing is killed and the regions are named.
+    try:
+        regions = region_peers(await pd.regions(), stores)
+    except PDError as exc:
+        return refuse("PDUnavailable", f"cannot read PD's regions to check quorum: {exc}")
+    gone = frozenset(s.id for s in stores if s.id not in {u.id for u in up})
+    at_risk: dict[str, list[int]] = {}
+    for pod in candidates:
+        lost = regions_losing_majority(regions, frozenset({by_name[pod.metadata.name]}), gone)
+        if lost:
+            at_risk[pod.metadata.name] = lost
+    candidates = [p for p in candidates if p.metadata.name not in at_risk]
+    if not candidates:
+        name, lost = next(iter(at_risk.items()))
+        shown = ", ".join(str(r) for r in lost[:10]) + (
+            f" and {len(lost) - 10} more" if len(lost) > 10 else ""
+        )
+        return refuse(
+            "WouldLoseMajority",
+            f"killing {name} (store {by_name[name]}) would leave {len(lost)} region(s) without a Raft "
+            f"majority of healthy voters: {shown}",
         )
     return Preflight(
         True,

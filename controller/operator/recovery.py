@@ -10,9 +10,9 @@ import json
 import time
 from typing import Any
 
-from controller.operator.decisions import RecoveryObservation
+from controller.operator.decisions import RecoveryObservation, regions_losing_majority
 from controller.operator.kube import Kube
-from controller.operator.preflight import pod_ready
+from controller.operator.preflight import pod_ready, region_peers
 from controller.operator.state import Victim
 from controller.pd import PDClient, PDError
 from controller.pd.models import pod_of_address
@@ -70,9 +70,7 @@ async def observe(kube: Kube, pd: PDClient, victim: Victim) -> RecoveryObservati
     replaced = pod is not None and pod.metadata.uid != victim.uid
     ready_since = _ready_since(pod) if ready else None
     try:
-        stores, down, pending = await asyncio.gather(
-            pd.stores(), pd.region_check("down-peer"), pd.region_check("pending-peer")
-        )
+        stores, regions, health = await asyncio.gather(pd.stores(), pd.regions(), pd.health())
     except PDError as exc:
         return RecoveryObservation(
             time.time(),
@@ -90,10 +88,18 @@ async def observe(kube: Kube, pd: PDClient, victim: Victim) -> RecoveryObservati
     total_leaders = sum(s.status.leader_count for s in up)
     unhealthy = sum(
         1
-        for region in down.regions + pending.regions
+        for region in regions.regions
         if any(d.peer.store_id == victim.store_id for d in region.down_peers)
         or any(p.store_id == victim.store_id for p in region.pending_peers)
     )
+    # Safety: what is wrong beyond the victim (another store, PD, regions without a majority).
+    others = tuple(
+        f"store {s.id} ({s.pod}) {s.store.state_name}"
+        for s in stores
+        if s.id != victim.store_id and s.store.state == 0 and s.store.state_name != "Up"
+    )
+    gone = frozenset(s.id for s in stores if s.store.state_name != "Up")
+    without_majority = regions_losing_majority(region_peers(regions, stores), frozenset(), gone)
     return RecoveryObservation(
         seen_at=seen_at,
         pod_ready=ready,
@@ -106,4 +112,7 @@ async def observe(kube: Kube, pd: PDClient, victim: Victim) -> RecoveryObservati
         leaders=store.status.leader_count if store else None,
         fair_leaders=total_leaders // len(up) if up else None,
         pod_seen_at_=pod_seen_at,
+        other_stores_not_up=others,
+        pd_members_unhealthy=tuple(m.name for m in health if not m.health),
+        regions_without_majority=tuple(without_majority),
     )

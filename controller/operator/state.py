@@ -170,6 +170,8 @@ class DrillStatus(_Status):
     timeline: Timeline = Field(default_factory=Timeline)
     metrics: DrillMetrics = Field(default_factory=DrillMetrics)
     incident: Incident | None = None
+    # Set when something beyond the drill's own fault went wrong after the kill: the run stops.
+    safety_abort: str | None = Field(default=None, alias="safetyAbort")
     detection: DetectionStatus | None = None
     diagnosis: DiagnosisSummary | None = None
     history: list[HistoryEntry] = Field(default_factory=list)

@@ -123,3 +123,8 @@ class PDClient:
         if kind not in REGION_CHECK_KINDS:
             raise ValueError(f"unknown region check {kind!r}; one of {', '.join(REGION_CHECK_KINDS)}")
         return self._parse(RegionCheck, await self._request("GET", f"/regions/check/{kind}"), kind)
+
+    async def regions(self) -> RegionCheck:
+        """``/regions``: every region with its peers (roles), leader, down and pending peers.
+        Same shape as a region check's answer."""
+        return self._parse(RegionCheck, await self._request("GET", "/regions"), "/regions")

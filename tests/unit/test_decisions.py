@@ -280,3 +280,61 @@ def test_namespace_trust() -> None:
     assert namespace_trust("tikv", "team-a", trusting, frozenset()) is None
     assert namespace_trust("tikv", "team-c", trusting, frozenset()) is not None
     assert namespace_trust("tikv", "team-c", {}, frozenset({"tikv"})) is None, "the admin's allow-list"
+
+
+def test_regions_losing_majority_counts_peers_already_lost() -> None:
+    from controller.operator.decisions import RegionPeers, regions_losing_majority
+
+    regions = [
+        RegionPeers(10, frozenset({1, 2, 3})),
+        RegionPeers(20, frozenset({2, 3, 4})),
+        RegionPeers(30, frozenset({3, 4, 5}), unhealthy=frozenset({5})),
+        RegionPeers(40, frozenset({1, 2, 3, 4, 5})),
+    ]
+    assert regions_losing_majority(regions, frozenset({1}), frozenset()) == []
+    # Store 1 already Down: killing 2 costs region 10 (1 and 2 of 1,2,3) its majority.
+    assert regions_losing_majority(regions, frozenset({2}), frozenset({1})) == [10]
+    # A pending peer on 5 counts as lost: killing 4 costs region 30.
+    assert regions_losing_majority(regions, frozenset({4}), frozenset()) == [30]
+    # Five voters survive two losses, not three.
+    assert 40 not in regions_losing_majority(regions, frozenset({1, 2}), frozenset())
+    assert 40 in regions_losing_majority(regions, frozenset({1, 2}), frozenset({3}))
+
+
+def test_learners_and_tiflash_do_not_vote() -> None:
+    from controller.operator.preflight import region_peers
+    from controller.pd.models import RegionCheck, StoreInfo
+
+    stores = [
+        StoreInfo.model_validate({"store": {"id": i, "address": f"tikv-{i - 1}.p.tikv.svc:20160"}})
+        for i in (1, 2, 3)
+    ] + [
+        StoreInfo.model_validate(
+            {
+                "store": {
+                    "id": 9,
+                    "address": "tiflash-0.p.tikv.svc:3930",
+                    "labels": [{"key": "engine", "value": "tiflash"}],
+                }
+            }
+        )
+    ]
+    check = RegionCheck.model_validate(
+        {
+            "count": 1,
+            "regions": [
+                {
+                    "id": 7,
+                    "peers": [
+                        {"id": 71, "store_id": 1},
+                        {"id": 72, "store_id": 2},
+                        {"id": 73, "store_id": 3, "role_name": "Learner"},
+                        {"id": 79, "store_id": 9, "role_name": "Learner"},
+                    ],
+                    "pending_peers": [{"id": 72, "store_id": 2}],
+                }
+            ],
+        }
+    )
+    (region,) = region_peers(check, stores)
+    assert region.voters == frozenset({1, 2}) and region.unhealthy == frozenset({2})

@@ -1,0 +1,69 @@
+"""Safety beyond the store count: a kill refused because a region would lose its majority, and a
+drill that stops itself when something else goes wrong while its fault is in place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.drills import DrillEnv, PodHistory, opt_in, wait_for
+
+pytestmark = pytest.mark.integration
+TERMINAL = {"Completed", "Failed", "Aborted"}
+NODES = [f"kwok-node-{i}" for i in range(3)]
+
+
+def _keep_away(env: DrillEnv, pod: str) -> None:
+    """Delete a TiKV pod with every node cordoned: its store stays away until uncordoned."""
+    env.kubectl("cordon", *NODES)
+    env.kubectl("delete", "pod", pod, "-n", env.ns, "--grace-period=0", "--force", "--wait=false")
+
+
+def test_region_quorum_refuses_a_kill_with_one_store_already_down(
+    tikv_cluster_factory, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    cluster = tikv_cluster_factory(stores=5)
+    opt_in(cluster)
+    env = DrillEnv(cluster=cluster, workdir=tmp_path / "drill")
+    env.workdir.mkdir()
+    env.start_monitor()
+    env.start_controller()
+    try:
+        _keep_away(env, "tikv-4")
+        wait_for(lambda: cluster.pd_store(5)["store"]["state_name"] != "Up", 30, "store 5 to leave Up")
+        with PodHistory(cluster) as history:
+            # Four of five stores are Up: the old store-count guard (3 needed) would allow this.
+            env.drill("quorum", {"target": {"pod": "tikv-0"}, "safety": {"requireHealthyCluster": False}})
+            st = env.wait_phase("quorum", TERMINAL, timeout=30)
+            env.drill("any", {"safety": {"requireHealthyCluster": False}})
+            any_ = env.wait_phase("any", TERMINAL, timeout=30)
+        assert (st["verdict"], st["reason"]) == ("Error", "WouldLoseMajority"), st
+        assert "tikv-0 (store 1)" in st["message"] and "without a Raft majority" in st["message"], st[
+            "message"
+        ]
+        # Every store shares a region with store 5: no candidate is safe, so none is chosen.
+        assert (any_["verdict"], any_["reason"]) == ("Error", "WouldLoseMajority"), any_
+        assert history.replaced() == {}, "nothing was deleted"
+    finally:
+        env.kubectl("uncordon", *NODES)
+        env.stop()
+
+
+def test_a_second_store_failing_mid_drill_aborts_it(drill_env: DrillEnv) -> None:
+    env = drill_env
+    env.stop_monitor()  # keeps the drill watching (Detecting) while the cluster changes under it
+    env.drill("watchful", {"target": {"pod": "tikv-0"}, "detection": {"timeoutSeconds": 600}})
+    wait_for(lambda: "recoveredAt" in (env.status("watchful").get("timeline") or {}), 30, "the victim back")
+    try:
+        _keep_away(env, "tikv-2")
+        st = env.wait_phase("watchful", TERMINAL, timeout=40)
+    finally:
+        env.kubectl("uncordon", *NODES)
+    assert (st["phase"], st["verdict"], st["reason"]) == ("Aborted", "Aborted", "ClusterUnhealthy"), st
+    assert "store 3 (tikv-2)" in st["safetyAbort"] and "restored" in st["message"], st
+    events = env.kubectl(
+        "get", "events", "-n", env.ns, "--field-selector", "involvedObject.name=watchful"
+    ).stdout
+    assert "SafetyAbort" in events
+    wait_for(lambda: env.ready_pods() == 3, 30, "tikv-2 back")
