@@ -119,7 +119,9 @@ class Snapshotter:
         await asyncio.sleep(PROBE_CONFIRM_DELAY)
         second = await self._probe_once(status_address)
         if second.ok:
-            return ProbeResult(True, f"{second.detail} (after one failed probe: {first.detail})", second.latency_ms)
+            return ProbeResult(
+                True, f"{second.detail} (after one failed probe: {first.detail})", second.latency_ms
+            )
         return second
 
     async def _probe_once(self, status_address: str) -> ProbeResult:

@@ -19,6 +19,9 @@ class OperatorConfig:
     tickets_db: str = "tickets.db"
     # Namespaces drills may target without the opt-in annotation. Empty: only annotated ones.
     allowed_namespaces: frozenset[str] = field(default_factory=frozenset)
+    # PD addresses a drill's target.pdAddress may name (empty: any). A ChaosDemo author could
+    # otherwise point the safety checks at a fake PD that vouches "all Up".
+    allowed_pd_addresses: frozenset[str] = field(default_factory=frozenset)
     step_interval: float = 0.5  # how often a running drill is advanced (kopf timer)
     tikv_job: str = "tikv"
     metrics_port: int = 0
@@ -34,6 +37,7 @@ class OperatorConfig:
             alertmanager_url=env.get("CHAOSDEMO_ALERTMANAGER_URL", ""),
             tickets_db=env.get("CHAOSDEMO_DB", cls.tickets_db),
             allowed_namespaces=_csv(env.get("CHAOSDEMO_ALLOWED_NAMESPACES", "")),
+            allowed_pd_addresses=_csv(env.get("CHAOSDEMO_ALLOWED_PD_ADDRESSES", "")),
             step_interval=float(env.get("CHAOSDEMO_STEP_INTERVAL", cls.step_interval)),
             tikv_job=env.get("CHAOSDEMO_TIKV_JOB", cls.tikv_job),
             metrics_port=int(env.get("CHAOSDEMO_METRICS_PORT", "0")),

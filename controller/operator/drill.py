@@ -67,6 +67,13 @@ MAX_STEPS_PER_CALL = 12
 # Preflight refusals that a drill queued behind another one waits out rather than fails on.
 SETTLING_REASONS = frozenset({"OpenTicket", "StoreNotUp"})
 WAIT_RECHECK_SECONDS = 2.0
+PD_CLIENTS_KEPT = 32
+
+
+def normalize_url(url: str) -> str:
+    """One spelling per address: scheme added, trailing slash dropped (as PDClient does)."""
+    url = url.strip().rstrip("/")
+    return url if "://" in url else f"http://{url}"
 
 
 @dataclass
@@ -91,6 +98,7 @@ class Deps:
     config: OperatorConfig
     prom: PrometheusClient | None = None
     _pd: dict[str, PDClient] = field(default_factory=dict)
+    _closing: set[asyncio.Future[None]] = field(default_factory=set)
     alerting: AlertingClients = field(default_factory=AlertingClients)
     # One step or teardown at a time per drill (by uid).
     guards: dict[str, asyncio.Lock] = field(default_factory=dict)
@@ -109,9 +117,17 @@ class Deps:
         self.not_before[uid] = time.monotonic() + seconds
 
     def pd(self, address: str) -> PDClient:
-        if address not in self._pd:
-            self._pd[address] = PDClient(address)
-        return self._pd[address]
+        key = normalize_url(address)
+        if key not in self._pd:
+            if len(self._pd) >= PD_CLIENTS_KEPT:
+                # Every distinct address a spec names would otherwise keep a client for good.
+                oldest = next(iter(self._pd))
+                stale = self._pd.pop(oldest)
+                closing = asyncio.ensure_future(stale.aclose())
+                self._closing.add(closing)
+                closing.add_done_callback(self._closing.discard)
+            self._pd[key] = PDClient(key)
+        return self._pd[key]
 
     def forget(self, uid: str) -> None:
         """A run ended: drop what was kept in memory for it."""
@@ -207,6 +223,24 @@ async def _current_run(deps: Deps, w: StatusWriter) -> RunSnapshot | None:
         )
         return None
     pd_address = spec.target.pd_address or deps.config.pd_address
+    allowed = deps.config.allowed_pd_addresses
+    if (
+        spec.target.pd_address
+        and allowed
+        and normalize_url(pd_address) not in {normalize_url(a) for a in allowed}
+    ):
+        await end_run(
+            deps,
+            w,
+            None,
+            Outcome(
+                Phase.FAILED,
+                Verdict.ERROR,
+                "PDAddressNotAllowed",
+                f"spec.target.pdAddress: {pd_address} is not among the controller's CHAOSDEMO_ALLOWED_PD_ADDRESSES",
+            ),
+        )
+        return None
     sources = spec.detection.resolved(
         prometheus_url=deps.config.prometheus_url, alertmanager_url=deps.config.alertmanager_url
     )

@@ -104,3 +104,37 @@ async def test_a_permanent_error_ends_the_run_naming_the_field() -> None:
     assert final["message"].startswith("spec.target.namespace: the API server answered 403")
     assert ("Warning", "Forbidden") in kube.events
     assert "u-1" not in deps.retries
+
+
+class RecordingKube:
+    """A new drill's start: status patches merged and recorded, Events recorded."""
+
+    def __init__(self, obj: dict[str, Any]) -> None:
+        self.obj = obj
+        self.status: dict[str, Any] = {}
+        self.events: list[tuple[str, str]] = []
+
+    async def get_chaosdemo(self, namespace: str, name: str) -> dict[str, Any]:
+        return {**self.obj, "status": self.status}
+
+    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        for key, value in status.items():
+            if value is None:
+                self.status.pop(key, None)
+            else:
+                self.status[key] = value
+        return {"status": dict(self.status)}
+
+    async def emit_event(self, obj: dict[str, Any], event_type: str, reason: str, message: str) -> None:
+        self.events.append((event_type, reason))
+
+
+async def test_a_pd_address_outside_the_allow_list_is_refused() -> None:
+    obj = {**OBJ, "spec": {"target": {"pdAddress": "http://fake-pd.evil:2379"}}, "status": None}
+    kube = RecordingKube(obj)
+    config = OperatorConfig(allowed_pd_addresses=frozenset({"http://pd.tikv.svc:2379/"}))
+    deps = Deps(kube=kube, db=None, config=config)  # type: ignore[arg-type]
+    await advance(deps, obj)
+    assert (kube.status["verdict"], kube.status["reason"]) == ("Error", "PDAddressNotAllowed"), kube.status
+    assert kube.status["message"].startswith("spec.target.pdAddress:")
+    assert "run" not in kube.status, "nothing was pinned: the run never started"
