@@ -11,6 +11,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from controller.operator.model import GROUP, KIND, PLURAL, VERSION
+from controller.redaction import redact
 
 log = logging.getLogger(__name__)
 MERGE_PATCH = "application/merge-patch+json"
@@ -146,7 +147,7 @@ class Kube:
                 uid=meta.get("uid"),
             ),
             reason=reason,
-            message=message[:1024],
+            message=redact(message)[:1024],
             type=event_type,
             count=1,
             first_timestamp=now,

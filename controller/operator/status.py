@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from controller.operator.kube import Kube
 from controller.operator.model import Phase
 from controller.operator.state import Condition, DrillStatus
+from controller.redaction import redact
 from controller.timefmt import format_rfc3339, parse_optional_rfc3339
 
 CONDITION_TYPES = ("Selected", "Injected", "Detected", "Diagnosed", "Recovered")
@@ -57,9 +58,11 @@ class StatusWriter:
     async def patch(self, **fields: Any) -> None:
         """Merge-patch status fields (camelCase names; models, lists of models, plain values;
         None deletes). The API server's answer becomes our view of the status."""
-        result = await self.kube.patch_status(
-            self.namespace, self.name, {name: _wire(value) for name, value in fields.items()}
-        )
+        patch = {name: _wire(value) for name, value in fields.items()}
+        for name in ("message", "safetyAbort"):  # free text, often quoting an error: redacted
+            if isinstance(patch.get(name), str):
+                patch[name] = redact(patch[name])
+        result = await self.kube.patch_status(self.namespace, self.name, patch)
         self.status = DrillStatus.of(result)
 
     def condition(

@@ -62,3 +62,15 @@ def test_grading_names_the_exact_pod() -> None:
     )
     assert not grade(output, action="pod-kill", pod="tikv-1", store_id=2).matches
     assert grade(output, action="pod-kill", pod="tikv-10", store_id=11).matches
+
+
+def test_log_lines_are_redacted() -> None:
+    import logging
+
+    from controller.logsetup import FORMAT, RedactingFormatter
+
+    record = logging.LogRecord(
+        "x", logging.WARNING, __file__, 1, "PD at %s failed", ("https://ops:pa55word@pd:2379",), None
+    )
+    line = RedactingFormatter(FORMAT).format(record)
+    assert "pa55word" not in line and "https://ops:[REDACTED]@pd:2379" in line
