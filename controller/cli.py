@@ -10,7 +10,11 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="chaosdemo", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="chaosdemo",
+        description="Chaos drills for TiKV on Kubernetes: kill, detect, diagnose, recover, report.",
+        epilog="Start with `chaosdemo sandbox up`, then `chaosdemo demo`. Each sub-command has --help.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     from controller.commands import register_all
 

@@ -19,6 +19,20 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.set_defaults(handler=run)
 
 
+# Columns by how much a reader needs them: a narrow terminal drops from the end of this list
+# rather than cutting every column to a few letters.
+TICKET_COLUMNS = ("id", "invariant", "pod", "status", "opened", "severity", "signals", "diagnoser", "subject")
+COLUMNS_BY_WIDTH = ((140, 9), (110, 8), (90, 7), (70, 6), (0, 4))
+
+
+def ticket_columns(width: int) -> list[str]:
+    """The columns that fit a terminal ``width`` characters wide, in display order."""
+    keep = next(n for min_width, n in COLUMNS_BY_WIDTH if width >= min_width)
+    chosen = set(TICKET_COLUMNS[:keep])
+    order = ("id", "opened", "invariant", "subject", "pod", "severity", "status", "signals", "diagnoser")
+    return [c for c in order if c in chosen]
+
+
 async def _main(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markdown import Markdown
@@ -36,30 +50,23 @@ async def _main(args: argparse.Namespace) -> int:
                 print(json.dumps([t.model_dump(mode="json") for t in tickets], indent=2))
                 return 0
             table = Table(title="tickets")
-            for col in (
-                "id",
-                "opened",
-                "invariant",
-                "subject",
-                "pod",
-                "severity",
-                "status",
-                "signals",
-                "diagnoser",
-            ):
-                table.add_column(col)
+            columns = ticket_columns(console.width)
+            for col in columns:
+                # Short fields never wrap; the signals list wraps rather than being cut.
+                table.add_column(col, no_wrap=col != "signals", overflow="fold")
             for t in tickets:
-                table.add_row(
-                    str(t.id),
-                    time.strftime("%H:%M:%S", time.localtime(t.opened_at)),
-                    t.invariant,
-                    t.subject,
-                    t.pod or "-",
-                    t.severity.value,
-                    t.status.value,
-                    ", ".join(t.signals),
-                    t.diagnoser or "-",
-                )
+                cells = {
+                    "id": str(t.id),
+                    "opened": time.strftime("%H:%M:%S", time.localtime(t.opened_at)),
+                    "invariant": t.invariant,
+                    "subject": t.subject,
+                    "pod": t.pod or "-",
+                    "severity": t.severity.value,
+                    "status": t.status.value,
+                    "signals": ", ".join(t.signals),
+                    "diagnoser": t.diagnoser or "-",
+                }
+                table.add_row(*(cells[c] for c in columns))
             console.print(table)
             return 0
         if args.id is None:

@@ -74,3 +74,21 @@ def test_log_lines_are_redacted() -> None:
     )
     line = RedactingFormatter(FORMAT).format(record)
     assert "pa55word" not in line and "https://ops:[REDACTED]@pd:2379" in line
+
+
+def test_ticket_columns_fit_the_terminal() -> None:
+    from controller.commands.tickets import ticket_columns
+
+    assert ticket_columns(200) == [
+        "id",
+        "opened",
+        "invariant",
+        "subject",
+        "pod",
+        "severity",
+        "status",
+        "signals",
+        "diagnoser",
+    ]
+    assert ticket_columns(80) == ["id", "opened", "invariant", "pod", "severity", "status"]
+    assert ticket_columns(40) == ["id", "invariant", "pod", "status"]
