@@ -193,10 +193,17 @@ def record_recovery(
     if t.store_up_at is None and obs.store_reregistered(injected_at):
         # A re-registered store heartbeats at once; while PD's last heartbeat is within one
         # interval (10 s) of the start, it is that first one: the moment PD saw the store back.
+        # Later than that (a controller that was down meanwhile), the process start time, in PD's
+        # whole seconds, is the best record: a store heartbeats as soon as it starts.
         first_beat = obs.store_last_heartbeat
-        if first_beat is not None and obs.store_started is not None and first_beat - obs.store_started > 10.0:
-            first_beat = None
-        t.store_up_at = estimate_moment(first_beat, lower("store_up_at"), obs.seen_at, 0.001)
+        if (
+            first_beat is not None
+            and obs.store_started is not None
+            and first_beat - obs.store_started <= 10.0
+        ):
+            t.store_up_at = estimate_moment(first_beat, lower("store_up_at"), obs.seen_at, 0.001)
+        else:
+            t.store_up_at = estimate_moment(obs.store_started, lower("store_up_at"), obs.seen_at, 1.0)
     if t.regions_healthy_at is None and t.store_up_at is not None and obs.regions_healthy():
         # PD's region checks carry no time: the midpoint between two looks, not before the store.
         t.regions_healthy_at = max(

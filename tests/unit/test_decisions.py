@@ -338,3 +338,18 @@ def test_learners_and_tiflash_do_not_vote() -> None:
     )
     (region,) = region_peers(check, stores)
     assert region.voters == frozenset({1, 2}) and region.unhealthy == frozenset({2})
+
+
+def test_store_up_after_a_long_gap_comes_from_the_start_time() -> None:
+    """The controller was down for a minute: PD's last heartbeat is many intervals after the
+    restart, so the start time (whole seconds) places the re-registration, not our late look."""
+    t = Timeline(injectedAt=KILL)
+    obs = _obs(
+        KILL + 75,
+        store_state="Up",
+        store_started=float(int(KILL + 3)),
+        store_last_heartbeat=KILL + 73.4,
+        unhealthy_regions=0,
+    )
+    after = record_recovery(t, obs, not_before=KILL, bounds={}, leaders_before=8)
+    assert after.store_up_at is not None and int(KILL + 3) <= after.store_up_at <= int(KILL + 3) + 1
