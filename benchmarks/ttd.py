@@ -34,7 +34,7 @@ def pd_state(cluster: TikvCluster, store_id: int) -> tuple[str, int]:
 
 async def ticket_for(db_path: Path, cluster: TikvCluster, store_id: int, since: float) -> float | None:
     async with TicketDB(db_path) as db:
-        tickets = await db.find_for_store(cluster.pd_url, store_id, since - 1)
+        tickets = await db.find_for_store(cluster.ticket_cluster, store_id, since - 1)
         return tickets[0].opened_at if tickets else None
 
 

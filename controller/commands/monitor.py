@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import logging
 import os
 import signal
 from typing import Any
 
 from controller.logsetup import configure
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -22,7 +26,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--db", default=os.environ.get("CHAOSDEMO_DB", "tickets.db"), help="the SQLite ticket file"
     )
-    p.add_argument("--cluster", default="", help="cluster name on tickets (default: the PD address)")
+    p.add_argument("--cluster", default="", help="cluster name on tickets (default: pd-<PD's cluster id>)")
     p.add_argument("--interval", type=float, default=float(os.environ.get("CHAOSDEMO_MONITOR_INTERVAL", "2")))
     p.add_argument("--resolve-after", type=int, default=3, help="clear cycles before a ticket resolves")
     p.add_argument("--no-probe", action="store_true", help="do not probe TiKV status ports directly")
@@ -49,11 +53,14 @@ async def _main(args: argparse.Namespace) -> None:
     pd = PDClient(args.pd_address)
     prom = PrometheusClient(args.prometheus_url) if args.prometheus_url else None
     snapshotter = Snapshotter(pd, prom, probe=not args.no_probe, tikv_job=args.tikv_job)
+    cluster = args.cluster or await _cluster_name(pd, stop)
+    if cluster is None:
+        return
     async with TicketDB(args.db) as db:
         monitor = Monitor(
             snapshotter,
             db,
-            cluster=args.cluster or pd.base_url,
+            cluster=cluster,
             interval=args.interval,
             resolve_after_cycles=args.resolve_after,
         )
@@ -64,6 +71,22 @@ async def _main(args: argparse.Namespace) -> None:
             await pd.aclose()
             if prom:
                 await prom.aclose()
+
+
+async def _cluster_name(pd: Any, stop: asyncio.Event) -> str | None:
+    """Tickets name the cluster by PD's cluster id (the controller does the same), so two
+    spellings of one PD address are one cluster. Waits for PD to answer; None if stopped first."""
+    from controller.pd import PDError
+    from controller.pd.client import cluster_name
+
+    while not stop.is_set():
+        try:
+            return cluster_name(await pd.cluster_id())
+        except PDError as exc:
+            log.warning("waiting for PD to learn the cluster id: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+    return None
 
 
 def run(args: argparse.Namespace) -> int:

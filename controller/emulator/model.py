@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import re
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -84,6 +85,11 @@ class EmulatedCluster:
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
         self.started_at = self.clock()
+
+    @property
+    def cluster_id(self) -> int:
+        """PD's cluster id: one per cluster (here per namespace), as a real PD draws its own."""
+        return PD_CLUSTER_ID + zlib.crc32(self.namespace.encode())
 
     # -- scaled durations ---------------------------------------------------------------------
     def scaled(self, nominal_seconds: float) -> float:

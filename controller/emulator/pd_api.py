@@ -8,7 +8,6 @@ from typing import Any
 from aiohttp import web
 
 from controller.emulator.model import (
-    PD_CLUSTER_ID,
     TIKV_GIT_HASH,
     TIKV_VERSION,
     EmulatedCluster,
@@ -209,12 +208,17 @@ def make_pd_app(cluster: EmulatedCluster, pd_url: str) -> web.Application:
     async def members(request: web.Request) -> web.Response:
         ms = [member(n, i) for i, n in enumerate(cluster.pd_members)]
         return _json(
-            {"header": {"cluster_id": PD_CLUSTER_ID}, "members": ms, "leader": ms[0], "etcd_leader": ms[0]}
+            {
+                "header": {"cluster_id": cluster.cluster_id},
+                "members": ms,
+                "leader": ms[0],
+                "etcd_leader": ms[0],
+            }
         )
 
     @routes.get("/pd/api/v1/cluster")
     async def cluster_info(request: web.Request) -> web.Response:
-        return _json({"id": PD_CLUSTER_ID, "max_peer_count": 3})
+        return _json({"id": cluster.cluster_id, "max_peer_count": 3})
 
     @routes.get("/pd/api/v1/cluster/status")
     async def cluster_status(request: web.Request) -> web.Response:

@@ -57,6 +57,7 @@ from controller.operator.state import (
 )
 from controller.operator.status import StatusWriter
 from controller.pd import PDClient
+from controller.pd.client import cluster_name
 from controller.pd.models import pod_of_address
 from controller.prom import PrometheusClient
 from controller.tickets import TicketDB
@@ -206,14 +207,21 @@ async def _advance(deps: Deps, obj: dict[str, Any]) -> None:
 async def _current_run(deps: Deps, w: StatusWriter) -> RunSnapshot | None:
     """The run to step: the pinned one, or a new one if the spec changed after the last ended."""
     generation = int(w.obj["metadata"].get("generation", 1))
-    if not decisions.next_run_needed(w.status, generation):
-        return w.status.run
     live = w.obj.get("spec") or {}
-    if w.status.phase is not None and live.get("abort") is True:
-        # Setting abort on a finished drill starts nothing: acknowledge the edit.
-        await w.patch(observedGeneration=generation)
-        return None
-    await _start_run(w, generation)
+    if decisions.next_run_needed(w.status, generation):
+        if w.status.phase is not None and live.get("abort") is True:
+            # Setting abort on a finished drill starts nothing: acknowledge the edit.
+            await w.patch(observedGeneration=generation)
+            return None
+        await _start_run(w, generation)
+    if w.status.run is not None or w.status.phase in TERMINAL_PHASES:
+        return w.status.run
+    return await _pin_run(deps, w, generation, live)
+
+
+async def _pin_run(deps: Deps, w: StatusWriter, generation: int, live: dict[str, Any]) -> RunSnapshot | None:
+    """Validate the spec and pin what the run will use. Asking PD for the cluster's id may fail
+    for a while (a temporary error, retried): the run is pinned once it answers."""
     try:
         spec = DrillSpec.model_validate(live)
     except ValidationError as exc:
@@ -241,6 +249,8 @@ async def _current_run(deps: Deps, w: StatusWriter) -> RunSnapshot | None:
             ),
         )
         return None
+    with using("spec.target.pdAddress"):
+        cluster = cluster_name(await deps.pd(pd_address).cluster_id())
     sources = spec.detection.resolved(
         prometheus_url=deps.config.prometheus_url, alertmanager_url=deps.config.alertmanager_url
     )
@@ -250,7 +260,7 @@ async def _current_run(deps: Deps, w: StatusWriter) -> RunSnapshot | None:
         spec=spec.model_dump(by_alias=True, mode="json"),
         targetNamespace=spec.target_namespace(w.namespace),
         pdAddress=pd_address,
-        ticketCluster=deps.pd(pd_address).base_url,
+        ticketCluster=cluster,
     )
     await w.patch(run=run)
     return run

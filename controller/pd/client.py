@@ -128,3 +128,15 @@ class PDClient:
         """``/regions``: every region with its peers (roles), leader, down and pending peers.
         Same shape as a region check's answer."""
         return self._parse(RegionCheck, await self._request("GET", "/regions"), "/regions")
+
+    async def cluster_id(self) -> int:
+        """``/cluster``'s ``id``: the one identity of a PD cluster, whatever its address's spelling."""
+        body = await self._request("GET", "/cluster")
+        if not isinstance(body, dict) or not isinstance(body.get("id"), int):
+            raise PDBadResponse(200, "unexpected shape of /cluster")
+        return int(body["id"])
+
+
+def cluster_name(cluster_id: int) -> str:
+    """The name tickets carry for a PD cluster: its id, so two spellings of one address agree."""
+    return f"pd-{cluster_id}"

@@ -164,3 +164,11 @@ class TikvCluster:
         """PD's /store/{id} as JSON (what the controller sees)."""
         with urllib.request.urlopen(f"{self.pd_url}/pd/api/v1/store/{store_id}", timeout=5) as r:
             return dict(json.load(r))
+
+    @property
+    def ticket_cluster(self) -> str:
+        """The name the monitor's tickets carry for this cluster (from PD's cluster id)."""
+        from controller.pd.client import cluster_name
+
+        with urllib.request.urlopen(f"{self.pd_url}/pd/api/v1/cluster", timeout=5) as r:
+            return cluster_name(int(json.load(r)["id"]))

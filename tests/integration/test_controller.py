@@ -97,7 +97,7 @@ def test_guards_refuse_and_dry_run_deletes_nothing(drill_env: DrillEnv) -> None:
         async def open_ticket() -> int:
             async with TicketDB(env.db_path) as db:
                 t, _ = await db.open_or_update(
-                    cluster=env.cluster.pd_url,
+                    cluster=env.cluster.ticket_cluster,
                     invariant="pd_unhealthy",
                     subject="test/stale",
                     severity=Severity.LOW,

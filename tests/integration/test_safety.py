@@ -67,3 +67,29 @@ def test_a_second_store_failing_mid_drill_aborts_it(drill_env: DrillEnv) -> None
     ).stdout
     assert "SafetyAbort" in events
     wait_for(lambda: env.ready_pods() == 3, 30, "tikv-2 back")
+
+
+def test_two_spellings_of_one_pd_address_are_one_cluster(drill_env: DrillEnv) -> None:
+    """Tickets and guards name the cluster by PD's cluster id: an open ticket the monitor filed
+    while watching 127.0.0.1 blocks a drill that names PD as localhost."""
+    import asyncio
+
+    from controller.tickets import TicketDB
+
+    env = drill_env
+    env.kubectl("delete", "pod", "tikv-1", "-n", env.ns, "--grace-period=0", "--force", "--wait=false")
+    wait_for(lambda: env.open_tickets() >= 1, 15, "the monitor's ticket")
+    env.stop_monitor()  # the ticket stays open while the drill is tried
+
+    async def clusters() -> set[str]:
+        async with TicketDB(env.db_path) as db:
+            return {t.cluster for t in await db.open_tickets()}
+
+    assert asyncio.run(clusters()) == {env.cluster.ticket_cluster}
+    other_spelling = env.cluster.pd_url.replace("127.0.0.1", "localhost") + "/"
+    env.drill("spelled", {"target": {"pdAddress": other_spelling}})
+    st = env.wait_phase("spelled", TERMINAL, timeout=30)
+    assert (st["verdict"], st["reason"]) == ("Error", "OpenTicket"), st
+    assert st["run"]["ticketCluster"] == env.cluster.ticket_cluster
+    env.start_monitor()
+    env.wait_no_open_tickets(40)
