@@ -158,6 +158,39 @@ SPECS = st.fixed_dictionaries(
                     st.just({"matchLabels": {}}),
                     st.just({"matchLabels": {"app": "nothing"}}),
                     st.just({"matchExpressions": [{"key": "x", "operator": "Bogus"}]}),
+                    # Edge cases the API server would refuse only when used, or that match too much.
+                    st.just({"matchExpressions": [{"key": "app", "operator": "In", "values": []}]}),
+                    st.just({"matchExpressions": [{"key": "app", "operator": "Exists", "values": ["x"]}]}),
+                    st.just({"matchLabels": {"app.kubernetes.io/component": "has space"}}),
+                    st.just({"matchLabels": {"-bad-key": "tikv"}}),
+                    st.just({"matchLabels": {"app.kubernetes.io/component": "x" * 64}}),
+                    st.just(
+                        {
+                            "matchExpressions": [
+                                {"key": "app.kubernetes.io/component", "operator": "NotIn", "values": ["pd"]}
+                            ]
+                        }
+                    ),
+                    st.just(
+                        {
+                            "matchExpressions": [
+                                {"key": "app.kubernetes.io/component", "operator": "DoesNotExist"}
+                            ]
+                        }
+                    ),
+                    SPEC_VALUES,
+                ),
+                "pdAddress": st.one_of(
+                    st.sampled_from(
+                        [
+                            "pd:2379",
+                            "ftp://pd:2379",
+                            "http://user:pw@pd:2379",
+                            "http://127.0.0.1:9",
+                            "http://",
+                            "",
+                        ]
+                    ),
                     SPEC_VALUES,
                 ),
                 "pod": st.one_of(st.sampled_from(["tikv-9", "pd-0", "../etc"]), SPEC_VALUES),
