@@ -186,7 +186,6 @@ SPECS = st.fixed_dictionaries(
                             "pd:2379",
                             "ftp://pd:2379",
                             "http://user:pw@pd:2379",
-                            "http://127.0.0.1:9",
                             "http://",
                             "",
                         ]
