@@ -263,6 +263,15 @@ def test_property_based_specs_are_rejected_or_handled(drill_env: DrillEnv) -> No
 
 
 CANARY = "sk-ant-api03-CANARY-5e1f0c2d9b8a7f6e5d4c3b2a"
+# Other credential shapes an SRE's cluster carries, each planted in an Event about the victim.
+OTHER_CANARIES = {
+    "url password": ("dial https://ops:CanaryUrlPw77@pd.tikv:2379 failed", "CanaryUrlPw77"),
+    "bearer": ("Authorization: Bearer CanaryBearerTok3n0123456789", "CanaryBearerTok3n0123456789"),
+    "basic": ("Authorization: Basic Q2FuYXJ5QmFzaWM6cHc=", "Q2FuYXJ5QmFzaWM6cHc="),
+    "pem": ("-----BEGIN PRIVATE KEY-----\nCanaryPemBody42\n-----END PRIVATE KEY-----", "CanaryPemBody42"),
+    "aws": ("AWS key AKIACANARY0123456789 in env", "AKIACANARY0123456789"),
+    "json": ('{\\"password\\":\\"CanaryJsonPw99\\"}', "CanaryJsonPw99"),
+}
 
 
 def test_canary_key_appears_nowhere(tikv_cluster_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -300,6 +309,25 @@ def test_canary_key_appears_nowhere(tikv_cluster_factory, tmp_path: Path) -> Non
             }
         ),
     )
+    for n, (message, _) in enumerate(OTHER_CANARIES.values()):
+        cp.kubectl(
+            "create",
+            "-n",
+            cluster.namespace,
+            "-f",
+            "-",
+            input=json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Event",
+                    "metadata": {"name": f"planted-{n}"},
+                    "involvedObject": {"kind": "Pod", "name": "tikv-0", "namespace": cluster.namespace},
+                    "reason": "Planted",
+                    "type": "Warning",
+                    "message": message,
+                }
+            ),
+        )
     env = DrillEnv(
         cluster=cluster,
         workdir=tmp_path / "drill",
@@ -341,3 +369,6 @@ def test_canary_key_appears_nowhere(tikv_cluster_factory, tmp_path: Path) -> Non
     )
     leaks = [where for where, text in places.items() if CANARY in text]
     assert not leaks, f"the canary key leaked into: {leaks}"
+    for form, (_, secret) in OTHER_CANARIES.items():
+        leaked = [where for where, text in places.items() if secret in text]
+        assert not leaked, f"the {form} canary leaked into: {leaked}"
