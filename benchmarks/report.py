@@ -72,8 +72,27 @@ def alert_ttd_section(data: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def soak_section(data: dict[str, Any]) -> list[str]:
+    return [
+        "## soak",
+        "",
+        data["description"],
+        "",
+        f"- command: `{data['command']}`",
+        f"- machine: {machine_text(data['machine'])}",
+        f"- jitter: {data['jitter']}; monitor: {data['monitor']}",
+        f"- target: {data['target']} — **{'met' if data.get('met') else 'MISSED'}**",
+        "",
+        f"- tickets during the soak: {data['false_tickets']} {data['false_ticket_list'] or ''}",
+        f"- kills: {dist(data['ttd'], ' s')}, missed {data['ttd']['missed']}",
+        "",
+    ]
+
+
 def section(data: dict[str, Any]) -> list[str]:
     name = data["benchmark"]
+    if name == "soak":
+        return soak_section(data)
     if name == "idle":
         return idle_section(data)
     if name == "alert_ttd":
@@ -145,7 +164,17 @@ def main() -> None:
     ]
     if NOTES.exists():
         lines += [NOTES.read_text(), ""]
-    order = ["ttd", "alert_ttd", "reaction", "scale", "idle", "monitor_cost", "tickets_store", "context_size"]
+    order = [
+        "ttd",
+        "alert_ttd",
+        "soak",
+        "reaction",
+        "scale",
+        "idle",
+        "monitor_cost",
+        "tickets_store",
+        "context_size",
+    ]
     for name in order:
         path = RESULTS_DIR / f"{name}.json"
         if path.exists():

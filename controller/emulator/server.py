@@ -103,6 +103,12 @@ class Emulator:
             self.load_rps = int(body.get("rps", 0))
             return web.json_response({"rps": self.load_rps})
 
+        async def jitter(request: web.Request) -> web.Response:
+            body = await request.json()
+            self.status_servers.jitter.delay_max_s = float(body.get("delay_max_s", 0.0))
+            self.status_servers.jitter.drop_ratio = float(body.get("drop_ratio", 0.0))
+            return web.json_response(body)
+
         async def state(request: web.Request) -> web.Response:
             return web.json_response(
                 {
@@ -118,6 +124,7 @@ class Emulator:
         app.router.add_post("/emulator/pd", pd)
         app.router.add_post("/emulator/load", load)
         app.router.add_get("/emulator/state", state)
+        app.router.add_post("/emulator/jitter", jitter)
         return app
 
     async def _tick_loop(self) -> None:

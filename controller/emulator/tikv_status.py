@@ -6,7 +6,10 @@ scrape fails and Prometheus sets ``up`` to 0 for that target, exactly as with a 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -58,11 +61,29 @@ def tikv_metrics(cluster: EmulatedCluster, store: Store) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass
+class ProbeJitter:
+    """Trouble on the status ports of healthy stores, for soak tests: each answer is delayed by up
+    to ``delay_max_s``, and a ``drop_ratio`` share of them fail (503), as a GC pause or a slow
+    node would make them."""
+
+    delay_max_s: float = 0.0
+    drop_ratio: float = 0.0
+    rng: random.Random = field(default_factory=lambda: random.Random(11))
+
+    async def apply(self) -> bool:
+        """Wait out the delay; False if this answer is dropped."""
+        if self.delay_max_s > 0:
+            await asyncio.sleep(self.rng.uniform(0, self.delay_max_s))
+        return self.rng.random() >= self.drop_ratio
+
+
 class StatusServers:
     """Opens a status server for each live store and closes it the moment the store dies."""
 
     def __init__(self, cluster: EmulatedCluster) -> None:
         self.cluster = cluster
+        self.jitter = ProbeJitter()
         self._runners: dict[str, web.AppRunner] = {}
 
     def _app(self, pod: str) -> web.Application:
@@ -73,6 +94,8 @@ class StatusServers:
             return web.Response(text=tikv_metrics(self.cluster, store), content_type="text/plain")
 
         async def status(request: web.Request) -> web.Response:
+            if not await self.jitter.apply():
+                return web.Response(status=503, text="dropped by the emulator's probe jitter")
             store = self.cluster.stores[pod]
             return web.json_response(
                 {"version": TIKV_VERSION, "git_hash": TIKV_GIT_HASH, "start_time": int(store.start_timestamp)}

@@ -24,7 +24,8 @@ class ProbeResult:
     latency_ms: float
 
 
-PROBE_CONFIRM_DELAY = 0.2  # seconds before a failed probe is tried once more
+PROBE_CONFIRM_DELAY = 0.1  # seconds between a failed probe and its confirmation
+PROBE_CONFIRMATIONS = 2  # a failure counts only if this many more probes fail too
 
 
 @dataclass
@@ -110,9 +111,9 @@ class Snapshotter:
         snap.probes = dict(zip(addresses, results, strict=True))
 
     async def _probe(self, status_address: str) -> ProbeResult:
-        """A failed probe is confirmed by a second one shortly after: one lost packet or a GC
-        pause must not page anyone (nor block every drill through the open-ticket guard). A dead
-        store refuses both at once, so detection loses only the pause."""
+        """A failed probe is confirmed by more probes shortly after: one lost packet or a GC pause
+        must not page anyone (nor block every drill through the open-ticket guard). A dead store
+        refuses them all at once, so detection loses only the pauses."""
         first = await self._probe_once(status_address)
         if first.ok:
             return first
