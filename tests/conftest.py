@@ -67,14 +67,9 @@ def tikv_cluster(tikv_cluster_factory):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def drill_env(tikv_cluster_factory, tmp_path: Path) -> Iterator:  # type: ignore[no-untyped-def,type-arg]
     """Emulated TiKV (opted in) + the monitor + the controller, all real processes."""
-    from tests.support.drills import DrillEnv, opt_in
+    from tests.support.drills import started_drill_env
 
-    cluster = tikv_cluster_factory()
-    opt_in(cluster)
-    env = DrillEnv(cluster=cluster, workdir=tmp_path / "drill")
-    env.workdir.mkdir()
-    env.start_monitor()
-    env.start_controller()
+    env = started_drill_env(tikv_cluster_factory(), tmp_path / "drill")
     try:
         yield env
     finally:

@@ -3,14 +3,13 @@ its alerts to, so a drill can time what reached the user's alerting."""
 
 from __future__ import annotations
 
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from controller.sandbox.binaries import alertmanager_binary
-from controller.sandbox.processes import ManagedProcess, ProcessExited, free_port, wait_until
+from controller.sandbox.processes import ManagedProcess, free_port, wait_ready
 
 
 def alertmanager_config() -> dict:
@@ -55,15 +54,8 @@ class Alertmanager:
             self.workdir / "alertmanager.log",
             die_with_parent=not self.detached,
         ).start()
-        wait_until(self._ready, 60, what="Alertmanager /-/ready")
+        wait_ready(self.process, f"{self.url}/-/ready")
         return self
-
-    def _ready(self) -> bool:
-        assert self.process is not None
-        if not self.process.alive():
-            raise ProcessExited(f"alertmanager exited:\n{self.process.log_tail()}")
-        with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as r:
-            return bool(r.status == 200)
 
     def stop(self) -> None:
         if self.process:

@@ -108,3 +108,17 @@ def wait_until(predicate, timeout: float, interval: float = 0.2, what: str = "co
     raise TimeoutError(
         f"timed out after {timeout:.0f}s waiting for {what}" + (f": {last_error}" if last_error else "")
     )
+
+
+def wait_ready(process: ManagedProcess, url: str, timeout: float = 60) -> None:
+    """Wait for ``url`` to answer 200 (Prometheus' and Alertmanager's ``/-/ready``); fail at once,
+    with the process's log, if it exits meanwhile."""
+    import urllib.request
+
+    def ready() -> bool:
+        if not process.alive():
+            raise ProcessExited(f"{process.name} exited:\n{process.log_tail()}")
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return bool(r.status == 200)
+
+    wait_until(ready, timeout, what=f"{process.name} {url}")

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from controller.sandbox.binaries import prometheus_binary
-from controller.sandbox.processes import ManagedProcess, ProcessExited, free_port, wait_until
+from controller.sandbox.processes import ManagedProcess, free_port, wait_ready
 
 # The TiKV/PD alert rules the sandbox loads (also shipped with the kind manifests).
 ALERT_RULES = Path(__file__).resolve().parents[2] / "manifests" / "prometheus" / "alert-rules.yml"
@@ -102,15 +102,8 @@ class Prometheus:
             self.workdir / "prometheus.log",
             die_with_parent=not self.detached,
         ).start()
-        wait_until(self._ready, 60, what="Prometheus /-/ready")
+        wait_ready(self.process, f"{self.url}/-/ready")
         return self
-
-    def _ready(self) -> bool:
-        assert self.process is not None
-        if not self.process.alive():
-            raise ProcessExited(f"prometheus exited:\n{self.process.log_tail()}")
-        with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as r:
-            return bool(r.status == 200)
 
     def query(self, promql: str) -> list[dict]:
         from urllib.parse import urlencode

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from controller.timefmt import parse_rfc3339
-from tests.support.drills import DrillEnv, opt_in, wait_for
+from tests.support.drills import DrillEnv, started_drill_env, wait_for
 
 pytestmark = pytest.mark.integration
 TERMINAL = {"Completed", "Failed", "Aborted"}
@@ -44,15 +44,7 @@ def alerting_env(tikv_cluster_factory, tmp_path: Path):  # type: ignore[no-untyp
     cluster = tikv_cluster_factory(
         time_scale=1.0, with_alerting=True, scrape_interval=1.0, evaluation_interval=1.0
     )
-    opt_in(cluster)
-    env = DrillEnv(
-        cluster=cluster,
-        workdir=tmp_path / "drill",
-        controller_env={"CHAOSDEMO_ALERTMANAGER_URL": cluster.alertmanager.url},
-    )
-    env.workdir.mkdir()
-    env.start_monitor()
-    env.start_controller()
+    env = started_drill_env(cluster, tmp_path / "drill", CHAOSDEMO_ALERTMANAGER_URL=cluster.alertmanager.url)
     try:
         yield env
     finally:

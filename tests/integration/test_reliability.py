@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.drills import DrillEnv, PodHistory, claude_drill_env, wait_for
+from tests.support.drills import DrillEnv, PodHistory, claude_drill_env, started_drill_env, wait_for
 from tests.support.messages_api import MessagesAPIServer
 
 pytestmark = pytest.mark.integration
@@ -275,11 +275,8 @@ OTHER_CANARIES = {
 
 
 def test_canary_key_appears_nowhere(tikv_cluster_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from tests.support.drills import opt_in
-
     api = MessagesAPIServer(mode="good").start()
     cluster = tikv_cluster_factory()
-    opt_in(cluster)
     cp = cluster.control_plane
     # Planted where a careless pipeline would pick it up: on the TiKV pods and in an Event.
     cp.kubectl(
@@ -291,51 +288,19 @@ def test_canary_key_appears_nowhere(tikv_cluster_factory, tmp_path: Path) -> Non
         "app.kubernetes.io/component=tikv",
         f"vendor.example/api-key={CANARY}",
     )
-    cp.kubectl(
-        "create",
-        "-n",
-        cluster.namespace,
-        "-f",
-        "-",
-        input=json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Event",
-                "metadata": {"name": "planted"},
-                "involvedObject": {"kind": "Pod", "name": "tikv-0", "namespace": cluster.namespace},
-                "reason": "Planted",
-                "type": "Warning",
-                "message": f"config dump: ANTHROPIC_API_KEY={CANARY}",
-            }
-        ),
-    )
-    for n, (message, _) in enumerate(OTHER_CANARIES.values()):
-        cp.kubectl(
-            "create",
-            "-n",
-            cluster.namespace,
-            "-f",
-            "-",
-            input=json.dumps(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Event",
-                    "metadata": {"name": f"planted-{n}"},
-                    "involvedObject": {"kind": "Pod", "name": "tikv-0", "namespace": cluster.namespace},
-                    "reason": "Planted",
-                    "type": "Warning",
-                    "message": message,
-                }
-            ),
-        )
-    env = DrillEnv(
-        cluster=cluster,
-        workdir=tmp_path / "drill",
-        controller_env={"ANTHROPIC_API_KEY": CANARY, "ANTHROPIC_BASE_URL": api.url},
-    )
-    env.workdir.mkdir()
-    env.start_monitor()
-    env.start_controller()
+    messages = [f"config dump: ANTHROPIC_API_KEY={CANARY}", *(m for m, _ in OTHER_CANARIES.values())]
+    for n, message in enumerate(messages):
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"planted-{n}"},
+            "involvedObject": {"kind": "Pod", "name": "tikv-0", "namespace": cluster.namespace},
+            "reason": "Planted",
+            "type": "Warning",
+            "message": message,
+        }
+        cp.kubectl("create", "-n", cluster.namespace, "-f", "-", input=json.dumps(event))
+    env = started_drill_env(cluster, tmp_path / "drill", ANTHROPIC_API_KEY=CANARY, ANTHROPIC_BASE_URL=api.url)
     try:
         env.drill("canary", {"diagnosis": {"provider": "claude"}, "target": {"pod": "tikv-0"}})
         st_ = env.wait_phase("canary", TERMINAL, timeout=120)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.drills import DrillEnv, PodHistory, opt_in, wait_for
+from tests.support.drills import DrillEnv, PodHistory, started_drill_env, wait_for
 
 pytestmark = pytest.mark.integration
 TERMINAL = {"Completed", "Failed", "Aborted"}
@@ -24,11 +24,7 @@ def test_region_quorum_refuses_a_kill_with_one_store_already_down(
     tikv_cluster_factory, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     cluster = tikv_cluster_factory(stores=5)
-    opt_in(cluster)
-    env = DrillEnv(cluster=cluster, workdir=tmp_path / "drill")
-    env.workdir.mkdir()
-    env.start_monitor()
-    env.start_controller()
+    env = started_drill_env(cluster, tmp_path / "drill")
     try:
         _keep_away(env, "tikv-4")
         wait_for(lambda: cluster.pd_store(5)["store"]["state_name"] != "Up", 30, "store 5 to leave Up")

@@ -179,19 +179,22 @@ def env_flag(name: str) -> bool:
     return os.environ.get(name, "") not in ("", "0", "false")
 
 
-def claude_drill_env(cluster: TikvCluster, workdir: Path, api_url: str, **controller_env: str) -> DrillEnv:
-    """A started drill environment whose controller diagnoses through a local Messages API."""
+def started_drill_env(cluster: TikvCluster, workdir: Path, **controller_env: str) -> DrillEnv:
+    """The cluster opted in, with the monitor and the controller running (extra controller env)."""
     opt_in(cluster)
-    env = DrillEnv(
-        cluster=cluster,
-        workdir=workdir,
-        controller_env={
-            "ANTHROPIC_API_KEY": "sk-ant-test-not-a-real-key-000000",
-            "ANTHROPIC_BASE_URL": api_url,
-            **controller_env,
-        },
-    )
+    env = DrillEnv(cluster=cluster, workdir=workdir, controller_env=dict(controller_env))
     env.workdir.mkdir()
     env.start_monitor()
     env.start_controller()
     return env
+
+
+def claude_drill_env(cluster: TikvCluster, workdir: Path, api_url: str, **controller_env: str) -> DrillEnv:
+    """A started drill environment whose controller diagnoses through a local Messages API."""
+    return started_drill_env(
+        cluster,
+        workdir,
+        ANTHROPIC_API_KEY="sk-ant-test-not-a-real-key-000000",
+        ANTHROPIC_BASE_URL=api_url,
+        **controller_env,
+    )
