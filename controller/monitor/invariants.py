@@ -87,7 +87,11 @@ def _store_signals(snap: Snapshot, memory: Memory, store: StoreInfo, at: float) 
 
     # store_unreachable: the scrape or the direct probe fails.
     reasons: list[str] = []
-    if snap.up is not None and snap.up.get(status_address) == 0.0:
+    probe = snap.probes.get(status_address)
+    # A failed scrape that the direct probe contradicts (the store answers now) is a scrape
+    # hiccup — a slow node, a busy Prometheus — not a dead store: it needs the second signal.
+    scrape_contradicted = probe is not None and probe.ok
+    if snap.up is not None and snap.up.get(status_address) == 0.0 and not scrape_contradicted:
         reasons.append("prometheus")
         out.append(
             _signal(
@@ -99,7 +103,6 @@ def _store_signals(snap: Snapshot, memory: Memory, store: StoreInfo, at: float) 
                 instance=status_address,
             )
         )
-    probe = snap.probes.get(status_address)
     if probe is not None and not probe.ok:
         reasons.append("probe")
         out.append(

@@ -87,3 +87,12 @@ def test_pd_unreachable_and_unhealthy_member() -> None:
     ]
     sig = evaluate(snap([], pd_health=members), Memory())
     assert names(sig) == {("pd_unhealthy", "pd")} and "pd-1" in sig[0].observation.detail
+
+
+def test_a_failed_scrape_the_probe_contradicts_is_no_signal() -> None:
+    stores = [store(1), store(2)]
+    up = {"127.0.10.1:20180": 1.0, "127.0.10.2:20180": 0.0}
+    probes = {a: ProbeResult(True, "HTTP 200", 1.0) for a in up}
+    assert evaluate(snap(stores, up=up, probes=probes), Memory()) == []
+    probes["127.0.10.2:20180"] = ProbeResult(False, "ConnectError", 0.3)
+    assert names(evaluate(snap(stores, up=up, probes=probes), Memory())) == {("store_unreachable", "store/2")}
