@@ -55,7 +55,7 @@ def main() -> None:
             namespace="tikv",
             time_scale=1.0,
             stores=STORES,
-            status_ip_prefix="127.0.30",
+            status_ip_prefix="127.2.30",
             scrape_interval=INTERVAL,
             evaluation_interval=INTERVAL,
             with_alerting=True,

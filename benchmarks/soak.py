@@ -49,7 +49,7 @@ def main() -> None:
             namespace="tikv",
             time_scale=1.0,
             scrape_interval=1.0,
-            status_ip_prefix="127.0.92",
+            status_ip_prefix="127.2.92",
         ).start()
         db = Path(tmp) / "tickets.db"
         monitor = start_monitor(cluster, db, interval=2.0)

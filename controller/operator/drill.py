@@ -57,7 +57,7 @@ from controller.operator.state import (
 )
 from controller.operator.status import StatusWriter
 from controller.pd import PDClient
-from controller.pd.client import cluster_name
+from controller.pd.client import PDUnavailable, cluster_name
 from controller.pd.models import pod_of_address
 from controller.prom import PrometheusClient
 from controller.tickets import TicketDB
@@ -197,7 +197,7 @@ async def _advance(deps: Deps, obj: dict[str, Any]) -> None:
                 break
             if await _past_deadline(deps, w, run, spec):
                 break
-            if not await STEPS[phase](deps, w, run, spec):
+            if not await STEPS[phase](deps, w, w.status.run or run, spec):
                 break
         deps.retries.pop(w.uid, None)
     except Exception as exc:
@@ -249,8 +249,6 @@ async def _pin_run(deps: Deps, w: StatusWriter, generation: int, live: dict[str,
             ),
         )
         return None
-    with using("spec.target.pdAddress"):
-        cluster = cluster_name(await deps.pd(pd_address).cluster_id())
     sources = spec.detection.resolved(
         prometheus_url=deps.config.prometheus_url, alertmanager_url=deps.config.alertmanager_url
     )
@@ -260,7 +258,6 @@ async def _pin_run(deps: Deps, w: StatusWriter, generation: int, live: dict[str,
         spec=spec.model_dump(by_alias=True, mode="json"),
         targetNamespace=spec.target_namespace(w.namespace),
         pdAddress=pd_address,
-        ticketCluster=cluster,
     )
     await w.patch(run=run)
     return run
@@ -405,6 +402,15 @@ async def _pending(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpe
 async def _preflight(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec) -> bool:
     ns = run.target_namespace
     pd = deps.pd(run.pd_address)
+    if not run.ticket_cluster:
+        # The cluster's identity (PD's cluster id) is pinned at the first preflight PD answers;
+        # while it does not, preflight's own checks (namespace first) still run and refuse.
+        try:
+            with using("spec.target.pdAddress"):
+                run = run.model_copy(update={"ticket_cluster": cluster_name(await pd.cluster_id())})
+            await w.patch(run=run)
+        except PDUnavailable:
+            pass
     result = await run_preflight(
         kube=deps.kube,
         spec=spec,
@@ -415,6 +421,8 @@ async def _preflight(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
         db=deps.db,
         cluster=run.ticket_cluster,
     )
+    if result.ok and not run.ticket_cluster:
+        raise PDUnavailable(run.pd_address, "PD did not say which cluster it is (/cluster)")
     queued_at = w.status.timeline.queued_at
     settling = not result.ok and result.reason in SETTLING_REASONS
     if (

@@ -52,8 +52,9 @@ class RunSnapshot(_Status):
     spec: dict[str, Any]
     target_namespace: str = Field(alias="targetNamespace")
     pd_address: str = Field(alias="pdAddress")
-    # The name the monitor's tickets carry for this cluster.
-    ticket_cluster: str = Field(alias="ticketCluster")
+    # The name the monitor's tickets carry for this cluster (PD's cluster id), pinned at the
+    # first preflight PD answers.
+    ticket_cluster: str = Field(default="", alias="ticketCluster")
 
     def drill_spec(self) -> DrillSpec:
         return DrillSpec.model_validate(self.spec)

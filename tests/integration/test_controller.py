@@ -231,7 +231,9 @@ def test_two_drills_on_one_target_never_overlap(drill_env: DrillEnv) -> None:
     assert sum(history.replaced().values()) == 2
     waited = a if a["timeline"]["injectedAt"] > b["timeline"]["injectedAt"] else b
     assert waited["timeline"].get("queuedAt"), "the later drill waited for the target lock"
-    # Its next run starts clean: nothing of the queueing leaks into it.
+    # Its next run starts clean: nothing of the queueing leaks into it (once the cluster has
+    # settled; a run right behind an incident rightly queues again).
+    env.wait_no_open_tickets()
     name = "first" if waited is a else "second"
     env.kubectl(
         "patch", "chaosdemo", name, "-n", env.ns, "--type=merge", "-p", '{"spec":{"safety":{"dryRun":true}}}'
