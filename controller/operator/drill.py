@@ -942,7 +942,10 @@ async def finalize(deps: Deps, obj: dict[str, Any]) -> tuple[bool, str]:
             deps.guards.pop(uid, None)
             return True, "nothing to restore"
         spec = run.drill_spec()
-        since = parse_optional_rfc3339(obj["metadata"].get("deletionTimestamp")) or time.time()
+        # deletionTimestamp has whole seconds: the deletion came up to a second after it, and the
+        # restore gets its full timeout from the latest moment it can have been.
+        deleted = parse_optional_rfc3339(obj["metadata"].get("deletionTimestamp"))
+        since = deleted + 1.0 if deleted is not None else time.time()
         result = await _restore(deps, w.status, run, spec, since)
         if not (result.done or result.gave_up):
             return False, result.message
