@@ -214,12 +214,18 @@ class ControlPlane:
         wait_until(self._apiserver_ready, 90, what="kube-apiserver /readyz")
 
     def restart_apiserver(self, down_seconds: float = 0.0) -> None:
-        """Stop and start kube-apiserver on the same port (for dependency-fault tests)."""
+        """Stop and start kube-apiserver on the same port (for dependency-fault tests). The
+        scheduler is restarted after it: its cache can go stale across an API server restart
+        ("Scheduler cache is corrupted") and it then stops placing new pods, for every later
+        test that shares this control plane."""
         import time
 
         self.processes.pop("kube-apiserver").stop()
         time.sleep(down_seconds)
         self._start_apiserver()
+        scheduler = self.processes.pop("kube-scheduler")
+        scheduler.stop()
+        self._spawn("kube-scheduler", list(scheduler.argv))
 
     def _start_controllers(self) -> None:
         assert self.pki is not None and self.workdir is not None
