@@ -1,5 +1,10 @@
 """Diagnosis context size (tokens ~ characters / 4) at 3 and 1,000 stores, and the offline
-diagnoser's time. Target: <= 8,000 tokens at both; the budgets hold."""
+diagnoser's time. Target: <= 8,000 tokens at both; the budgets hold.
+
+The bundle carries everything the controller gathers: PD's stores and regions (3 voters each,
+10 regions per store), PD's members, 4 metric summaries per store, every TiKV pod's state, 30
+events, 10 recent tickets; and, to fill the cluster overview, 25 affected stores (Disconnected,
+failing scrapes, reported unreachable) besides the ticket's."""
 
 from __future__ import annotations
 
@@ -7,9 +12,11 @@ import time
 from pathlib import Path
 
 from benchmarks.common import summary, write
-from controller.diagnosis.evidence import KubeEvent, MetricSummary, build_evidence
+from controller.diagnosis.evidence import build_evidence
+from controller.diagnosis.inputs import KubeEvent, MetricSummary, PDView, PodState
 from controller.diagnosis.offline import diagnose_offline
-from controller.diagnosis.scenarios import _store_json, load_scenario
+from controller.diagnosis.scenarios import _pd_json, _regions_json, _store_json, load_scenario
+from controller.pd.models import RegionCheck
 
 SCENARIO = Path(__file__).resolve().parents[1] / "tests" / "scenarios" / "01-killed-tikv-pod.yaml"
 
@@ -18,15 +25,47 @@ def context_for(stores: int) -> dict[str, object]:
     data = load_scenario(SCENARIO).data
     from controller.pd.models import StoreInfo
 
+    affected = set(range(3, min(stores, 28)))  # store ids besides the ticket's (2)
     data.stores = [
-        StoreInfo.model_validate(_store_json({"id": i + 1, "pod": f"tikv-{i}"}, data.now))
+        StoreInfo.model_validate(
+            _store_json(
+                {"id": i + 1, "pod": f"tikv-{i}", "state": "Disconnected" if i + 1 in affected else "Up"},
+                data.now,
+            )
+        )
         for i in range(stores)
     ]
+    data.regions = RegionCheck.model_validate(
+        _regions_json(
+            [
+                {"id": r + 1, "stores": [r % stores + 1, (r + 1) % stores + 1, (r + 2) % stores + 1]}
+                for r in range(10 * stores)
+            ]
+        )
+    )
+    data.pd = PDView.model_validate(
+        _pd_json({"members": [{"name": f"pd-{i}"} for i in range(3)], "leader": "pd-0"})
+    )
     # Per store: up, leaders, process start and unreachable reports, as the controller gathers them.
     data.metrics = [
-        MetricSummary(name=name, labels={"pod": f"tikv-{i}"}, before=1, after=1, min=0, max=1, delta=0)
+        MetricSummary(
+            name=name,
+            labels={"pod": f"tikv-{i}"},
+            before=1,
+            after=0 if i + 1 in affected else 1,
+            min=0,
+            max=1,
+            delta=0,
+        )
         for i in range(stores)
-        for name in ("up", "leaders", "process_start", "unreachable_reports")
+        for name in ("up", "leaders", "process_start")
+    ] + [
+        MetricSummary(name="unreachable_reports", labels={"store_id": str(i + 1)}, before=0, after=9, delta=9)
+        for i in range(stores)
+        if i + 1 in affected
+    ]
+    data.pods = [PodState(name=f"tikv-{i}", ready=i + 1 not in affected, restarts=1) for i in range(stores)][
+        :40
     ]
     data.events = [
         KubeEvent(
@@ -61,8 +100,9 @@ def main() -> None:
     write(
         "context_size",
         {
-            "description": "evidence bundle for a killed-pod ticket with a stores table, 4 metric summaries per "
-            "store and up to 30 events; tokens estimated as characters / 4",
+            "description": "evidence bundle for a killed-pod ticket with PD's stores, regions (10 per store) "
+            "and members, 4 metric summaries per store, pod states, 30 events and 25 other affected "
+            "stores; tokens estimated as characters / 4",
             "by_stores": rows,
             "target": "<= 8,000 tokens at 3 and 1,000 stores",
             "met": all(r["prompt_tokens_estimate"] <= 8000 for r in rows.values()),  # type: ignore[operator]

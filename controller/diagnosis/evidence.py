@@ -10,67 +10,29 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
-from pydantic import BaseModel, Field
-
+from controller.diagnosis.facts import ClusterFacts, StoreFact, derive
+from controller.diagnosis.inputs import DiagnosisInput, KubeEvent, MetricSummary, PodState
 from controller.pd.models import StoreInfo
 from controller.redaction import quote_untrusted, redact
 from controller.tickets.models import Ticket
 
-PROMPT_VERSION = "chaosdemo-diagnosis/3"
+# Recorded with every diagnosis; bump it when the evidence or the instructions change.
+PROMPT_VERSION = "chaosdemo-diagnosis/4"
 
 DEFAULT_BUDGETS = {
     "ticket": 3500,
     "drill": 800,
-    "stores": 4000,
-    "metrics": 4000,
-    "events": 3500,
-    "recent_tickets": 1800,
+    "cluster": 4000,
+    "stores": 3500,
+    "pods": 1500,
+    "metrics": 3500,
+    "events": 3000,
+    "recent_tickets": 1500,
 }
-DEFAULT_TOTAL_BUDGET = 24_000  # characters, about 6,000 tokens
-
-
-class MetricSummary(BaseModel):
-    """One series around the incident, summarised: never the raw points."""
-
-    name: str
-    labels: dict[str, str] = Field(default_factory=dict)
-    before: float | None = None
-    after: float | None = None
-    min: float | None = None
-    max: float | None = None
-    delta: float | None = None
-    points: int = 0
-
-
-class DrillRecord(BaseModel):
-    """What the controller injected. Withheld from the diagnoser when the drill is blind."""
-
-    action: str
-    pod: str
-    namespace: str
-    store_id: int | None = None
-    injected_at: float
-
-
-class KubeEvent(BaseModel):
-    type: str = "Normal"
-    reason: str = ""
-    message: str = ""
-    object: str = ""
-    count: int = 1
-    last_seen: float | None = None
-
-
-class DiagnosisInput(BaseModel):
-    ticket: Ticket
-    stores: list[StoreInfo] | None = None
-    metrics: list[MetricSummary] = Field(default_factory=list)
-    events: list[KubeEvent] = Field(default_factory=list)
-    recent_tickets: list[Ticket] = Field(default_factory=list)
-    drill: DrillRecord | None = None
-    now: float = Field(default_factory=time.time)
+DEFAULT_TOTAL_BUDGET = 28_000  # characters, about 7,000 tokens
+# Affected stores listed one by one in the overview; beyond this, a count.
+AFFECTED_LISTED = 20
 
 
 @dataclass
@@ -162,6 +124,73 @@ def _metrics_text(metrics: list[MetricSummary], focus_pod: str | None) -> str:
     return "\n".join(rows)
 
 
+def _clock(at: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(at)) + "Z"
+
+
+def _store_line(f: StoreFact) -> str:
+    who = f"store {f.store_id} ({f.pod})" if f.store_id is not None else f.pod
+    running = {True: "answering now", False: "not answering now", None: "running unknown"}[f.running]
+    age = f", last heartbeat {f.heartbeat_age:.0f}s ago" if f.heartbeat_age is not None else ""
+    return f"- {who}: PD {f.state}{age}; {running}; " + "; ".join(f.reasons)
+
+
+def _ids(ids: list[int], shown: int = 15) -> str:
+    more = f" ... and {len(ids) - shown} more" if len(ids) > shown else ""
+    return ", ".join(str(i) for i in ids[:shown]) + more
+
+
+def _cluster_text(facts: ClusterFacts) -> str:
+    """The whole cluster at a glance: every affected store (not only the ticket's), regions
+    without a majority, PD, other open tickets, and which sources were missing."""
+    known = f"{facts.stores_known} known to PD" if facts.stores_known is not None else "PD could not be asked"
+    lines = [f"stores: {known}; {len(facts.affected)} affected"]
+    lines += [_store_line(f) for f in facts.affected[:AFFECTED_LISTED]]
+    if len(facts.affected) > AFFECTED_LISTED:
+        lines.append(f"- ... and {len(facts.affected) - AFFECTED_LISTED} more affected stores")
+    if facts.regions_known is not None:
+        lines.append(
+            f"regions: {facts.regions_known}; without a Raft majority of healthy voters: "
+            f"{len(facts.regions_without_majority)}"
+            + (f" (ids {_ids(facts.regions_without_majority)})" if facts.regions_without_majority else "")
+            + f"; one more voter loss from it: {len(facts.regions_one_loss_away)}"
+        )
+    if facts.pd_members:
+        unhealthy = ", ".join(facts.pd_members_unhealthy) or "none"
+        lines.append(
+            f"PD: {facts.pd_members} members, unhealthy: {unhealthy}; leader {facts.pd_leader or 'none'}"
+        )
+    if facts.other_open_tickets:
+        lines.append("other open tickets: " + "; ".join(facts.other_open_tickets[:10]))
+    for title, items in (
+        ("node failures", facts.node_failures),
+        ("resource pressure", facts.resource_pressure),
+        ("crash loops", facts.crash_loops),
+        ("configuration errors", facts.config_errors),
+    ):
+        if items:
+            lines.append(f"{title}: " + "; ".join(items[:5]))
+    if facts.missing:
+        lines.append("missing: " + ", ".join(facts.missing))
+    return "\n".join(lines)
+
+
+def _pods_text(pods: list[PodState], focus: set[str]) -> str:
+    rows = ["pod | phase | ready | created | restarts | waiting | last termination | node | image"]
+    for p in sorted(pods, key=lambda p: (p.name not in focus, p.ready and not p.restarts, p.name)):
+        created = _clock(p.created_at) if p.created_at else "-"
+        last = (
+            f"{p.last_termination_reason} exit {p.last_exit_code} at {_clock(p.last_finished_at)}"
+            if p.last_finished_at
+            else "-"
+        )
+        rows.append(
+            f"{p.name} | {p.phase} | {p.ready} | {created} | {p.restarts} | {p.waiting_reason or '-'} | "
+            f"{last} | {p.node or '-'} | {p.image or '-'}"
+        )
+    return "\n".join(rows)
+
+
 def _events_text(events: list[KubeEvent]) -> str:
     lines = [f"{e.type} {e.reason} {e.object} x{e.count}: {e.message}" for e in events]
     return quote_untrusted("\n".join(lines), "kubernetes-events")
@@ -169,8 +198,7 @@ def _events_text(events: list[KubeEvent]) -> str:
 
 def _recent_text(tickets: list[Ticket], current_id: int) -> str:
     lines = [
-        f"#{t.id} {t.invariant} on {t.subject} ({t.status.value}) opened "
-        f"{time.strftime('%H:%M:%S', time.gmtime(t.opened_at))}Z"
+        f"#{t.id} {t.invariant} on {t.subject} ({t.status.value}) opened {_clock(t.opened_at)}"
         for t in tickets
         if t.id != current_id
     ]
@@ -180,12 +208,15 @@ def _recent_text(tickets: list[Ticket], current_id: int) -> str:
 def build_evidence(
     data: DiagnosisInput,
     *,
-    blind: bool = False,
+    blind: bool = True,
     budgets: dict[str, int] | None = None,
     total_budget: int = DEFAULT_TOTAL_BUDGET,
+    facts: ClusterFacts | None = None,
 ) -> EvidenceBundle:
-    """Number the evidence in a fixed order; redact; enforce budgets."""
+    """Number the evidence in a fixed order; redact; enforce budgets. Blind (the default) leaves
+    out the drill record, so the diagnosis is what a responder would conclude."""
     budgets = {**DEFAULT_BUDGETS, **(budgets or {})}
+    facts = facts or derive(data)
     bundle = EvidenceBundle()
     sources: list[tuple[str, str, str, str, float | None]] = [
         (
@@ -206,6 +237,15 @@ def build_evidence(
                 data.drill.injected_at,
             )
         )
+    sources.append(
+        (
+            "cluster",
+            "derived from PD, Prometheus, Kubernetes and the ticket store",
+            "Cluster overview: every affected store, Raft majority, PD, missing sources",
+            _cluster_text(facts),
+            data.now,
+        )
+    )
     if data.stores is not None:
         sources.append(
             (
@@ -213,6 +253,17 @@ def build_evidence(
                 "PD /pd/api/v1/stores",
                 "Stores as PD reports them now",
                 _stores_text(data.stores, data.now, data.ticket.store_id),
+                data.now,
+            )
+        )
+    if data.pods:
+        focus = set(facts.affected_pods) | ({data.ticket.pod} if data.ticket.pod else set())
+        sources.append(
+            (
+                "pods",
+                "Kubernetes pods",
+                "TiKV pods: phase, restarts, last termination (restart history)",
+                _pods_text(data.pods, focus),
                 data.now,
             )
         )
@@ -241,7 +292,7 @@ def build_evidence(
             (
                 "recent_tickets",
                 "ticket store",
-                "Other recent tickets on this cluster",
+                "Other recent tickets on this cluster (open and resolved)",
                 _recent_text(data.recent_tickets, data.ticket.id),
                 None,
             )
@@ -264,7 +315,3 @@ def build_evidence(
         bundle.keys[key] = evidence.id
         used += len(evidence.render())
     return bundle
-
-
-def parse_evidence_input(raw: dict[str, Any]) -> DiagnosisInput:
-    return DiagnosisInput.model_validate(raw)

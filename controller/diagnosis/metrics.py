@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 
-from controller.diagnosis.evidence import MetricSummary
+from controller.diagnosis.inputs import MetricSummary
 from controller.prom import PrometheusClient, PrometheusError, Series
 
 INCIDENT_QUERIES = {
     "up": 'up{{job="{job}"}}',
     "leaders": 'tikv_raftstore_region_count{{job="{job}",type="leader"}}',
     "process_start": 'process_start_time_seconds{{job="{job}"}}',
-    "unreachable_reports": 'sum by (instance, pod) (tikv_server_report_failure_msg_total{{job="{job}",type="unreachable"}})',
+    # Which store the survivors report unreachable (the label is the store reported, not the
+    # reporter): the difference between a store that died and one cut off while it runs.
+    "unreachable_reports": 'sum by (store_id) (tikv_server_report_failure_msg_total{{job="{job}",type="unreachable"}})',
 }
-KEEP_LABELS = ("instance", "pod", "type")
+KEEP_LABELS = ("instance", "pod", "type", "store_id")
 
 
 def summarize(name: str, series: Series) -> MetricSummary:
@@ -35,16 +37,19 @@ def summarize(name: str, series: Series) -> MetricSummary:
 
 async def incident_metrics(
     prom: PrometheusClient, start: float, end: float, *, job: str = "tikv", max_points: int = 120
-) -> list[MetricSummary]:
-    """Summaries for the window; a failing query is skipped (the diagnosis says what it had)."""
+) -> list[MetricSummary] | None:
+    """Summaries for the window; a failing query is skipped (the diagnosis says what it had).
+    None when Prometheus answered none of them: missing, not "no series"."""
     step = max(1.0, (end - start) / max_points)
 
-    async def one(name: str, query: str) -> list[MetricSummary]:
+    async def one(name: str, query: str) -> list[MetricSummary] | None:
         try:
             result = await prom.query_range(query.format(job=job), start, end, step)
         except PrometheusError:
-            return []
+            return None
         return [summarize(name, s) for s in result]
 
     groups = await asyncio.gather(*(one(n, q) for n, q in INCIDENT_QUERIES.items()))
-    return [m for group in groups for m in group]
+    if all(g is None for g in groups):
+        return None
+    return [m for group in groups if group for m in group]

@@ -1,9 +1,10 @@
 """A scenario suite for diagnosers: YAML cases scored deterministically.
 
-A case gives the diagnosis input (with a compact form for stores) and what a correct diagnosis
-must do: the category, a severity range, the evidence it must cite (by logical key: ticket,
-stores, metrics, events, ...), the evidence that must be absent (the drill record when blind), and
-words it must not claim (another pod, an unrelated cause).
+A case gives the diagnosis input (with compact forms for stores, regions, PD and pods), why its
+answer is right (``why``, required), and what a correct diagnosis must do: the category, a
+severity range, the evidence it must cite (by logical key: ticket, cluster, stores, metrics,
+events, ...), the evidence that must be absent (the drill record when blind, the default), the
+pods its summary must name, and words it must not claim (another pod, an unrelated cause).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from controller.diagnosis.evidence import DiagnosisInput
+from controller.diagnosis.grading import names
+from controller.diagnosis.inputs import DiagnosisInput
 from controller.diagnosis.service import DiagnosisResult
 
 
@@ -22,6 +24,7 @@ from controller.diagnosis.service import DiagnosisResult
 class Scenario:
     name: str
     description: str
+    why: str
     data: DiagnosisInput
     blind: bool
     expect: dict[str, Any]
@@ -55,6 +58,39 @@ def _store_json(entry: dict[str, Any], now: float) -> dict[str, Any]:
     }
 
 
+def _regions_json(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Expand ``{id, stores, down, pending, learners}`` (or ``{every: N, stores}`` for N regions on
+    the same stores) into PD's regions JSON."""
+    regions: list[dict[str, Any]] = []
+    for entry in entries:
+        count = int(entry.get("every", 1))
+        for n in range(count):
+            rid = int(entry.get("id", len(regions) + 1)) + n
+            peer = lambda sid, rid=rid: {"id": rid * 100 + sid, "store_id": sid}  # noqa: E731
+            learners = set(entry.get("learners", []))
+            regions.append(
+                {
+                    "id": rid,
+                    "peers": [
+                        {**peer(sid), "role_name": "Learner" if sid in learners else "Voter"}
+                        for sid in entry["stores"]
+                    ],
+                    "leader": peer(entry["stores"][0]),
+                    "down_peers": [{"down_seconds": 30, "peer": peer(sid)} for sid in entry.get("down", [])],
+                    "pending_peers": [peer(sid) for sid in entry.get("pending", [])],
+                }
+            )
+    return {"count": len(regions), "regions": regions}
+
+
+def _pd_json(entry: dict[str, Any]) -> dict[str, Any]:
+    members = [
+        {"name": m["name"], "member_id": i + 1, "health": m.get("health", True)}
+        for i, m in enumerate(entry.get("members", []))
+    ]
+    return {"members": members, "leader": entry.get("leader")}
+
+
 def load_scenario(path: Path) -> Scenario:
     raw = yaml.safe_load(path.read_text())
     data = dict(raw["input"])
@@ -66,14 +102,22 @@ def load_scenario(path: Path) -> Scenario:
     ticket.setdefault("cluster", "scenario")
     if data.get("stores") is not None:
         data["stores"] = [_store_json(s, now) for s in data["stores"]]
+    if data.get("regions") is not None:
+        data["regions"] = _regions_json(data["regions"])
+    if data.get("pd") is not None:
+        data["pd"] = _pd_json(data["pd"])
     for t in data.get("recent_tickets", []):
         t.setdefault("last_seen_at", t["opened_at"])
         t.setdefault("status", "resolved")
+        t.setdefault("cluster", "scenario")
+    if not raw.get("why"):
+        raise ValueError(f"{path.name}: every case says why its answer is right ('why:')")
     return Scenario(
         name=raw.get("name", path.stem),
         description=raw.get("description", ""),
+        why=raw["why"],
         data=DiagnosisInput.model_validate(data),
-        blind=bool(raw.get("blind", False)),
+        blind=bool(raw.get("blind", True)),
         expect=raw["expect"],
     )
 
@@ -109,4 +153,7 @@ def score(scenario: Scenario, result: DiagnosisResult) -> ScenarioScore:
     for phrase in expect.get("must_mention", []):
         if phrase.lower() not in text:
             s.failures.append(f"does not mention {phrase!r}")
+    for pod in expect.get("summary_names", []):
+        if not names(out.summary, pod):
+            s.failures.append(f"summary does not name {pod}")
     return s

@@ -11,9 +11,11 @@ from controller.severity import Severity
 
 class RootCauseCategory(StrEnum):
     TIKV_POD_FAILURE = "tikv_pod_failure"  # a TiKV pod died or was killed, and restarted
-    TIKV_STORE_DOWN = "tikv_store_down"  # a store stayed away past PD's thresholds
+    TIKV_STORE_DOWN = "tikv_store_down"  # a store's process stayed away (Disconnected, then Down)
+    CRASH_LOOP = "crash_loop"  # TiKV keeps failing at start (back-off, repeated restarts)
     NODE_FAILURE = "node_failure"  # the Kubernetes node under the store failed
     PD_UNAVAILABLE = "pd_unavailable"  # PD (the placement driver) unreachable or unhealthy
+    PD_LEADER_LOSS = "pd_leader_loss"  # PD's leader was lost; the others elected a new one
     NETWORK_PARTITION = "network_partition"  # the store runs but PD or peers cannot reach it
     REGION_REPLICATION = "region_replication"  # regions lack healthy peers without a store failure
     RESOURCE_EXHAUSTION = "resource_exhaustion"  # disk, memory or CPU pressure

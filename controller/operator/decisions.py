@@ -34,42 +34,6 @@ def choose_victim(candidates: Sequence[str], named: str, seed: str) -> str:
     return random.Random(seed).choice(sorted(candidates))
 
 
-def majority(replicas: int) -> int:
-    return replicas // 2 + 1
-
-
-def keeps_majority(up_stores: int, killed: int, max_replicas: int) -> bool:
-    """Do regions of ``max_replicas`` replicas keep a Raft majority with ``killed`` more stores
-    gone? Counted on stores (each holds at most one replica of a region)."""
-    return up_stores - killed >= majority(max_replicas)
-
-
-@dataclass(frozen=True)
-class RegionPeers:
-    """A region as the quorum guard sees it: its voters' stores and which of them are already
-    unhealthy (down or pending peers)."""
-
-    id: int
-    voters: frozenset[int]
-    unhealthy: frozenset[int] = frozenset()
-
-
-def regions_losing_majority(
-    regions: Sequence[RegionPeers], victims: frozenset[int], gone_stores: frozenset[int]
-) -> list[int]:
-    """Regions that would be left without a Raft majority of healthy voters once ``victims`` are
-    gone too, counting voters already down or pending and stores already not Up (``gone_stores``).
-    Learners and TiFlash replicas never vote: they are not in ``voters``."""
-    at_risk = []
-    for region in regions:
-        if not region.voters:
-            continue
-        lost = region.voters & (victims | gone_stores | region.unhealthy)
-        if len(region.voters) - len(lost) < majority(len(region.voters)):
-            at_risk.append(region.id)
-    return at_risk
-
-
 def was_killed(status: DrillStatus) -> bool:
     """Could this run have deleted its victim? True from the moment the delete may have been
     sent (injectingAt is written before it): from then on, restore before letting go."""
@@ -87,7 +51,8 @@ class RecoveryObservation:
     pod_ready_since: float | None  # the Ready condition's lastTransitionTime (whole seconds)
     pd_error: str | None = None  # PD could not be asked: store facts below are unknown
     store_state: str | None = None  # PD's state_name; None when PD knows no such store
-    store_started: float | None = None  # PD's start_timestamp (whole seconds)
+    store_started: float | None = None  # PD's start_ts, else start_timestamp
+    store_started_resolution: float = 1.0  # whole seconds, unless PD's start_ts says finer
     store_last_heartbeat: float | None = None
     unhealthy_regions: int | None = None  # regions with a down or pending peer on the store
     leaders: int | None = None  # regions the store leads now
@@ -191,19 +156,16 @@ def record_recovery(
     if t.pod_ready_at is None and obs.pod_ready and obs.pod_replaced:
         t.pod_ready_at = estimate_moment(obs.pod_ready_since, lower("pod_ready_at"), obs.pod_seen_at, 1.0)
     if t.store_up_at is None and obs.store_reregistered(injected_at):
-        # A re-registered store heartbeats at once; while PD's last heartbeat is within one
-        # interval (10 s) of the start, it is that first one: the moment PD saw the store back.
-        # Later than that (a controller that was down meanwhile), the process start time, in PD's
-        # whole seconds, is the best record: a store heartbeats as soon as it starts.
-        first_beat = obs.store_last_heartbeat
-        if (
-            first_beat is not None
-            and obs.store_started is not None
-            and first_beat - obs.store_started <= 10.0
-        ):
-            t.store_up_at = estimate_moment(first_beat, lower("store_up_at"), obs.seen_at, 0.001)
+        # A re-registered store heartbeats as soon as it starts: the start time, at PD's
+        # resolution, places the moment PD saw it back. A heartbeat within that resolution of the
+        # start can only be the first one, and is finer still. A later one (the second, when the
+        # look came after it, or many, when the controller was down) says nothing about the first.
+        started, resolution = obs.store_started, obs.store_started_resolution
+        beat = obs.store_last_heartbeat
+        if beat is not None and started is not None and started <= beat < started + resolution:
+            t.store_up_at = estimate_moment(beat, lower("store_up_at"), obs.seen_at, 0.001)
         else:
-            t.store_up_at = estimate_moment(obs.store_started, lower("store_up_at"), obs.seen_at, 1.0)
+            t.store_up_at = estimate_moment(started, lower("store_up_at"), obs.seen_at, resolution)
     if t.regions_healthy_at is None and t.store_up_at is not None and obs.regions_healthy():
         # PD's region checks carry no time: the midpoint between two looks, not before the store.
         t.regions_healthy_at = max(

@@ -30,8 +30,8 @@ from typing import Any
 from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from controller.diagnosis.evidence import DrillRecord
 from controller.diagnosis.grading import grade
+from controller.diagnosis.inputs import DrillRecord
 from controller.diagnosis.schema import DiagnosisOutput
 from controller.diagnosis.service import diagnose_ticket
 from controller.operator import decisions, lock, metrics
@@ -90,6 +90,7 @@ class Diagnosed:
     model: str | None
     fallback_reason: str | None
     blind: bool
+    prompt_version: str | None
 
 
 @dataclass
@@ -701,6 +702,7 @@ async def _diagnosing(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: Drill
             diagnoser=diagnosed.diagnoser,
             model=diagnosed.model,
             blind=diagnosed.blind,
+            promptVersion=diagnosed.prompt_version,
             matchesInjectedFault=g.matches,
             gradeReason=g.reason,
             fallbackReason=diagnosed.fallback_reason,
@@ -727,13 +729,20 @@ async def _diagnose(
             ticket.model,
             meta.get("fallback_reason"),
             bool(meta.get("blind", spec.diagnosis.blind)),
+            ticket.prompt_version,
         )
-    record = DrillRecord(
-        action=spec.fault.action,
-        pod=victim.pod,
-        namespace=victim.namespace,
-        store_id=victim.store_id,
-        injected_at=w.status.timeline.injected_at or 0.0,
+    blind = spec.diagnosis.blind
+    # Blind: the diagnoser never holds the record, so no later layer can leak it into the prompt.
+    record = (
+        None
+        if blind
+        else DrillRecord(
+            action=spec.fault.action,
+            pod=victim.pod,
+            namespace=victim.namespace,
+            store_id=victim.store_id,
+            injected_at=w.status.timeline.injected_at or 0.0,
+        )
     )
     data = await gather(
         ticket=ticket,
@@ -743,6 +752,7 @@ async def _diagnose(
         kube=deps.kube,
         namespace=victim.namespace,
         pod=victim.pod,
+        pod_selector=spec.target.selector.to_label_selector(),
         drill=record,
         cluster=run.ticket_cluster,
         tikv_job=deps.config.tikv_job,
@@ -752,11 +762,11 @@ async def _diagnose(
         data,
         provider=spec.diagnosis.provider,
         model=spec.diagnosis.model,
-        blind=spec.diagnosis.blind,
+        blind=blind,
     )
     crashpoint("diagnosed")
     return Diagnosed(
-        result.output, result.diagnoser, result.model, result.fallback_reason, spec.diagnosis.blind
+        result.output, result.diagnoser, result.model, result.fallback_reason, blind, result.bundle.prompt_version
     )
 
 

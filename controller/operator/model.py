@@ -193,7 +193,8 @@ class DiagnosisSpec(_Spec):
     enabled: bool = True
     provider: str = "auto"
     model: str = ""
-    blind: bool = False
+    # Blind by default: the grade measures what a responder would conclude from the evidence.
+    blind: bool = True
 
 
 class Recovery(_Spec):

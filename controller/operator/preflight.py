@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.operator.decisions import RegionPeers, keeps_majority, majority, regions_losing_majority
 from controller.operator.errors import using
 from controller.operator.kube import Kube
 from controller.operator.model import OPT_IN_ANNOTATION, TRUSTS_ANNOTATION, DrillSpec
 from controller.pd import PDClient, PDError, StoreInfo
 from controller.pd.client import PDUnavailable
-from controller.pd.models import RegionCheck, pod_of_address
+from controller.pd.models import pod_of_address
+from controller.pd.quorum import keeps_majority, majority, region_peers, regions_losing_majority
 from controller.tickets import TicketDB
 
 
@@ -65,24 +65,6 @@ def namespace_trust(
                 f"{TRUSTS_ANNOTATION} annotation",
             )
     return None
-
-
-def region_peers(regions: RegionCheck, stores: list[StoreInfo]) -> list[RegionPeers]:
-    """PD's regions as voters per region: learners and TiFlash stores (label engine=tiflash)
-    hold replicas that never vote."""
-    tiflash = {
-        s.id for s in stores if any(lb.key == "engine" and lb.value == "tiflash" for lb in s.store.labels)
-    }
-    out = []
-    for r in regions.regions:
-        voters = frozenset(
-            p.store_id for p in r.peers if p.role_name != "Learner" and p.store_id not in tiflash
-        )
-        unhealthy = frozenset(d.peer.store_id for d in r.down_peers) | frozenset(
-            p.store_id for p in r.pending_peers
-        )
-        out.append(RegionPeers(r.id, voters, unhealthy & voters))
-    return out
 
 
 async def run_preflight(

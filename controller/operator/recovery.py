@@ -10,12 +10,13 @@ import json
 import time
 from typing import Any
 
-from controller.operator.decisions import RecoveryObservation, regions_losing_majority
+from controller.operator.decisions import RecoveryObservation
 from controller.operator.kube import Kube
-from controller.operator.preflight import pod_ready, region_peers
+from controller.operator.preflight import pod_ready
 from controller.operator.state import Victim
-from controller.pd import PDClient, PDError
+from controller.pd import PDClient, PDError, StoreInfo
 from controller.pd.models import pod_of_address
+from controller.pd.quorum import region_peers, regions_losing_majority
 from controller.timefmt import parse_rfc3339
 
 # Fields the API server owns: a manifest saved for re-creation must not carry them.
@@ -58,6 +59,17 @@ def _ready_since(pod: Any) -> float | None:
             ltt = c.last_transition_time
             return ltt.timestamp() if hasattr(ltt, "timestamp") else parse_rfc3339(str(ltt))
     return None
+
+
+def _start_time(store: StoreInfo) -> float:
+    """PD's start_ts where it has one (RFC 3339, possibly finer than a second), else the store
+    meta's start_timestamp (whole seconds)."""
+    return store.status.start_ts if store.status.start_ts is not None else float(store.store.start_timestamp)
+
+
+def _start_resolution(store: StoreInfo) -> float:
+    started = _start_time(store)
+    return 1.0 if started == int(started) else 0.001
 
 
 async def observe(kube: Kube, pd: PDClient, victim: Victim) -> RecoveryObservation:
@@ -106,7 +118,8 @@ async def observe(kube: Kube, pd: PDClient, victim: Victim) -> RecoveryObservati
         pod_replaced=replaced,
         pod_ready_since=ready_since,
         store_state=store.store.state_name if store else None,
-        store_started=float(store.store.start_timestamp) if store else None,
+        store_started=_start_time(store) if store else None,
+        store_started_resolution=_start_resolution(store) if store else 1.0,
         store_last_heartbeat=store.store.last_heartbeat_seconds if store else None,
         unhealthy_regions=unhealthy,
         leaders=store.status.leader_count if store else None,

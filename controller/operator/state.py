@@ -118,7 +118,8 @@ class DiagnosisSummary(_Status):
     confidence: str
     diagnoser: str
     model: str | None = None
-    blind: bool = False
+    blind: bool = True
+    prompt_version: str | None = Field(default=None, alias="promptVersion")
     matches_injected_fault: bool = Field(alias="matchesInjectedFault")
     grade_reason: str = Field(default="", alias="gradeReason")
     fallback_reason: str | None = Field(default=None, alias="fallbackReason")

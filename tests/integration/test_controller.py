@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from controller.diagnosis.evidence import PROMPT_VERSION
 from controller.operator.crashpoints import POINTS
 from controller.timefmt import parse_rfc3339
 from tests.support.drills import DrillEnv, PodHistory, wait_for
@@ -30,6 +31,8 @@ def test_apply_example_drill_passes(drill_env: DrillEnv) -> None:
     assert st["incident"]["ticketId"] >= 1 and st["incident"]["detectedBy"] == "monitor"
     assert 0 <= st["metrics"]["timeToDetectSeconds"] <= 30
     assert st["metrics"]["timeToRecoverSeconds"] >= st["metrics"]["timeToDetectSeconds"]
+    # Blind by default: diagnosed from the cluster's evidence alone, and still right.
+    assert st["diagnosis"]["blind"] is True and st["diagnosis"]["promptVersion"] == PROMPT_VERSION
     assert st["diagnosis"]["rootCauseCategory"] == "tikv_pod_failure"
     assert st["diagnosis"]["matchesInjectedFault"] is True
     assert {c["type"]: c["status"] for c in st["conditions"]} == {

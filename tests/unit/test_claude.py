@@ -123,7 +123,7 @@ async def test_canary_key_never_leaks(
         ticket = await killed_pod_ticket(db, f"probe failed; annotation chaos/api-key={CANARY}")
         data = scenario_data()
         data.ticket = ticket
-        from controller.diagnosis.evidence import KubeEvent
+        from controller.diagnosis.inputs import KubeEvent
 
         data.events = [
             KubeEvent(

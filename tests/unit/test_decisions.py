@@ -13,6 +13,7 @@ from controller.operator.decisions import RecoveryObservation, record_recovery
 from controller.operator.errors import PermanentError, classify, field_of, using
 from controller.operator.model import DrillSpec, Phase, Verdict
 from controller.operator.state import DrillMetrics, DrillStatus, Timeline, Victim
+from controller.pd import quorum
 from controller.pd.client import PDBadResponse, PDError, PDUnavailable
 
 KILL = 1_700_000_000.0
@@ -35,7 +36,7 @@ def test_choose_victim_is_repeatable_and_respects_the_named_pod() -> None:
     [(3, 1, 3, True), (2, 1, 3, False), (5, 2, 5, True), (5, 3, 5, False), (4, 2, 3, True), (1, 1, 1, False)],
 )
 def test_keeps_majority(up: int, killed: int, replicas: int, ok: bool) -> None:
-    assert decisions.keeps_majority(up, killed, replicas) is ok
+    assert quorum.keeps_majority(up, killed, replicas) is ok
 
 
 def _victim() -> Victim:
@@ -283,7 +284,7 @@ def test_namespace_trust() -> None:
 
 
 def test_regions_losing_majority_counts_peers_already_lost() -> None:
-    from controller.operator.decisions import RegionPeers, regions_losing_majority
+    from controller.pd.quorum import RegionPeers, regions_losing_majority
 
     regions = [
         RegionPeers(10, frozenset({1, 2, 3})),
@@ -302,8 +303,8 @@ def test_regions_losing_majority_counts_peers_already_lost() -> None:
 
 
 def test_learners_and_tiflash_do_not_vote() -> None:
-    from controller.operator.preflight import region_peers
     from controller.pd.models import RegionCheck, StoreInfo
+    from controller.pd.quorum import region_peers
 
     stores = [
         StoreInfo.model_validate({"store": {"id": i, "address": f"tikv-{i - 1}.p.tikv.svc:20160"}})
@@ -353,3 +354,32 @@ def test_store_up_after_a_long_gap_comes_from_the_start_time() -> None:
     )
     after = record_recovery(t, obs, not_before=KILL, bounds={}, leaders_before=8)
     assert after.store_up_at is not None and int(KILL + 3) <= after.store_up_at <= int(KILL + 3) + 1
+
+
+def test_store_up_is_the_start_when_the_look_came_after_the_second_heartbeat() -> None:
+    """Heartbeats every second (a time-scaled cluster): the first look after the restart saw
+    the second beat. The start (PD's start_ts, in milliseconds) places the moment, not that beat."""
+    started = KILL + 2.345
+    obs = _obs(
+        KILL + 3.6,
+        store_state="Up",
+        store_started=started,
+        store_started_resolution=0.001,
+        store_last_heartbeat=started + 1.0,
+        unhealthy_regions=0,
+    )
+    after = record_recovery(Timeline(injectedAt=KILL), obs, not_before=KILL, bounds={}, leaders_before=8)
+    assert after.store_up_at == pytest.approx(started, abs=0.001)
+
+
+def test_store_up_is_the_first_heartbeat_when_it_falls_within_the_whole_second_start() -> None:
+    """PD's start time in whole seconds; a beat within that second can only be the first one."""
+    obs = _obs(
+        KILL + 4,
+        store_state="Up",
+        store_started=float(int(KILL + 2)),
+        store_last_heartbeat=int(KILL + 2) + 0.3,
+        unhealthy_regions=0,
+    )
+    after = record_recovery(Timeline(injectedAt=KILL), obs, not_before=KILL, bounds={}, leaders_before=8)
+    assert after.store_up_at == pytest.approx(int(KILL + 2) + 0.3, abs=0.001)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.diagnosis.evidence import KubeEvent, MetricSummary, build_evidence
+from controller.diagnosis.evidence import build_evidence
+from controller.diagnosis.inputs import KubeEvent, MetricSummary
 from controller.diagnosis.scenarios import load_scenario
 from controller.redaction import redact
 
@@ -15,12 +16,12 @@ SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 
 def test_numbering_and_sources() -> None:
     data = load_scenario(SCENARIOS / "12-blind-drill.yaml").data
-    bundle = build_evidence(data)
+    bundle = build_evidence(data, blind=False)
     assert [e.id for e in bundle.items] == [f"E{i}" for i in range(1, len(bundle.items) + 1)]
     assert bundle.id_for("ticket") == "E1" and bundle.id_for("drill") == "E2"
     assert all(e.source for e in bundle.items)
     assert "[E1]" in bundle.render() and bundle.prompt_version
-    blind = build_evidence(data, blind=True)
+    blind = build_evidence(data)  # blind is the default
     assert blind.id_for("drill") is None and "pod-kill" not in blind.render()
 
 
