@@ -19,6 +19,7 @@ from pathlib import Path
 
 from benchmarks.common import summary, write
 from benchmarks.harness import control_plane, start_monitor, wait
+from controller.monitor.snapshot import PROBE_CONFIRM_DELAY, PROBE_CONFIRMATIONS
 from controller.sandbox.tikv import TikvCluster
 from controller.tickets import TicketDB
 
@@ -92,7 +93,7 @@ def main() -> None:
             "monitor": {
                 "interval_s": 2.0,
                 "probe_timeout_s": 1.0,
-                "confirmations": "2 more probes, 0.1 s apart",
+                "confirmations": f"{PROBE_CONFIRMATIONS} more probes, {PROBE_CONFIRM_DELAY} s apart",
             },
             "false_tickets": len(false_tickets),
             "false_ticket_list": false_tickets,

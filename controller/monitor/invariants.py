@@ -47,6 +47,7 @@ class Memory:
 
     start_timestamps: dict[int, int] = field(default_factory=dict)
     process_starts: dict[str, float] = field(default_factory=dict)
+    scraped: set[str] = field(default_factory=set)  # status addresses Prometheus has had a target for
 
 
 def store_subject(store_id: int) -> str:
@@ -91,17 +92,23 @@ def _store_signals(snap: Snapshot, memory: Memory, store: StoreInfo, at: float) 
     # A failed scrape that the direct probe contradicts (the store answers now) is a scrape
     # hiccup — a slow node, a busy Prometheus — not a dead store: it needs the second signal.
     scrape_contradicted = probe is not None and probe.ok
-    if snap.up is not None and snap.up.get(status_address) == 0.0 and not scrape_contradicted:
+    scrape_failed = None
+    if snap.up is not None:
+        if snap.up.get(status_address) == 0.0:
+            scrape_failed = f'up{{job="tikv",instance="{status_address}"}} == 0'
+        elif (
+            status_address not in snap.up
+            and status_address in memory.scraped
+            and meta.state_name != "Tombstone"
+        ):
+            # Service discovery dropped the target (its pod is gone): down, not "no data".
+            scrape_failed = f"target {status_address} vanished from Prometheus"
+        if status_address in snap.up:
+            memory.scraped.add(status_address)
+    if scrape_failed and not scrape_contradicted:
         reasons.append("prometheus")
         out.append(
-            _signal(
-                "store_unreachable",
-                store,
-                "prometheus",
-                at,
-                f'up{{job="tikv",instance="{status_address}"}} == 0',
-                instance=status_address,
-            )
+            _signal("store_unreachable", store, "prometheus", at, scrape_failed, instance=status_address)
         )
     if probe is not None and not probe.ok:
         reasons.append("probe")

@@ -14,7 +14,7 @@ from prometheus_client import Counter, Histogram
 from controller.monitor.invariants import INVARIANTS, Memory, Signal, evaluate
 from controller.monitor.snapshot import Snapshot, Snapshotter
 from controller.severity import SEVERITY_RANK
-from controller.tickets import TicketDB
+from controller.tickets import Ticket, TicketDB
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +27,18 @@ CYCLE_SECONDS = Histogram(
 SOURCE_ERRORS = Counter(
     "chaosdemo_monitor_source_errors_total", "Cycles in which a source failed", ["source"]
 )
-TICKETS_OPENED = Counter("chaosdemo_monitor_tickets_opened_total", "Tickets opened", ["invariant"])
-TICKETS_RESOLVED = Counter("chaosdemo_monitor_tickets_resolved_total", "Tickets resolved")
+# ``cluster`` is PD's cluster id (pd-<id>), as on the tickets.
+TICKETS_OPENED = Counter("chaosdemo_monitor_tickets_opened_total", "Tickets opened", ["invariant", "cluster"])
+TICKETS_RESOLVED = Counter("chaosdemo_monitor_tickets_resolved_total", "Tickets resolved", ["cluster"])
+
+
+def sources_seeing(snap: Snapshot, ticket: Ticket) -> set[str]:
+    """The sources that could see the ticket's subject this cycle."""
+    if ticket.subject == "pd":
+        return {"pd"} if snap.pd_error is None else set()
+    if ticket.store_id is None:  # cluster-wide, from PD's region checks
+        return {"pd"} if snap.stores_fresh else set()
+    return snap.sources_seeing_store(ticket.store_id)
 
 
 @dataclass
@@ -61,13 +71,13 @@ class Monitor:
         self.memory = Memory()
         self._clear_cycles: dict[int, int] = defaultdict(int)
 
-    def _observable(self, snap: Snapshot, subject: str) -> bool:
-        """Can this cycle vouch that the subject is healthy? Missing data is not a clear bill."""
-        if subject == "pd":
-            return snap.pd_error is None
-        if subject == "regions":
-            return snap.stores_fresh
-        return snap.store_health_observable()
+    @staticmethod
+    def _observable(snap: Snapshot, ticket: Ticket) -> bool:
+        """Can this cycle vouch that the ticket's subject is healthy? Only if every source that
+        raised the ticket can see it again: a quiet source that cannot see is not a clear bill
+        (PD answering says nothing about a store only the probe saw fail)."""
+        raised = {o.source for o in ticket.observations} or {"pd"}
+        return raised <= sources_seeing(snap, ticket)
 
     async def cycle(self) -> CycleResult:
         started = time.perf_counter()
@@ -101,7 +111,7 @@ class Monitor:
             )
             self._clear_cycles[ticket.id] = 0
             if created:
-                TICKETS_OPENED.labels(lead.invariant).inc()
+                TICKETS_OPENED.labels(lead.invariant, self.cluster).inc()
                 result.opened.append(ticket.id)
                 log.warning(
                     "ticket %d opened: %s on %s (%s)",
@@ -114,13 +124,13 @@ class Monitor:
                 result.updated.append(ticket.id)
 
         for ticket in await self.db.open_tickets(self.cluster):
-            if ticket.subject in by_subject or not self._observable(snap, ticket.subject):
+            if ticket.subject in by_subject or not self._observable(snap, ticket):
                 continue
             self._clear_cycles[ticket.id] += 1
             if self._clear_cycles[ticket.id] >= self.resolve_after_cycles and await self.db.resolve(
                 ticket.id, now=snap.taken_at
             ):
-                TICKETS_RESOLVED.inc()
+                TICKETS_RESOLVED.labels(self.cluster).inc()
                 result.resolved.append(ticket.id)
                 self._clear_cycles.pop(ticket.id, None)
                 log.info(

@@ -41,9 +41,21 @@ class Snapshot:
     prom_error: str | None = None
     probes: dict[str, ProbeResult] = field(default_factory=dict)  # by status address
 
-    def store_health_observable(self) -> bool:
-        """Whether any source could have seen a store's health this cycle."""
-        return self.stores_fresh or self.up is not None or bool(self.probes)
+    def sources_seeing_store(self, store_id: int | None) -> set[str]:
+        """The sources that saw this store this cycle: PD with a fresh list that has it,
+        Prometheus with a target for it, a probe of its status port."""
+        store = next((s for s in self.stores if s.id == store_id), None)
+        seeing: set[str] = set()
+        if self.stores_fresh and store is not None:
+            seeing.add("pd")
+        if store is None:
+            return seeing
+        address = store.store.status_address
+        if self.up is not None and address in self.up:
+            seeing.add("prometheus")
+        if address in self.probes:
+            seeing.add("probe")
+        return seeing
 
 
 class Snapshotter:
@@ -117,13 +129,15 @@ class Snapshotter:
         first = await self._probe_once(status_address)
         if first.ok:
             return first
-        await asyncio.sleep(PROBE_CONFIRM_DELAY)
-        second = await self._probe_once(status_address)
-        if second.ok:
-            return ProbeResult(
-                True, f"{second.detail} (after one failed probe: {first.detail})", second.latency_ms
-            )
-        return second
+        last = first
+        for _ in range(PROBE_CONFIRMATIONS):
+            await asyncio.sleep(PROBE_CONFIRM_DELAY)
+            last = await self._probe_once(status_address)
+            if last.ok:
+                return ProbeResult(
+                    True, f"{last.detail} (after a failed probe: {first.detail})", last.latency_ms
+                )
+        return last
 
     async def _probe_once(self, status_address: str) -> ProbeResult:
         async with self._probe_limit:

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from controller.operator.model import DrillSpec, Phase, Verdict
-from controller.operator.state import DrillMetrics, DrillStatus, SourceStatus, Timeline
+from controller.operator.state import DrillMetrics, DrillStatus, SourceStatus, Timeline, as_written
 
 # A temporary failure is retried after 0.5, 1, 2, 4, 5, 5 ... seconds.
 RETRY_FIRST_DELAY = 0.5
@@ -186,6 +186,12 @@ def record_recovery(
     return t
 
 
+def seconds_between(start: float, moment: float) -> float:
+    """A figure in seconds between two moments of the status, from the moments as written (in
+    milliseconds): exactly what a reader of the status computes from its timestamps."""
+    return round(max(0.0, as_written(moment) - as_written(start)), 3)
+
+
 def recovery_metrics(metrics: DrillMetrics, timeline: Timeline) -> DrillMetrics:
     """Each recovery figure in seconds from the kill; time-to-recover is the store whole again."""
     start = timeline.injected_at
@@ -193,7 +199,7 @@ def recovery_metrics(metrics: DrillMetrics, timeline: Timeline) -> DrillMetrics:
         return metrics
 
     def since(moment: float | None) -> float | None:
-        return None if moment is None else round(max(0.0, moment - start), 3)
+        return None if moment is None else seconds_between(start, moment)
 
     m = metrics.model_copy()
     m.pod_ready_seconds = since(timeline.pod_ready_at)

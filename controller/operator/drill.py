@@ -303,7 +303,9 @@ async def end_run(
         timeline=timeline,
         **fields,
     )
-    metrics.DRILLS.labels(outcome.verdict.value).inc()
+    metrics.DRILLS.labels(
+        outcome.verdict.value, metrics.cluster_label(run.ticket_cluster if run else None)
+    ).inc()
     crashpoint("finished")
     if run is not None:
         await lock.release(deps.kube, run.target_namespace, w.obj)
@@ -590,8 +592,8 @@ async def _detecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
     if tickets:
         ticket = tickets[0]
         crashpoint("ticket-found")
-        ttd = max(0.0, ticket.opened_at - injected_at)
-        metrics.TIME_TO_DETECT.observe(ttd)
+        ttd = decisions.seconds_between(injected_at, ticket.opened_at)
+        metrics.TIME_TO_DETECT.labels(metrics.cluster_label(run.ticket_cluster)).observe(ttd)
         within = ttd <= spec.detection.expect_within_seconds
         message = (
             f"ticket #{ticket.id} ({ticket.invariant}) opened {ttd:.1f}s after the kill; SLO "
@@ -611,7 +613,7 @@ async def _detecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
             ),
             metrics=w.status.metrics.model_copy(
                 update={
-                    "time_to_detect_seconds": round(ttd, 3),
+                    "time_to_detect_seconds": ttd,
                     "time_to_detect": decisions.seconds_text(ttd),
                 }
             ),
@@ -619,7 +621,7 @@ async def _detecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
         )
         return True
     if time.time() - injected_at > spec.detection.timeout_seconds:
-        metrics.DETECTION_MISSES.inc()
+        metrics.DETECTION_MISSES.labels(metrics.cluster_label(run.ticket_cluster)).inc()
         message = (
             f"no ticket for store {victim.store_id} within {spec.detection.timeout_seconds}s of the kill"
         )
@@ -766,7 +768,12 @@ async def _diagnose(
     )
     crashpoint("diagnosed")
     return Diagnosed(
-        result.output, result.diagnoser, result.model, result.fallback_reason, blind, result.bundle.prompt_version
+        result.output,
+        result.diagnoser,
+        result.model,
+        result.fallback_reason,
+        blind,
+        result.bundle.prompt_version,
     )
 
 
@@ -785,7 +792,7 @@ async def _recovering(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: Drill
         if watching:
             return False  # whole again; a detection source has not answered yet
         ttr = w.status.metrics.time_to_recover_seconds or 0.0
-        metrics.TIME_TO_RECOVER.observe(ttr)
+        metrics.TIME_TO_RECOVER.labels(metrics.cluster_label(run.ticket_cluster)).observe(ttr)
         leaders = (
             "leaders back"
             if t.leaders_balanced_at is not None

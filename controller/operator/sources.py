@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from controller.alerting.alertmanager import AlertmanagerClient
 from controller.alerting.matching import AlertTiming, DrillFacts, RuleInfo, VictimIdentity, why_missed
 from controller.alerting.watch import SourceLook, alerting_rules, look_alertmanager, look_prometheus
+from controller.operator import decisions
 from controller.operator.model import DetectionSource
 from controller.operator.state import Incident, SourceStatus, Timeline, Victim
 from controller.prom import PrometheusClient
@@ -92,7 +93,9 @@ async def watch_sources(
             st.pending_at = found.pending_at
             st.firing_at = found.firing_at
             st.seen_at = now
-            st.ttd_seconds = None if found.firing_at is None else round(max(0.0, found.firing_at - kill), 3)
+            st.ttd_seconds = (
+                None if found.firing_at is None else decisions.seconds_between(kill, found.firing_at)
+            )
             if spec.type == "tickets" and incident is not None:
                 st.ticket_id = incident.ticket_id
         else:

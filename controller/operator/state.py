@@ -25,6 +25,12 @@ def _format_time(value: float | None) -> str | None:
     return None if value is None else format_rfc3339(value, digits=3)
 
 
+def as_written(value: float) -> float:
+    """A moment as the API will hold it (milliseconds): figures derived from moments use this,
+    so a reader subtracting two timestamps of the status gets the figure the status reports."""
+    return parse_optional_rfc3339(format_rfc3339(value, digits=3)) or 0.0
+
+
 # A moment: a float in Python, RFC 3339 with milliseconds in the API.
 Moment = Annotated[float | None, BeforeValidator(_parse_time), PlainSerializer(_format_time)]
 

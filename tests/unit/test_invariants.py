@@ -96,3 +96,18 @@ def test_a_failed_scrape_the_probe_contradicts_is_no_signal() -> None:
     assert evaluate(snap(stores, up=up, probes=probes), Memory()) == []
     probes["127.0.10.2:20180"] = ProbeResult(False, "ConnectError", 0.3)
     assert names(evaluate(snap(stores, up=up, probes=probes), Memory())) == {("store_unreachable", "store/2")}
+
+
+def test_a_target_that_vanishes_from_prometheus_is_down_not_no_data() -> None:
+    memory = Memory()
+    stores = [store(1), store(2)]
+    both = {"127.0.10.1:20180": 1.0, "127.0.10.2:20180": 1.0}
+    assert evaluate(snap(stores, up=both), memory) == []
+    # Service discovery dropped tikv-1's target (its pod is gone): a scrape failure.
+    sig = evaluate(snap(stores, up={"127.0.10.1:20180": 1.0}), memory)
+    assert names(sig) == {("store_unreachable", "store/2")} and "vanished" in sig[0].observation.detail
+    # A store Prometheus never had a target for is not reported missing.
+    assert evaluate(snap([store(1), store(3)], up={"127.0.10.1:20180": 1.0}), memory) == []
+    # A vanished target the probe contradicts (the store answers) needs a second signal.
+    probes = {"127.0.10.2:20180": ProbeResult(True, "HTTP 200", 1.0)}
+    assert evaluate(snap(stores, up={"127.0.10.1:20180": 1.0}, probes=probes), memory) == []
