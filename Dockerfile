@@ -4,9 +4,10 @@ FROM python:3.11.11-slim-bookworm AS build
 WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
 COPY controller ./controller
-COPY crds ./crds
-COPY chaosdemo.yaml ./
-RUN pip install --no-cache-dir --prefix=/install -c constraints.txt .
+RUN pip install --no-cache-dir --prefix=/install -c constraints.txt . \
+ # Only what runs in a cluster: the emulator and the local sandbox are for workstations and tests.
+ && rm -rf /install/lib/python3.11/site-packages/controller/emulator \
+           /install/lib/python3.11/site-packages/controller/sandbox
 
 FROM python:3.11.11-slim-bookworm
 COPY --from=build /install /usr/local

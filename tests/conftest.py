@@ -21,9 +21,13 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
     cp = ControlPlane(workdir=workdir, keep_workdir=bool(os.environ.get("CHAOSDEMO_KEEP_WORKDIR")))
     cp.start()
     try:
-        cp.kubectl("apply", "-f", str(REPO_ROOT / "crds" / "chaosdemo.yaml"))
+        cp.kubectl("apply", "-k", str(REPO_ROOT / "crds"))
         cp.kubectl(
-            "wait", "--for=condition=Established", "crd/chaosdemos.chaos.operator.dev", "--timeout=60s"
+            "wait",
+            "--for=condition=Established",
+            "crd/chaosdemos.chaos.operator.dev",
+            "crd/chaosdemoschedules.chaos.operator.dev",
+            "--timeout=60s",
         )
         yield cp
     finally:

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Builds the real Kubernetes control plane used by the tests and `chaosdemo sandbox`:
-# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok, from the
-# Go module proxy, into a cache outside the repository keyed by version. A binary that is
-# already in the cache is not rebuilt, so a warm machine skips this step in seconds.
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok, and helm
+# (for the chart's tests), from the Go module proxy, into a cache outside the repository keyed
+# by version. A binary that is already in the cache is not rebuilt, so a warm machine skips
+# this step in seconds.
 #
-#   tools/build.sh            build what is missing, print the bin directory last
-#   tools/build.sh --print    only print the bin directory
+#   tools/build.sh              build what is missing, print the bin directory last
+#   tools/build.sh --print      only print the control plane's bin directory
+#   tools/build.sh --print-helm only print helm's bin directory
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -14,16 +16,22 @@ source "$here/versions.env"
 
 cache_root="${CHAOSDEMO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/chaosdemo}"
 bin_dir="$cache_root/bin/k8s-v${KUBERNETES_VERSION}_etcd-v${ETCD_VERSION}_kwok-v${KWOK_VERSION}"
+# helm has a directory of its own: a new helm version must not rebuild the control plane.
+helm_dir="$cache_root/bin/helm-v${HELM_VERSION}"
 
 if [[ "${1:-}" == "--print" ]]; then
   echo "$bin_dir"
+  exit 0
+fi
+if [[ "${1:-}" == "--print-helm" ]]; then
+  echo "$helm_dir"
   exit 0
 fi
 
 die() { echo "tools/build.sh: error: $*" >&2; exit 1; }
 
 command -v go >/dev/null 2>&1 || die "the 'go' command is not installed; install Go >= 1.26 (see README, Set-up)"
-mkdir -p "$bin_dir"
+mkdir -p "$bin_dir" "$helm_dir"
 
 # Build flags: strip symbols (less link memory, smaller files) and stamp the real version,
 # so `kubectl version` and the API server's /version report v${KUBERNETES_VERSION}
@@ -36,7 +44,8 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   k8s_ldflags+=" -X $pkg.gitTreeState=clean"
 done
 
-# name | module dir | package | ldflags
+# name | module dir | package | ldflags | output directory
+helm_ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=v${HELM_VERSION} -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
 targets=(
   "etcd|etcd|go.etcd.io/etcd/server/v3|-s -w"
   "kube-apiserver|kubernetes|k8s.io/kubernetes/cmd/kube-apiserver|$k8s_ldflags"
@@ -44,15 +53,17 @@ targets=(
   "kube-scheduler|kubernetes|k8s.io/kubernetes/cmd/kube-scheduler|$k8s_ldflags"
   "kubectl|kubernetes|k8s.io/kubernetes/cmd/kubectl|$k8s_ldflags"
   "kwok|kwok|sigs.k8s.io/kwok/cmd/kwok|-s -w"
+  "helm|helm|helm.sh/helm/v3/cmd/helm|$helm_ldflags|$helm_dir"
 )
 
 total=${#targets[@]}
 i=0
 started=$(date +%s)
 for t in "${targets[@]}"; do
-  IFS='|' read -r name moddir pkg ldflags <<<"$t"
+  IFS='|' read -r name moddir pkg ldflags out <<<"$t"
+  out="${out:-$bin_dir}"
   i=$((i + 1))
-  if [[ -x "$bin_dir/$name" ]]; then
+  if [[ -x "$out/$name" ]]; then
     echo "[$i/$total] $name: cached"
     continue
   fi
@@ -60,12 +71,13 @@ for t in "${targets[@]}"; do
   t0=$(date +%s)
   # -o to a temporary name then rename: an interrupted build never leaves a half binary
   # that a later run would take as cached.
-  if ! (cd "$here/$moddir" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$bin_dir/.$name.tmp" "$pkg"); then
-    rm -f "$bin_dir/.$name.tmp"
+  if ! (cd "$here/$moddir" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out/.$name.tmp" "$pkg"); then
+    rm -f "$out/.$name.tmp"
     die "building $name ($pkg) failed; see the Go output above. Is the Go module proxy reachable (go env GOPROXY)?"
   fi
-  mv "$bin_dir/.$name.tmp" "$bin_dir/$name"
+  mv "$out/.$name.tmp" "$out/$name"
   echo "[$i/$total] $name: built in $(( $(date +%s) - t0 ))s"
 done
+echo "helm ready in $helm_dir"
 echo "control plane binaries ready after $(( $(date +%s) - started ))s in:"
 echo "$bin_dir"

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from typing import Any
 
 
 def register_all(sub: argparse._SubParsersAction[Any]) -> None:
-    from controller.commands import controller, demo, emulator, monitor, report, sandbox, tickets
+    from controller.commands import controller, demo, monitor, report, tickets
 
-    for module in (demo, sandbox, tickets, report, controller, monitor, emulator):
+    modules: list[Any] = [demo, tickets, report, controller, monitor]
+    # The sandbox and the emulator are for a workstation and the tests: the cluster image does
+    # not carry them, and offers neither command.
+    if importlib.util.find_spec("controller.sandbox") is not None:
+        from controller.commands import sandbox
+
+        modules.insert(1, sandbox)
+    if importlib.util.find_spec("controller.emulator") is not None:
+        from controller.commands import emulator
+
+        modules.append(emulator)
+    for module in modules:
         module.register(sub)

@@ -7,14 +7,15 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from controller.sandbox.binaries import REPO_ROOT
+# The example drill beside the source tree (a checkout); in the image, pass --manifest.
+EXAMPLE = Path(__file__).resolve().parents[2] / "chaosdemo.yaml"
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser("demo", help="run one drill as a staged live show")
     p.add_argument("--yes", "-y", action="store_true", help="no prompts (also implied without a terminal)")
     p.add_argument("--namespace", "-n", default="tikv")
-    p.add_argument("--manifest", type=Path, default=REPO_ROOT / "chaosdemo.yaml")
+    p.add_argument("--manifest", type=Path, default=EXAMPLE)
     p.add_argument("--pd-address", default="")
     p.add_argument("--prometheus-url", default="")
     p.add_argument("--db", default="", help="the ticket file, to show the full diagnosis")

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from typing import Any
 
 from controller.logsetup import configure
@@ -32,17 +33,22 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--no-probe", action="store_true", help="do not probe TiKV status ports directly")
     p.add_argument("--tikv-job", default="tikv", help="Prometheus job name of the TiKV targets")
     p.add_argument("--metrics-port", type=int, default=0, help="serve the monitor's own /metrics here")
+    p.add_argument(
+        "--health-port",
+        type=int,
+        default=int(os.environ.get("CHAOSDEMO_HEALTH_PORT", "0")),
+        help="serve /healthz (liveness) and /readyz (readiness) here",
+    )
     p.set_defaults(handler=run)
 
 
 async def _main(args: argparse.Namespace) -> None:
     from prometheus_client import start_http_server
 
-    from controller.monitor.loop import Monitor
+    from controller.monitor import health
     from controller.monitor.snapshot import Snapshotter
     from controller.pd import PDClient
     from controller.prom import PrometheusClient
-    from controller.tickets import TicketDB
 
     if args.metrics_port:
         start_http_server(args.metrics_port)
@@ -53,9 +59,30 @@ async def _main(args: argparse.Namespace) -> None:
     pd = PDClient(args.pd_address)
     prom = PrometheusClient(args.prometheus_url) if args.prometheus_url else None
     snapshotter = Snapshotter(pd, prom, probe=not args.no_probe, tikv_job=args.tikv_job)
-    cluster = args.cluster or await _cluster_name(pd, stop)
-    if cluster is None:
-        return
+    # Alive while it waits for PD; stale after a few missed cycles (a cycle may take long).
+    heartbeat = health.Heartbeat(started_at=time.time(), stale_after=max(30.0, 5 * args.interval))
+    server = await health.serve(heartbeat, args.health_port) if args.health_port else None
+    try:
+        cluster = args.cluster or await _cluster_name(pd, stop)
+        if cluster is None:
+            return
+        heartbeat.cluster = cluster
+        await _watch(args, snapshotter, cluster, stop, heartbeat)
+    finally:
+        await snapshotter.aclose()
+        await pd.aclose()
+        if prom:
+            await prom.aclose()
+        if server:
+            await server.cleanup()
+
+
+async def _watch(
+    args: argparse.Namespace, snapshotter: Any, cluster: str, stop: asyncio.Event, heartbeat: Any
+) -> None:
+    from controller.monitor.loop import Monitor
+    from controller.tickets import TicketDB
+
     async with TicketDB(args.db) as db:
         monitor = Monitor(
             snapshotter,
@@ -64,13 +91,7 @@ async def _main(args: argparse.Namespace) -> None:
             interval=args.interval,
             resolve_after_cycles=args.resolve_after,
         )
-        try:
-            await monitor.run(stop)
-        finally:
-            await snapshotter.aclose()
-            await pd.aclose()
-            if prom:
-                await prom.aclose()
+        await monitor.run(stop, heartbeat)
 
 
 async def _cluster_name(pd: Any, stop: asyncio.Event) -> str | None:

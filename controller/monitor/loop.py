@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import Counter, Histogram
 
+from controller.monitor.health import Heartbeat
 from controller.monitor.invariants import INVARIANTS, Memory, Signal, evaluate
 from controller.monitor.snapshot import Snapshot, Snapshotter
 from controller.severity import SEVERITY_RANK
@@ -143,7 +144,7 @@ class Monitor:
         CYCLE_SECONDS.observe(result.seconds)
         return result
 
-    async def run(self, stop: asyncio.Event | None = None) -> None:
+    async def run(self, stop: asyncio.Event | None = None, heartbeat: Heartbeat | None = None) -> None:
         stop = stop or asyncio.Event()
         log.info("monitor running: cluster=%s interval=%.1fs", self.cluster, self.interval)
         while not stop.is_set():
@@ -151,11 +152,15 @@ class Monitor:
             try:
                 await self.cycle()
                 CYCLES.labels("ok").inc()
+                if heartbeat:
+                    heartbeat.cycle_done(ok=True)
             except asyncio.CancelledError:
                 raise
             except Exception:  # one bad cycle (a locked database, a surprise answer) must not end the monitor
                 CYCLES.labels("error").inc()
                 log.exception("monitor cycle failed; continuing")
+                if heartbeat:
+                    heartbeat.cycle_done(ok=False)
             delay = max(0.0, self.interval - (time.monotonic() - started))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)

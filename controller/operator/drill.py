@@ -189,6 +189,8 @@ async def _advance(deps: Deps, obj: dict[str, Any]) -> None:
         if run is None:
             return
         spec = run.drill_spec()
+        started = w.status.timeline.started_at
+        metrics.drill_active(w.namespace, w.name, started + decisions.lease_seconds(spec) if started else None)
         if (fresh.get("spec") or {}).get("abort") is True or w.status.safety_abort:
             await _abort(deps, w, run, spec)
             return
@@ -830,6 +832,7 @@ async def _end_after_kill(
             update={"time_to_detect_seconds": ttd, "time_to_detect": decisions.seconds_text(ttd)}
         )
     outcome = decisions.verdict(spec, metrics_now, recovered=recovered, detail=detail, sources=sources)
+    metrics.observe_sources(sources, metrics.cluster_label(run.ticket_cluster))
     await end_run(deps, w, run, outcome, metrics=metrics_now, **fields)
 
 

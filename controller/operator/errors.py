@@ -55,7 +55,7 @@ def classify(exc: BaseException, *, field: str) -> PermanentError | None:
             return PermanentError(
                 "RejectedByAPIServer" if exc.status != 403 else "Forbidden",
                 field,
-                f"the API server answered {exc.status} {exc.reason}: {_api_message(exc)}",
+                f"the API server answered {exc.status} {exc.reason}: {api_message(exc)}",
             )
         return None
     if isinstance(exc, PDUnavailable):
@@ -80,7 +80,8 @@ def using(field: str) -> Iterator[None]:
         raise
 
 
-def _api_message(exc: ApiException) -> str:
+def api_message(exc: ApiException) -> str:
+    """The API server's own message of a refusal, shortened."""
     try:
         return str(json.loads(exc.body or "{}").get("message") or exc.body)[:300]
     except (ValueError, AttributeError):

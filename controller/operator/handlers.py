@@ -18,6 +18,8 @@ from controller.operator.config import OperatorConfig
 from controller.operator.kube import Kube
 from controller.operator.model import FINALIZER, GROUP, PLURAL, VERSION
 from controller.prom import PrometheusClient
+from controller.schedule.model import SCHEDULE_PLURAL
+from controller.schedule.reconcile import reconcile as reconcile_schedule
 from controller.tickets import TicketDB
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         cfg.tickets_db,
         ",".join(sorted(cfg.allowed_namespaces)) or "(annotation)",
     )
+
+
+@kopf.on.probe(id="event_loop_lag_seconds")
+async def loop_lag_probe(**_: Any) -> float:
+    """Reported on /healthz: how late the event loop runs (a blocked loop shows here first)."""
+    return looplag.latest()
 
 
 @kopf.on.cleanup()
@@ -114,3 +122,14 @@ async def restore_on_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     done, message = await drill.finalize(memo.deps, dict(body))
     if not done:
         raise kopf.TemporaryError(f"restoring: {message}", delay=1)
+
+
+# Schedules: one reconcile a second (runs are due at whole seconds at the finest); errors are
+# retried by kopf after two seconds.
+SCHEDULE_INTERVAL = 1.0
+
+
+@kopf.timer(GROUP, VERSION, SCHEDULE_PLURAL, interval=SCHEDULE_INTERVAL, backoff=2.0, timeout=60.0)
+async def run_schedule(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    deps: drill.Deps = memo.deps
+    await reconcile_schedule(deps.kube, dict(body))

@@ -106,10 +106,26 @@ class Kube:
                 return None
             raise
 
-    async def create_chaosdemo(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        return dict(
-            await self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+    async def list_chaosdemos_in(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        result = await self.custom.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, label_selector=selector
         )
+        return list(result.get("items", []))
+
+    async def create_chaosdemo(
+        self, namespace: str, body: dict[str, Any], *, dry_run: bool = False
+    ) -> dict[str, Any]:
+        """Create; with ``dry_run`` the API server validates it (CRD schema, CEL rules) and
+        stores nothing."""
+        if dry_run:
+            created = await self.custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, body, dry_run="All"
+            )
+        else:
+            created = await self.custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, body
+            )
+        return dict(created)
 
     async def delete_chaosdemo(self, namespace: str, name: str) -> None:
         try:
@@ -118,13 +134,15 @@ class Kube:
             if exc.status != 404:
                 raise
 
-    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+    async def patch_status(
+        self, namespace: str, name: str, status: dict[str, Any], plural: str = PLURAL
+    ) -> dict[str, Any]:
         return dict(
             await self.custom.patch_namespaced_custom_object_status(
                 GROUP,
                 VERSION,
                 namespace,
-                PLURAL,
+                plural,
                 name,
                 {"status": status},
                 _content_type=MERGE_PATCH,  # type: ignore[call-arg]
@@ -132,7 +150,8 @@ class Kube:
         )
 
     async def emit_event(self, obj: dict[str, Any], event_type: str, reason: str, message: str) -> None:
-        """A core/v1 Event on the ChaosDemo, as `kubectl describe` shows them. Best effort."""
+        """A core/v1 Event on our object (a ChaosDemo or a schedule), as `kubectl describe` shows
+        them. Best effort."""
         meta = obj["metadata"]
         now = _now()
         event = client.CoreV1Event(
@@ -140,8 +159,8 @@ class Kube:
                 name=f"{meta['name']}.{uuid.uuid4().hex[:12]}", namespace=meta["namespace"]
             ),
             involved_object=client.V1ObjectReference(
-                api_version=f"{GROUP}/{VERSION}",
-                kind=KIND,
+                api_version=obj.get("apiVersion", f"{GROUP}/{VERSION}"),
+                kind=obj.get("kind", KIND),
                 name=meta["name"],
                 namespace=meta["namespace"],
                 uid=meta.get("uid"),

@@ -14,8 +14,18 @@ LAG = Histogram(
 )
 
 
+_latest = 0.0
+
+
+def latest() -> float:
+    """The most recent lag measured, in seconds."""
+    return _latest
+
+
 async def measure_forever(period: float = 0.1) -> None:
+    global _latest
     while True:
         started = time.perf_counter()
         await asyncio.sleep(period)
-        LAG.observe(max(0.0, time.perf_counter() - started - period))
+        _latest = max(0.0, time.perf_counter() - started - period)
+        LAG.observe(_latest)

@@ -4,7 +4,10 @@ series."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+import contextlib
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
 
 TIME_BUCKETS = (0.5, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 300)
 
@@ -31,3 +34,47 @@ REACTION = Histogram(
     buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 5, 10),
 )
 STEP_ERRORS = Counter("chaosdemo_step_errors_total", "Drill steps that raised and will be retried", ["phase"])
+
+# Per detection source (the monitor's tickets, the user's Prometheus rules and Alertmanager):
+# what the dashboard's per-source TTD histograms and miss counts read.
+SOURCE_TIME_TO_DETECT = Histogram(
+    "chaosdemo_source_time_to_detect_seconds",
+    "Kill to a detection source's first sign (ticket opened, alert firing), per source",
+    ["source", "type", "cluster"],
+    buckets=TIME_BUCKETS,
+)
+SOURCE_DETECTION_MISSES = Counter(
+    "chaosdemo_source_detection_misses_total",
+    "Drills a detection source never noticed",
+    ["source", "type", "cluster"],
+)
+RESTORES_GAVE_UP = Counter(
+    "chaosdemo_restores_gave_up_total",
+    "Aborts and deletions whose restore gave up: the victim was not whole again in time",
+    ["cluster"],
+)
+ACTIVE_DRILL_DEADLINE = Gauge(
+    "chaosdemo_active_drill_deadline_timestamp_seconds",
+    "When each drill in progress must have ended: its start plus the longest a run may last "
+    "(its target lock's duration). A drill still here after it is stuck.",
+    ["namespace", "name"],
+)
+
+
+def observe_sources(sources: list[Any], cluster: str) -> None:
+    """At the end of a run: each source's time to detect, or its miss."""
+    for s in sources:
+        if s.state == "Detected" and s.ttd_seconds is not None:
+            SOURCE_TIME_TO_DETECT.labels(s.name, s.type, cluster).observe(s.ttd_seconds)
+        elif s.state == "Missed":
+            SOURCE_DETECTION_MISSES.labels(s.name, s.type, cluster).inc()
+
+
+def drill_active(namespace: str, name: str, deadline: float | None) -> None:
+    if deadline is not None:
+        ACTIVE_DRILL_DEADLINE.labels(namespace, name).set(deadline)
+
+
+def drill_inactive(namespace: str, name: str) -> None:
+    with contextlib.suppress(KeyError):
+        ACTIVE_DRILL_DEADLINE.remove(namespace, name)

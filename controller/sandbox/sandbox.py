@@ -23,7 +23,7 @@ from controller.sandbox.tikv import TikvCluster
 
 STATE_FILE = "sandbox.json"
 NAMESPACE = "tikv"
-CRD = REPO_ROOT / "crds" / "chaosdemo.yaml"
+CRDS = REPO_ROOT / "crds"  # a kustomization: ChaosDemo and ChaosDemoSchedule
 
 
 def default_dir() -> Path:
@@ -88,7 +88,7 @@ def up(
     cp.start()
     started: list[ManagedProcess] = list(cp.processes.values())
     try:
-        cp.kubectl("apply", "-f", str(CRD))
+        cp.kubectl("apply", "-k", str(CRDS))
         cp.kubectl(
             "wait", "--for=condition=Established", "crd/chaosdemos.chaos.operator.dev", "--timeout=60s"
         )

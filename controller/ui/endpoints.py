@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from controller.sandbox.sandbox import SandboxState
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -19,8 +19,17 @@ class Endpoints:
     sandbox: bool
 
 
+def _sandbox_state() -> Any:
+    """A running sandbox's state, or None. The cluster image carries no sandbox at all."""
+    try:
+        from controller.sandbox.sandbox import SandboxState
+    except ModuleNotFoundError:
+        return None
+    return SandboxState.load()
+
+
 def resolve(pd_url: str = "", prometheus_url: str = "", tickets_db: str = "") -> Endpoints:
-    state = SandboxState.load()
+    state = _sandbox_state()
     env = os.environ
     kubeconfig = env.get("KUBECONFIG")
     use_sandbox = state is not None and (kubeconfig is None or kubeconfig == state.kubeconfig)

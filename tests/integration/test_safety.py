@@ -3,6 +3,7 @@ drill that stops itself when something else goes wrong while its fault is in pla
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,40 @@ def test_two_spellings_of_one_pd_address_are_one_cluster(drill_env: DrillEnv) ->
     assert st["run"]["ticketCluster"] == env.cluster.ticket_cluster
     env.start_monitor()
     env.wait_no_open_tickets(40)
+
+
+def test_a_drill_from_another_namespace_needs_the_targets_consent(drill_env: DrillEnv) -> None:
+    """A ChaosDemo in team-a aimed at the opted-in TiKV namespace is refused until that namespace
+    names team-a in its allowed-from annotation; then it runs."""
+    env = drill_env
+    env.kubectl("create", "namespace", "team-a")
+    env.kill_controller()
+    env.start_controller("team-a")
+    body = {
+        "apiVersion": "chaos.operator.dev/v1alpha1",
+        "kind": "ChaosDemo",
+        "spec": {"target": {"namespace": env.ns, "pod": "tikv-0"}, "recovery": {"waitForLeadersSeconds": 0}},
+    }
+    with PodHistory(env.cluster) as history:
+        env.kubectl(
+            "apply", "-n", "team-a", "-f", "-", input=json.dumps({**body, "metadata": {"name": "uninvited"}})
+        )
+        st = wait_for(lambda: _terminal(env, "team-a", "uninvited"), 60, "the refusal")
+        assert (st["verdict"], st["reason"]) == ("Error", "NamespaceNotTrusted"), st
+        assert "team-a" in st["message"] and "allowed-from" in st["message"], st
+        assert history.replaced() == {}, "nothing was killed"
+        env.kubectl("annotate", "namespace", env.ns, "chaos.operator.dev/allowed-from=team-b,team-a")
+        env.kubectl(
+            "apply", "-n", "team-a", "-f", "-", input=json.dumps({**body, "metadata": {"name": "invited"}})
+        )
+        st = wait_for(lambda: _terminal(env, "team-a", "invited"), 90, "the invited drill")
+    assert st["verdict"] == "Pass" and st["victim"]["pod"] == "tikv-0", st
+    assert history.replaced() == {"tikv-0": 1}
+
+
+def _terminal(env: DrillEnv, namespace: str, name: str) -> dict | None:
+    got = env.kubectl("get", "chaosdemo", name, "-n", namespace, "-o", "json", check=False)
+    if got.returncode != 0:
+        return None
+    status = json.loads(got.stdout).get("status") or {}
+    return status if status.get("phase") in TERMINAL else None

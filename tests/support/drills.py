@@ -96,14 +96,14 @@ class DrillEnv:
         if self.monitor:
             self.monitor.stop()
 
-    def start_controller(self, **extra_env: str) -> ManagedProcess:
+    def start_controller(self, *more_namespaces: str, **extra_env: str) -> ManagedProcess:
         self.controller = controller_process(
             kubeconfig=self.cluster.control_plane.kubeconfig,
             pd_url=self.cluster.pd_url,
             prometheus_url=self.cluster.prometheus.url if self.cluster.prometheus else "",
             db=self.db_path,
             log_path=self.workdir / "controller.log",
-            namespaces=[self.ns],
+            namespaces=[self.ns, *more_namespaces],
             env={"CHAOSDEMO_STEP_INTERVAL": "0.3", **self.controller_env, **extra_env},
         ).start()
         return self.controller
