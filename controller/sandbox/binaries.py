@@ -50,6 +50,19 @@ def binary(name: str) -> Path:
     return path
 
 
+def helm_binary() -> Path:
+    """helm, built by ``tools/build.sh`` into a directory of its own (for the chart's tests)."""
+    out = subprocess.run(
+        ["bash", str(BUILD_SCRIPT), "--print-helm"], check=True, capture_output=True, text=True
+    )
+    path = Path(out.stdout.strip()) / "helm"
+    if not os.access(path, os.X_OK):
+        raise MissingBinaryError(
+            f"helm is missing at {path}. Build it with `bash tools/build.sh` (see README, Set-up)."
+        )
+    return path
+
+
 def _debian_binary(command: str, package: str) -> Path:
     found = shutil.which(command) or (
         f"/usr/bin/{command}" if os.path.exists(f"/usr/bin/{command}") else None

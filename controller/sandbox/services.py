@@ -19,6 +19,8 @@ def monitor_process(
     log_path: Path,
     name: str = "monitor",
     detached: bool = False,
+    metrics_port: int = 0,
+    health_port: int = 0,
 ) -> ManagedProcess:
     argv = [
         sys.executable,
@@ -34,6 +36,10 @@ def monitor_process(
     ]
     if prometheus_url:
         argv += ["--prometheus-url", prometheus_url]
+    if metrics_port:
+        argv += ["--metrics-port", str(metrics_port)]
+    if health_port:
+        argv += ["--health-port", str(health_port)]
     return ManagedProcess(name, argv, log_path, die_with_parent=not detached)
 
 

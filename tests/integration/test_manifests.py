@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.sandbox.controlplane import ControlPlane, write_kubeconfig
-from tests.support.drills import DrillEnv, opt_in
+from controller.sandbox.controlplane import ControlPlane
+from tests.support.drills import DrillEnv, opt_in, service_account_kubeconfig
 
 pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -61,11 +61,7 @@ def _service_account_kubeconfig(cp: ControlPlane, target_ns: str, path: Path) ->
     rbac = (REPO_ROOT / "manifests" / "controller" / "rbac.yaml").read_text()
     cp.kubectl("apply", "-f", str(REPO_ROOT / "manifests" / "namespaces.yaml"))
     cp.kubectl("apply", "-f", "-", input=rbac.replace("namespace: tikv", f"namespace: {target_ns}"))
-    token = cp.kubectl(
-        "create", "token", "chaosdemo", "-n", "chaosdemo-system", "--duration=2h"
-    ).stdout.strip()
-    assert cp.pki is not None
-    return write_kubeconfig(path, cp.server, cp.pki.ca_cert, token=token, user="chaosdemo")
+    return service_account_kubeconfig(cp, "chaosdemo-system", "chaosdemo", path)
 
 
 def test_controller_as_its_service_account(tikv_cluster_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -86,6 +82,9 @@ def test_controller_as_its_service_account(tikv_cluster_factory, tmp_path: Path)
     assert can("delete", "pods", "-n", cluster.namespace) == "yes"
     assert can("delete", "pods", "-n", "default") == "no"
     assert can("delete", "pods", "-n", "kube-system") == "no"
+    assert can("list", "pods", "-n", "default") == "no"  # pods only where drills may go
+    assert can("create", "chaosdemos.chaos.operator.dev", "-n", cluster.namespace) == "yes"  # schedule runs
+    assert can("patch", "chaosdemoschedules.chaos.operator.dev/status", "-n", cluster.namespace) == "yes"
     assert can("get", "secrets", "-n", cluster.namespace) == "no"
     assert can("list", "secrets", "--all-namespaces") == "no"
     assert can("patch", "chaosdemos.chaos.operator.dev/status", "-n", cluster.namespace) == "yes"

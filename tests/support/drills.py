@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controller.sandbox.controlplane import ControlPlane, write_kubeconfig
 from controller.sandbox.processes import ManagedProcess
 from controller.sandbox.services import controller_process, monitor_process
 from controller.sandbox.tikv import TikvCluster
@@ -83,13 +84,15 @@ class DrillEnv:
     def kubectl(self, *args: str, **kw: Any):  # type: ignore[no-untyped-def]
         return self.cluster.control_plane.kubectl(*args, **kw)
 
-    def start_monitor(self) -> None:
+    def start_monitor(self, **ports: int) -> None:
+        """``ports``: metrics_port, health_port."""
         self.monitor = monitor_process(
             pd_url=self.cluster.pd_url,
             prometheus_url=self.cluster.prometheus.url if self.cluster.prometheus else "",
             db=self.db_path,
             interval=self.monitor_interval,
             log_path=self.workdir / "monitor.log",
+            **ports,
         ).start()
 
     def stop_monitor(self) -> None:
@@ -198,3 +201,11 @@ def claude_drill_env(cluster: TikvCluster, workdir: Path, api_url: str, **contro
         ANTHROPIC_BASE_URL=api_url,
         **controller_env,
     )
+
+
+def service_account_kubeconfig(cp: ControlPlane, namespace: str, name: str, path: Path) -> Path:
+    """A kubeconfig that authenticates as a ServiceAccount (a 2 h token): to run the controller
+    with exactly the rights its manifests grant."""
+    token = cp.kubectl("create", "token", name, "-n", namespace, "--duration=2h").stdout.strip()
+    assert cp.pki is not None
+    return write_kubeconfig(path, cp.server, cp.pki.ca_cert, token=token, user=name)

@@ -1,0 +1,135 @@
+"""The Helm chart, against the real API server: `helm lint`, `helm template` accepted by a
+server-side dry run, and a `helm install` that creates every object and gives the controller's
+ServiceAccount what it needs to run a drill, and nothing more."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from controller.sandbox.binaries import helm_binary
+from controller.sandbox.controlplane import ControlPlane
+from tests.support.drills import DrillEnv, opt_in, service_account_kubeconfig
+
+pytestmark = pytest.mark.integration
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHART = REPO_ROOT / "charts" / "chaosdemo"
+TERMINAL = {"Completed", "Failed", "Aborted"}
+
+
+def helm(cp: ControlPlane, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [str(helm_binary()), "--kubeconfig", str(cp.kubeconfig), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed ({done.returncode}): {done.stderr}")
+    return done
+
+
+def test_chart_lints_and_its_templates_pass_a_server_side_dry_run(control_plane: ControlPlane) -> None:
+    cp = control_plane
+    lint = helm(cp, "lint", str(CHART), "--strict", "--set", "anthropic.existingSecret=chaosdemo-anthropic")
+    assert "1 chart(s) linted, 0 chart(s) failed" in lint.stdout, lint.stdout
+    rendered = helm(
+        cp, "template", "chaosdemo", str(CHART), "-n", "chaosdemo-system", "--include-crds"
+    ).stdout
+    cp.kubectl("apply", "-f", str(REPO_ROOT / "manifests" / "namespaces.yaml"))
+    applied = cp.kubectl("apply", "--dry-run=server", "-f", "-", input=rendered, check=False)
+    assert applied.returncode == 0, applied.stderr
+    for kind in (
+        "customresourcedefinition.apiextensions.k8s.io/chaosdemoschedules.chaos.operator.dev",
+        "deployment.apps/chaosdemo",
+        "clusterrole.rbac.authorization.k8s.io/chaosdemo",
+        "role.rbac.authorization.k8s.io/chaosdemo-target",
+        "configmap/chaosdemo-dashboard",
+        "configmap/chaosdemo-rules",
+        "service/chaosdemo-metrics",
+    ):
+        said = rf"^{re.escape(kind)} (created|configured|unchanged) \(server dry run\)$"
+        assert re.search(said, applied.stdout, re.MULTILINE), (kind, applied.stdout)
+    # The dashboard and rules in the chart are the repository's own files.
+    assert '"uid": "chaosdemo-drills"' in rendered and "ChaosDemoDrillStuck" in rendered
+
+
+def test_helm_install_runs_a_drill_with_exactly_the_granted_rights(
+    tikv_cluster_factory, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    cluster = tikv_cluster_factory()
+    opt_in(cluster)
+    cp = cluster.control_plane
+    release, ns = "drills", f"chaosdemo-{cluster.namespace}"
+    helm(
+        cp,
+        "install",
+        release,
+        str(CHART),
+        "-n",
+        ns,
+        "--create-namespace",
+        "--set",
+        f"targetNamespaces={{{cluster.namespace}}}",
+        "--set",
+        "tickets.persistence.enabled=false",
+    )
+    try:
+        objects = cp.kubectl(
+            "get",
+            "deployment,serviceaccount,service,configmap",
+            "-n",
+            ns,
+            "-l",
+            f"app.kubernetes.io/instance={release}",
+            "-o",
+            "name",
+        ).stdout.split()
+        assert {
+            "deployment.apps/drills-chaosdemo",
+            "serviceaccount/drills-chaosdemo",
+            "service/drills-chaosdemo-metrics",
+            "configmap/drills-chaosdemo-dashboard",
+            "configmap/drills-chaosdemo-rules",
+        } <= set(objects), objects
+        kubeconfig = service_account_kubeconfig(cp, ns, "drills-chaosdemo", tmp_path / "sa.kubeconfig")
+
+        def can(*args: str) -> str:
+            return cp.kubectl("auth", "can-i", *args, check=False, kubeconfig=kubeconfig).stdout.strip()
+
+        target = cluster.namespace
+        assert can("delete", "pods", "-n", target) == "yes" and can("list", "pods", "-n", target) == "yes"
+        assert can("create", "leases.coordination.k8s.io", "-n", target) == "yes"
+        assert can("patch", "chaosdemoschedules.chaos.operator.dev/status", "-n", target) == "yes"
+        for forbidden in (
+            ("delete", "pods", "-n", "default"),
+            ("list", "pods", "-n", "default"),
+            ("get", "secrets", "-n", target),
+            ("list", "secrets", "--all-namespaces"),
+            ("delete", "nodes"),
+            ("create", "leases.coordination.k8s.io", "-n", "default"),
+            ("delete", "chaosdemoschedules.chaos.operator.dev", "-n", target),
+        ):
+            assert can(*forbidden) == "no", forbidden
+
+        env = DrillEnv(
+            cluster=cluster, workdir=tmp_path / "drill", controller_env={"KUBECONFIG": str(kubeconfig)}
+        )
+        env.workdir.mkdir()
+        env.start_monitor()
+        env.start_controller()
+        try:
+            env.kubectl("apply", "-n", env.ns, "-f", str(REPO_ROOT / "chaosdemo.yaml"))
+            st = env.wait_phase("tikv-pod-kill", TERMINAL, timeout=90)
+            assert (st["phase"], st["verdict"]) == ("Completed", "Pass"), st
+            log = env.controller.log_tail(400) if env.controller else ""
+            assert "Forbidden" not in log and "403" not in log, log
+        finally:
+            env.stop()
+    finally:
+        helm(cp, "uninstall", release, "-n", ns)
+    left = cp.kubectl("get", "clusterrole", "drills-chaosdemo", check=False)
+    assert left.returncode != 0, "helm uninstall removed the cluster-wide objects"
