@@ -34,6 +34,11 @@ async def tickets_since(db_path: Path, since: float) -> list[tuple[str, str, flo
         return [(t.invariant, t.subject, t.opened_at) for t in await db.recent(1000) if t.opened_at >= since]
 
 
+async def open_tickets(db_path: Path) -> int:
+    async with TicketDB(db_path) as db:
+        return len(await db.open_tickets())
+
+
 async def ticket_for(db_path: Path, cluster_name: str, store_id: int, since: float) -> float | None:
     async with TicketDB(db_path) as db:
         tickets = await db.find_for_store(cluster_name, store_id, since - 1)
@@ -70,7 +75,11 @@ def main() -> None:
             name = cluster.ticket_cluster
             for i in range(KILLS):
                 wait(lambda: len(cluster.ready_tikv_pods()) == 3, 60)
-                time.sleep(8 + rng.uniform(0, 2))  # the last incident resolves; no phase-lock
+                # As a drill's preflight does: the last incident's ticket is resolved first (a kill
+                # while it is open joins it rather than opening a new one); then a random pause,
+                # so kills do not phase-lock with the monitor's cycle.
+                wait(lambda: not asyncio.run(open_tickets(db)), 60)
+                time.sleep(rng.uniform(0, 2))
                 pod = f"tikv-{rng.randrange(3)}"
                 store_id = int(pod.split("-")[1]) + 1
                 killed = time.time()

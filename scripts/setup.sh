@@ -23,7 +23,7 @@ else
   echo "already installed"
 fi
 
-say "Control-plane binaries (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok)"
+say "Control-plane binaries (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok) and helm"
 bash tools/build.sh
 
 say "Python virtual environment in .venv with the package and its test extra"

@@ -1,4 +1,5 @@
-"""``chaosdemo report NAME``: a drill's timeline, TTD, TTR and diagnosis, as Markdown or JSON."""
+"""``chaosdemo report NAME``: a drill's timeline, TTD, TTR, impact and diagnosis, as Markdown,
+JSON or one self-contained HTML page."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser("report", help="report on one ChaosDemo drill")
     p.add_argument("name")
     p.add_argument("--namespace", "-n", default="tikv")
-    p.add_argument("--format", choices=["markdown", "json"], default="markdown")
+    p.add_argument("--format", choices=["markdown", "json", "html"], default="markdown")
     p.add_argument("--output", "-o", type=Path, default=None)
     p.add_argument("--db", default="")
     p.set_defaults(handler=run)
@@ -23,7 +24,7 @@ async def _main(args: argparse.Namespace) -> int:
 
     from controller.operator.kube import Kube
     from controller.tickets import TicketDB
-    from controller.ui import report
+    from controller.ui import html_report, report
     from controller.ui.endpoints import resolve
 
     endpoints = resolve(tickets_db=args.db)
@@ -38,7 +39,10 @@ async def _main(args: argparse.Namespace) -> int:
         async with TicketDB(endpoints.tickets_db) as db:
             ticket = await db.get(ticket_id)
     data = report.build(obj, ticket)
-    text = report.to_json(data) if args.format == "json" else report.to_markdown(data)
+    render = {"json": report.to_json, "html": html_report.to_html, "markdown": report.to_markdown}[
+        args.format
+    ]
+    text = render(data)
     if args.output:
         args.output.write_text(text)
     else:

@@ -22,6 +22,11 @@ ELECTION_TIMEOUT = (10.0, 20.0)
 MAX_PEER_DOWN_DURATION = 10 * 60.0
 # PD's balance-leader scheduler: leaders drift back to an even spread, here one transfer a second.
 BALANCE_LEADER_INTERVAL = 1.0
+# Buckets of tikv_grpc_msg_duration_seconds, in seconds.
+GRPC_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0)
+# A request for a region whose leader is gone: the client times out on the old leader, backs off
+# and retries a follower, which answers NotLeader (a failed message) until a new leader exists.
+FAILED_REQUEST_SECONDS = 0.25
 TIKV_VERSION = "8.5.0"
 TIKV_GIT_HASH = "c9d2d9d2fe4d2c2c8c8b2bb7c4b1d1f0b5b6e0a1"
 PD_CLUSTER_ID = 7_329_148_523_190_433_001
@@ -57,7 +62,18 @@ class Store:
     used: int = 1_200 * (1 << 20)
     unreachable_msgs: float = 0.0
     grpc_requests: int = 0
+    grpc_failures: int = 0
     grpc_seconds_sum: float = 0.0
+    grpc_buckets: list[int] = field(default_factory=lambda: [0] * len(GRPC_BUCKETS))  # cumulative
+
+    def record_requests(self, count: int, seconds: float, *, failed: bool = False) -> None:
+        self.grpc_requests += count
+        self.grpc_seconds_sum += count * seconds
+        if failed:
+            self.grpc_failures += count
+        for i, le in enumerate(GRPC_BUCKETS):
+            if seconds <= le:
+                self.grpc_buckets[i] += count
 
 
 @dataclass
@@ -125,11 +141,12 @@ class EmulatedCluster:
             self._rebalance_regions()
             return store
         if not store.alive:
+            # Back, but not leader again: its regions still elect a new leader when their
+            # election timeout runs out (the restarted peer lost its term), as in Raft.
             store.alive = True
             store.died_at = None
             store.start_timestamp = now
             store.last_heartbeat = now
-            self._pending_elections.pop(store.id, None)
         if node:
             store.labels["host"] = node
         return store
@@ -165,10 +182,14 @@ class EmulatedCluster:
             # Survivors keep trying to reach their dead peers' stores and count the failures:
             # about one report per dead peer per (scaled) second.
             store.unreachable_msgs += len(dead) * (now - self._last_tick) / self.scaled(1.0)
+        elected = False
         for store_id, done_at in list(self._pending_elections.items()):
             if now >= done_at:
                 self._move_leaders_off(store_id)
                 del self._pending_elections[store_id]
+                elected = True
+        if elected:
+            self._last_balance = now  # PD's balance-leader scheduler acts on its next round
         self._balance_leaders(now)
         self._last_tick = now
 
@@ -201,13 +222,40 @@ class EmulatedCluster:
         region.leader_store_id = dst
         return True
 
+    def leaderless_regions(self) -> list[Region]:
+        """Regions no client can use now: their leader's store died (or restarted) and the
+        election that moves the leader has not finished."""
+        waiting = self.dead_store_ids() | set(self._pending_elections)
+        return [r for r in self.regions if r.leader_store_id in waiting]
+
     def record_load(self, requests: int, seconds_per_request: float) -> None:
-        """Synthetic client load spread over live stores (the sandbox's YCSB stand-in)."""
-        alive = [s for s in self.stores.values() if s.alive]
-        for store in alive:
-            share = requests // max(1, len(alive))
-            store.grpc_requests += share
-            store.grpc_seconds_sum += share * seconds_per_request
+        """Synthetic client load (the sandbox's YCSB stand-in), spread over the regions and sent
+        to each region's leader. A leaderless region's requests fail at a follower after the
+        client's backoff, until the election moves its leader."""
+        if not self.regions:
+            return
+        leaderless = {r.id for r in self.leaderless_regions()}
+        dead = self.dead_store_ids()
+        per_region, extra = divmod(requests, len(self.regions))
+        for i, region in enumerate(self.regions):
+            count = per_region + (1 if i < extra else 0)
+            if not count:
+                continue
+            if region.id not in leaderless:
+                leader = self.store_by_id(region.leader_store_id)
+                if leader is not None:
+                    leader.record_requests(count, seconds_per_request)
+                continue
+            follower = next(
+                (
+                    self.store_by_id(sid)
+                    for sid in region.peer_store_ids
+                    if sid != region.leader_store_id and sid not in dead
+                ),
+                None,
+            )
+            if follower is not None:
+                follower.record_requests(count, FAILED_REQUEST_SECONDS, failed=True)
 
     # -- derived state (computed per request, as PD does) ------------------------------------------
     def state_name(self, store: Store) -> str:
@@ -279,7 +327,10 @@ class EmulatedCluster:
         for region in self.regions:
             if region.leader_store_id != store_id:
                 continue
-            survivors = [sid for sid in region.peer_store_ids if sid not in self.dead_store_ids()]
+            # The followers elect one of themselves (the old leader, even if back, lost its term).
+            survivors = [
+                sid for sid in region.peer_store_ids if sid != store_id and sid not in self.dead_store_ids()
+            ]
             if survivors:
                 # The follower with the fewest leaders wins, as PD's balance would settle it.
                 region.leader_store_id = min(

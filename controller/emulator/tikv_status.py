@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from controller.emulator.model import TIKV_GIT_HASH, TIKV_VERSION, EmulatedCluster, Store
+from controller.emulator.model import GRPC_BUCKETS, TIKV_GIT_HASH, TIKV_VERSION, EmulatedCluster, Store
 
 log = logging.getLogger(__name__)
-GRPC_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0)
 
 
 def tikv_metrics(cluster: EmulatedCluster, store: Store) -> str:
@@ -49,14 +48,15 @@ def tikv_metrics(cluster: EmulatedCluster, store: Store) -> str:
         "# HELP tikv_grpc_msg_duration_seconds Bucketed histogram of grpc server messages",
         "# TYPE tikv_grpc_msg_duration_seconds histogram",
     ]
-    avg = store.grpc_seconds_sum / store.grpc_requests if store.grpc_requests else 0.0
-    for le in GRPC_BUCKETS:
-        count = store.grpc_requests if avg <= le else 0
+    for le, count in zip(GRPC_BUCKETS, store.grpc_buckets, strict=True):
         lines.append(f'tikv_grpc_msg_duration_seconds_bucket{{type="kv_get",le="{le}"}} {count}')
     lines += [
         f'tikv_grpc_msg_duration_seconds_bucket{{type="kv_get",le="+Inf"}} {store.grpc_requests}',
         f'tikv_grpc_msg_duration_seconds_sum{{type="kv_get"}} {store.grpc_seconds_sum:.6f}',
         f'tikv_grpc_msg_duration_seconds_count{{type="kv_get"}} {store.grpc_requests}',
+        "# HELP tikv_grpc_msg_fail_total Total number of gRPC messages that failed",
+        "# TYPE tikv_grpc_msg_fail_total counter",
+        f'tikv_grpc_msg_fail_total{{type="kv_get"}} {store.grpc_failures}',
     ]
     return "\n".join(lines) + "\n"
 

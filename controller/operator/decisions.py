@@ -179,7 +179,19 @@ def record_recovery(
         and t.regions_healthy_at
     ):
         t.recovered_at = max(t.pod_ready_at, t.store_up_at, t.regions_healthy_at)
-    if t.leaders_balanced_at is None and t.recovered_at is not None and obs.leaders_back(leaders_before):
+    if t.leaders_elected_at is None and obs.pd_error is None and obs.leaders is not None:
+        # The victim's regions lost their leader with it; PD shows them led elsewhere once their
+        # followers elected new leaders. A victim that led nothing cost no region its leader.
+        if not leaders_before:
+            t.leaders_elected_at = injected_at
+        elif obs.leaders == 0:
+            t.leaders_elected_at = estimate_moment(None, lower("leaders_elected_at"), obs.seen_at, 0.0)
+    if (
+        t.leaders_balanced_at is None
+        and t.recovered_at is not None
+        and t.leaders_elected_at is not None  # back after the election, not before it
+        and obs.leaders_back(leaders_before)
+    ):
         t.leaders_balanced_at = max(
             estimate_moment(None, lower("leaders_balanced_at"), obs.seen_at, 0.0), t.recovered_at
         )

@@ -34,7 +34,7 @@ from controller.diagnosis.grading import grade
 from controller.diagnosis.inputs import DrillRecord
 from controller.diagnosis.schema import DiagnosisOutput
 from controller.diagnosis.service import diagnose_ticket
-from controller.operator import decisions, lock, metrics
+from controller.operator import decisions, impact, lock, metrics
 from controller.operator.config import OperatorConfig
 from controller.operator.crashpoints import crashpoint
 from controller.operator.decisions import Outcome, RecoveryObservation
@@ -49,6 +49,7 @@ from controller.operator.state import (
     DetectionStatus,
     DiagnosisSummary,
     DrillStatus,
+    Impact,
     Incident,
     RunSnapshot,
     SourceStatus,
@@ -190,7 +191,9 @@ async def _advance(deps: Deps, obj: dict[str, Any]) -> None:
             return
         spec = run.drill_spec()
         started = w.status.timeline.started_at
-        metrics.drill_active(w.namespace, w.name, started + decisions.lease_seconds(spec) if started else None)
+        metrics.drill_active(
+            w.namespace, w.name, started + decisions.lease_seconds(spec) if started else None
+        )
         if (fresh.get("spec") or {}).get("abort") is True or w.status.safety_abort:
             await _abort(deps, w, run, spec)
             return
@@ -286,6 +289,7 @@ async def _start_run(w: StatusWriter, generation: int) -> None:
         safetyAbort=None,
         diagnosis=None,
         metrics=None,
+        impact=None,
         history=history,
     )
 
@@ -539,7 +543,14 @@ def _victim(w: StatusWriter) -> Victim:
 
 
 # -- after the kill: sample recovery on every step ---------------------------------------------------------
-_MOMENTS = ("pod_ready_at", "store_up_at", "regions_healthy_at", "recovered_at", "leaders_balanced_at")
+_MOMENTS = (
+    "pod_ready_at",
+    "store_up_at",
+    "regions_healthy_at",
+    "recovered_at",
+    "leaders_balanced_at",
+    "leaders_elected_at",
+)
 
 
 async def _sample(deps: Deps, w: StatusWriter, run: RunSnapshot) -> RecoveryObservation:
@@ -832,8 +843,24 @@ async def _end_after_kill(
             update={"time_to_detect_seconds": ttd, "time_to_detect": decisions.seconds_text(ttd)}
         )
     outcome = decisions.verdict(spec, metrics_now, recovered=recovered, detail=detail, sources=sources)
+    drill_impact = await _impact(deps, w)
+    breaches = impact.slo_breaches(spec.slo, drill_impact)
+    if breaches and outcome.verdict == Verdict.PASS:
+        outcome = Outcome(Phase.FAILED, Verdict.FAIL, "SLOBreached", "; ".join(breaches))
     metrics.observe_sources(sources, metrics.cluster_label(run.ticket_cluster))
-    await end_run(deps, w, run, outcome, metrics=metrics_now, **fields)
+    await end_run(deps, w, run, outcome, metrics=metrics_now, impact=drill_impact, **fields)
+
+
+async def _impact(deps: Deps, w: StatusWriter) -> Impact | None:
+    """What clients felt, from Prometheus (None without one)."""
+    t = w.status.timeline
+    if deps.prom is None or t.injected_at is None:
+        return None
+    measured = await impact.measure(
+        deps.prom, deps.config.tikv_job, kill=t.injected_at, recovered=t.recovered_at, until=time.time()
+    )
+    victim = w.status.victim
+    return impact.with_leaderless(measured, t, victim.leaders_before if victim else None)
 
 
 async def _watch_sources(deps: Deps, w: StatusWriter, spec: DrillSpec) -> bool:

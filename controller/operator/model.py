@@ -204,6 +204,18 @@ class Recovery(_Spec):
     wait_for_leaders_seconds: int = Field(default=60, alias="waitForLeadersSeconds", ge=0)
 
 
+class Slo(_Spec):
+    """What the application may feel during a drill; a breach fails the drill, naming the figure."""
+
+    max_error_ratio: float | None = Field(default=None, alias="maxErrorRatio", ge=0, le=1)
+    max_p99_seconds: float | None = Field(default=None, alias="maxP99Seconds", gt=0)
+    max_unavailable_seconds: float | None = Field(default=None, alias="maxUnavailableSeconds", ge=0)
+
+    @property
+    def set(self) -> bool:
+        return any(v is not None for v in (self.max_error_ratio, self.max_p99_seconds, self.max_unavailable_seconds))
+
+
 class Safety(_Spec):
     require_healthy_cluster: bool = Field(default=True, alias="requireHealthyCluster")
     dry_run: bool = Field(default=False, alias="dryRun")
@@ -215,6 +227,7 @@ class DrillSpec(_Spec):
     detection: Detection = Field(default_factory=Detection)
     diagnosis: DiagnosisSpec = Field(default_factory=DiagnosisSpec)
     recovery: Recovery = Field(default_factory=Recovery)
+    slo: Slo = Field(default_factory=Slo)
     safety: Safety = Field(default_factory=Safety)
     abort: bool = False
 

@@ -93,6 +93,8 @@ class Timeline(_Status):
     regions_healthy_at: Moment = Field(default=None, alias="regionsHealthyAt")
     recovered_at: Moment = Field(default=None, alias="recoveredAt")
     leaders_balanced_at: Moment = Field(default=None, alias="leadersBalancedAt")
+    # The victim's regions have new leaders: PD shows none of them led by the victim any more.
+    leaders_elected_at: Moment = Field(default=None, alias="leadersElectedAt")
     abort_requested_at: Moment = Field(default=None, alias="abortRequestedAt")
     completed_at: Moment = Field(default=None, alias="completedAt")
 
@@ -107,6 +109,48 @@ class DrillMetrics(_Status):
     # The printer columns' text ("2.1s").
     time_to_detect: str | None = Field(default=None, alias="timeToDetect")
     time_to_recover: str | None = Field(default=None, alias="timeToRecover")
+
+
+class ImpactFigures(_Status):
+    """What clients felt in one window, from TiKV's gRPC metrics."""
+
+    requests_per_second: float | None = Field(default=None, alias="requestsPerSecond")
+    error_ratio: float | None = Field(default=None, alias="errorRatio")  # failed / all messages
+    p99_seconds: float | None = Field(default=None, alias="p99Seconds")
+
+
+class WorstMoment(_Status):
+    at: Moment = None
+    error_ratio: float | None = Field(default=None, alias="errorRatio")
+    p99_seconds: float | None = Field(default=None, alias="p99Seconds")
+
+
+class StoreLeaders(_Status):
+    before: float | None = None
+    min: float | None = None
+    after: float | None = None
+
+
+class Impact(_Status):
+    """What the drill cost the application: a baseline before the kill, the drill (kill to the
+    store whole again) and after, from Prometheus; and the victim's regions without a leader."""
+
+    baseline_from: Moment = Field(default=None, alias="baselineFrom")
+    until: Moment = None
+    # One point per Prometheus scrape of the TiKV job: the figures are accurate to this much.
+    resolution_seconds: float | None = Field(default=None, alias="resolutionSeconds")
+    before: ImpactFigures | None = None
+    during: ImpactFigures | None = None
+    after: ImpactFigures | None = None
+    worst: WorstMoment | None = None
+    # Seconds of the drill window in which some client requests failed.
+    unavailable_seconds: float | None = Field(default=None, alias="unavailableSeconds")
+    regions_without_leader: int | None = Field(default=None, alias="regionsWithoutLeader")
+    leaderless_seconds: float | None = Field(default=None, alias="leaderlessSeconds")
+    leaders_by_store: dict[str, StoreLeaders] | None = Field(default=None, alias="leadersByStore")
+    # [seconds from the kill, requests/s, error ratio, p99 seconds], at most IMPACT_POINTS rows.
+    series: list[list[float | None]] | None = None
+    error: str | None = None
 
 
 class Incident(_Status):
@@ -182,6 +226,7 @@ class DrillStatus(_Status):
     safety_abort: str | None = Field(default=None, alias="safetyAbort")
     detection: DetectionStatus | None = None
     diagnosis: DiagnosisSummary | None = None
+    impact: Impact | None = None
     history: list[HistoryEntry] = Field(default_factory=list)
 
     @classmethod

@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 
+from controller.pd.formats import parse_duration
+
 
 class PrometheusError(Exception):
     """Prometheus answered with an error (bad PromQL, timeout inside Prometheus, ...)."""
@@ -100,6 +102,15 @@ class PrometheusClient:
             ]
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise PrometheusError(f"unexpected matrix shape for {selector!r}") from exc
+
+    async def scrape_interval(self, job: str) -> float | None:
+        """The scrape interval of ``job``'s active targets (``/api/v1/targets``), in seconds."""
+        data = await self._get("/api/v1/targets", {"state": "active"})
+        targets = data.get("activeTargets") if isinstance(data, dict) else None
+        for target in targets or []:
+            if (target.get("labels") or {}).get("job") == job and target.get("scrapeInterval"):
+                return parse_duration(str(target["scrapeInterval"]))
+        return None
 
     async def alerts(self) -> list[dict[str, Any]]:
         """``/api/v1/alerts``: the alerts pending or firing now, with ``activeAt``."""

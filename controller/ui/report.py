@@ -57,6 +57,7 @@ def build(obj: dict[str, Any], ticket: Ticket | None) -> dict[str, Any]:
         "diagnosis": status.get("diagnosis"),
         "diagnosisMarkdown": ticket.diagnosis_markdown if ticket else None,
         "ticketSignals": ticket.signals if ticket else None,
+        "impact": status.get("impact"),
         "history": status.get("history") or [],
     }
 

@@ -1,0 +1,230 @@
+"""A drill's report as one self-contained HTML page: a to-scale SVG timeline (the kill, each
+detection source, the diagnosis, pod Ready, store re-registered, regions healthy, whole again,
+leaders back), the clients' curves around the kill (request rate, error ratio, p99 latency), the
+impact figures, the diagnosis, and earlier runs' TTD and TTR. No script, no external resource:
+it opens from a file, an attachment or a ticket.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from controller.operator.status import parse_rfc3339
+
+TIMELINE_MARKS = (
+    ("detectedAt", "ticket", "detect"),
+    ("diagnosedAt", "diagnosis", "diagnose"),
+    ("podReadyAt", "pod Ready", "recover"),
+    ("storeUpAt", "store re-registered", "recover"),
+    ("regionsHealthyAt", "regions healthy", "recover"),
+    ("recoveredAt", "whole again (TTR)", "whole"),
+    ("leadersElectedAt", "leaders elected", "recover"),
+    ("leadersBalancedAt", "leaders back", "recover"),
+)
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:24px auto;max-width:1040px;color:#1d2330}
+h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #dde2ea}
+.verdict{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff;font-weight:600}
+.Pass{background:#1f8f4e}.Fail,.Undetected{background:#c0392b}.Error{background:#8e44ad}.Aborted{background:#7f8c8d}
+table{border-collapse:collapse;margin:6px 0} td,th{border:1px solid #dde2ea;padding:4px 10px;text-align:left}
+th{background:#f4f6f9} .muted{color:#66708a} svg text{font:11px system-ui,sans-serif;fill:#1d2330}
+.kill{stroke:#c0392b;fill:#c0392b}.detect{stroke:#e67e22;fill:#e67e22}.diagnose{stroke:#8e44ad;fill:#8e44ad}
+.recover{stroke:#2980b9;fill:#2980b9}.whole{stroke:#1f8f4e;fill:#1f8f4e}.axis{stroke:#99a3b8}
+.curve{fill:none;stroke-width:1.8}.grid{stroke:#eef1f5}
+"""
+
+
+def _t(value: Any) -> float | None:
+    return parse_rfc3339(value) if isinstance(value, str) else None
+
+
+def _fmt(value: Any, unit: str = "", digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}{unit}"
+    return f"{value}{unit}"
+
+
+def timeline_svg(report: dict[str, Any], width: int = 1000) -> str:
+    """Every moment of the run on one axis, seconds after the kill, to scale."""
+    timeline = report["timeline"]
+    kill = _t(timeline.get("injectedAt"))
+    if kill is None:
+        return '<p class="muted">Nothing was killed: no timeline.</p>'
+    marks: list[tuple[float, str, str]] = [(0.0, "kill", "kill")]
+    for key, label, css in TIMELINE_MARKS:
+        at = _t(timeline.get(key))
+        if at is not None:
+            marks.append((at - kill, label, css))
+    for source in report["detection"]:
+        fired = _t(source.get("firingAt"))
+        if fired is not None and source.get("type") != "tickets":
+            marks.append((fired - kill, f"{source['name']} fired", "detect"))
+    span = max(m[0] for m in marks) or 1.0
+    left, right, axis_y = 30, width - 150, 130
+    scale = (right - left) / span
+    parts = [
+        f'<svg id="timeline" viewBox="0 0 {width} 250" width="100%" role="img" '
+        f'aria-label="timeline of the drill, {span:.1f} seconds">',
+        f'<line class="axis" x1="{left}" y1="{axis_y}" x2="{right}" y2="{axis_y}"/>',
+    ]
+    for i in range(6):  # ticks
+        x = left + (right - left) * i / 5
+        parts.append(f'<line class="axis" x1="{x:.1f}" y1="{axis_y}" x2="{x:.1f}" y2="{axis_y + 5}"/>')
+        parts.append(f'<text x="{x:.1f}" y="{axis_y + 18}" text-anchor="middle">+{span * i / 5:.1f}s</text>')
+    for n, (offset, label, css) in enumerate(sorted(marks)):
+        x = left + offset * scale
+        up = n % 2 == 0
+        y_text = axis_y - 22 - (n % 4) * 18 if up else axis_y + 40 + (n % 4) * 18
+        parts.append(
+            f'<circle class="mark {css}" cx="{x:.1f}" cy="{axis_y}" r="5" data-label="{escape(label)}"/>'
+        )
+        parts.append(
+            f'<line class="{css}" x1="{x:.1f}" y1="{axis_y}" x2="{x:.1f}" y2="{y_text + (4 if up else -12)}"/>'
+        )
+        parts.append(f'<text x="{x + 3:.1f}" y="{y_text}">{escape(label)} +{offset:.1f}s</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _curve(series: list[list[Any]], column: int, title: str, unit: str, recovered: float | None) -> str:
+    points = [(row[0], row[column]) for row in series if row[column] is not None]
+    width, height, pad = 320, 150, 34
+    parts = [
+        f'<svg class="curve-chart" viewBox="0 0 {width} {height + 30}" width="32%" role="img" aria-label="{title}">'
+    ]
+    parts.append(f'<text x="{pad}" y="14">{escape(title)}</text>')
+    if not points:
+        parts.append(f'<text x="{pad}" y="60" class="muted">no data</text></svg>')
+        return "".join(parts)
+    t0, t1 = min(p[0] for p in points), max(p[0] for p in points)
+    top = max(p[1] for p in points) or 1.0
+
+    def xy(t: float, v: float) -> tuple[float, float]:
+        x = pad + (t - t0) / ((t1 - t0) or 1.0) * (width - pad - 8)
+        return x, height - v / top * (height - 30)
+
+    for frac in (0.0, 0.5, 1.0):
+        y = height - frac * (height - 30)
+        parts.append(f'<line class="grid" x1="{pad}" y1="{y:.1f}" x2="{width - 8}" y2="{y:.1f}"/>')
+        parts.append(f'<text x="2" y="{y + 4:.1f}">{_fmt(top * frac, unit, 2)}</text>')
+    for t, css in ((0.0, "kill"), (recovered, "whole")):
+        if t is not None and t0 <= t <= t1:
+            x, _ = xy(t, 0)
+            parts.append(
+                f'<line class="{css}" x1="{x:.1f}" y1="20" x2="{x:.1f}" y2="{height}" stroke-dasharray="3 3"/>'
+            )
+    path = " ".join(
+        f"{'M' if i == 0 else 'L'}{x:.1f},{y:.1f}" for i, (x, y) in enumerate(xy(t, v) for t, v in points)
+    )
+    parts.append(f'<path class="curve" stroke="#2c3e50" d="{path}"/>')
+    parts.append(f'<text x="{pad}" y="{height + 22}">{t0:+.0f}s … {t1:+.0f}s from the kill</text></svg>')
+    return "".join(parts)
+
+
+def impact_section(report: dict[str, Any]) -> str:
+    impact = report.get("impact")
+    if not impact:
+        return '<p class="muted">No client impact measured (no Prometheus, or no kill).</p>'
+    if impact.get("error"):
+        return f'<p class="muted">Client impact could not be measured: {escape(impact["error"])}</p>'
+    kill = _t(report["timeline"].get("injectedAt"))
+    whole = _t(report["timeline"].get("recoveredAt"))
+    recovered = whole - kill if whole is not None and kill is not None else None
+    series = impact.get("series") or []
+    charts = "".join(
+        _curve(series, col, title, unit, recovered)
+        for col, title, unit in ((1, "requests / s", ""), (2, "error ratio", ""), (3, "p99 latency", "s"))
+    )
+    rows = []
+    for window in ("before", "during", "after"):
+        f = impact.get(window) or {}
+        rows.append(
+            f"<tr><th>{window}</th><td>{_fmt(f.get('requestsPerSecond'))}</td>"
+            f"<td>{_fmt(f.get('errorRatio'))}</td><td>{_fmt(f.get('p99Seconds'), 's')}</td></tr>"
+        )
+    worst = impact.get("worst") or {}
+    worst_at = _t(worst.get("at"))
+    extra = (
+        f"<p>Worst moment: {'+' + format(worst_at - kill, '.1f') + 's' if worst_at and kill else '-'} "
+        f"(error ratio {_fmt(worst.get('errorRatio'))}, p99 {_fmt(worst.get('p99Seconds'), 's')}). "
+        f"Requests failed during {_fmt(impact.get('unavailableSeconds'), 's')}; "
+        f"{_fmt(impact.get('regionsWithoutLeader'))} region(s) had no leader for "
+        f"{_fmt(impact.get('leaderlessSeconds'), 's')}. Resolution {_fmt(impact.get('resolutionSeconds'), 's')}.</p>"
+    )
+    return (
+        f'<div id="impact">{charts}</div><table id="impact-figures"><tr><th></th><th>requests/s</th>'
+        f"<th>error ratio</th><th>p99</th></tr>{''.join(rows)}</table>{extra}"
+    )
+
+
+def history_section(report: dict[str, Any]) -> str:
+    runs = [h for h in report["history"] if h.get("timeToDetectSeconds") or h.get("timeToRecoverSeconds")]
+    m = report["metrics"]
+    runs = [
+        *reversed(runs),
+        {"generation": "now", **{k: m.get(k) for k in ("timeToDetectSeconds", "timeToRecoverSeconds")}},
+    ]
+    top = (
+        max(
+            [r.get("timeToDetectSeconds") or 0 for r in runs]
+            + [r.get("timeToRecoverSeconds") or 0 for r in runs]
+        )
+        or 1.0
+    )
+    width, bar = 1000, 16
+    parts = [
+        f'<svg id="history" viewBox="0 0 {width} {len(runs) * 2 * bar + 20}" width="100%" role="img" aria-label="TTD and TTR across runs">'
+    ]
+    for i, run in enumerate(runs):
+        y = 10 + i * 2 * bar
+        parts.append(f'<text x="0" y="{y + 12}">run {escape(str(run.get("generation")))}</text>')
+        for j, (key, css) in enumerate(
+            (("timeToDetectSeconds", "detect"), ("timeToRecoverSeconds", "whole"))
+        ):
+            value = run.get(key)
+            if value is None:
+                continue
+            length = value / top * (width - 200)
+            parts.append(
+                f'<rect class="{css}" x="90" y="{y + j * (bar - 4)}" width="{length:.1f}" height="{bar - 6}"/>'
+            )
+            parts.append(
+                f'<text x="{95 + length:.1f}" y="{y + j * (bar - 4) + 9}">{"TTD" if j == 0 else "TTR"} {value:.1f}s</text>'
+            )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def to_html(report: dict[str, Any]) -> str:
+    victim = report["victim"] or {}
+    m = report["metrics"]
+    d = report.get("diagnosis") or {}
+    verdict = report["verdict"] or report["phase"] or "-"
+    diagnosis = (
+        f"<p><b>{escape(d.get('rootCauseCategory', ''))}</b> ({escape(d.get('confidence', ''))} confidence, by "
+        f"{escape(d.get('diagnoser', ''))}{', blind' if d.get('blind') else ''}): {escape(d.get('summary', ''))}</p>"
+        f"<p>Matches the injected fault: <b>{d.get('matchesInjectedFault')}</b></p>"
+        if d
+        else '<p class="muted">No diagnosis.</p>'
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Chaos drill {escape(report["namespace"])}/{escape(report["name"])}</title>
+<style>{CSS}</style></head><body>
+<h1>Chaos drill {escape(report["namespace"])}/{escape(report["name"])}</h1>
+<p><span class="verdict {escape(verdict)}" id="verdict">{escape(verdict)}</span> {escape(report["message"] or "")}</p>
+<table><tr><th>victim</th><td>{escape(str(victim.get("pod", "-")))} (store {escape(str(victim.get("storeId", "-")))})</td></tr>
+<tr><th>time to detect</th><td>{escape(str(m.get("timeToDetect") or "-"))}</td></tr>
+<tr><th>time to recover</th><td>{escape(str(m.get("timeToRecover") or "-"))}</td></tr></table>
+<h2>Timeline</h2>
+{timeline_svg(report)}
+<h2>What clients felt</h2>
+{impact_section(report)}
+<h2>Diagnosis</h2>
+{diagnosis}
+<h2>This drill's runs: TTD and TTR</h2>
+{history_section(report)}
+</body></html>
+"""
