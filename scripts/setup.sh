@@ -6,10 +6,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 say() { printf '\n==> %s\n' "$*"; }
 
-say "Debian packages: prometheus and prometheus-alertmanager (the real ones the tests use), openssl, tmux"
+say "Debian packages: prometheus and prometheus-alertmanager (the real ones the tests use), chromium (the HTML report is tested in it), openssl, tmux"
 need=()
 command -v prometheus >/dev/null 2>&1 || [[ -x /usr/bin/prometheus ]] || need+=(prometheus)
 [[ -x /usr/bin/prometheus-alertmanager ]] || need+=(prometheus-alertmanager)
+[[ -x /usr/bin/chromium ]] || need+=(chromium)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
 if ((${#need[@]})); then

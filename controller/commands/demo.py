@@ -9,6 +9,7 @@ from typing import Any
 
 # The example drill beside the source tree (a checkout); in the image, pass --manifest.
 EXAMPLE = Path(__file__).resolve().parents[2] / "chaosdemo.yaml"
+YCSB_JOB = Path(__file__).resolve().parents[2] / "manifests" / "load" / "go-ycsb-job.yaml"
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -20,6 +21,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--prometheus-url", default="")
     p.add_argument("--db", default="", help="the ticket file, to show the full diagnosis")
     p.add_argument("--load-seconds", type=float, default=5.0)
+    p.add_argument(
+        "--ycsb-job",
+        type=Path,
+        default=YCSB_JOB,
+        help="on a real cluster, the go-ycsb Job started before the fault (deleted at cleanup)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -42,6 +49,7 @@ async def _main(args: argparse.Namespace) -> int:
             manifest=args.manifest,
             yes=args.yes,
             load_seconds=args.load_seconds,
+            ycsb_job=args.ycsb_job,
         )
         return await demo.run()
 

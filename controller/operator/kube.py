@@ -33,6 +33,7 @@ class Kube:
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.coordination = client.CoordinationV1Api(api)
+        self.batch = client.BatchV1Api(api)
 
     # -- pods --------------------------------------------------------------------------------
     async def list_pods(self, namespace: str, selector: str) -> list[Any]:
@@ -69,6 +70,23 @@ class Kube:
             await self.core.create_namespaced_pod(namespace, manifest)  # type: ignore[arg-type]
         except ApiException as exc:
             if exc.status != 409:  # already recreated (by us before a restart, or by someone)
+                raise
+
+    async def create_job(self, namespace: str, manifest: dict[str, Any]) -> None:
+        """Create a Job (the demo's client load); one that exists already is left as it is."""
+        try:
+            await self.batch.create_namespaced_job(namespace, manifest)  # type: ignore[arg-type]
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+
+    async def delete_job(self, namespace: str, name: str) -> None:
+        try:
+            await self.batch.delete_namespaced_job(
+                name, namespace, body=client.V1DeleteOptions(propagation_policy="Background")
+            )
+        except ApiException as exc:
+            if exc.status != 404:
                 raise
 
     async def namespace_annotations(self, namespace: str) -> dict[str, str] | None:

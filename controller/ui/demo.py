@@ -32,6 +32,30 @@ from controller.ui.endpoints import Endpoints
 
 TERMINAL = {"Completed", "Failed", "Aborted"}
 LOAD_RPS = 2000
+# What clients feel, live, from TiKV's own gRPC metrics (the figures a drill's status.impact keeps).
+CLIENT_QUERIES = {
+    "rate": 'sum(irate(tikv_grpc_msg_duration_seconds_count{job="tikv"}[5s]))',
+    "failed": 'sum(irate(tikv_grpc_msg_fail_total{job="tikv"}[5s])) or vector(0)',
+    "p99": 'histogram_quantile(0.99, sum by (le) (irate(tikv_grpc_msg_duration_seconds_bucket{job="tikv"}[5s])))',
+}
+
+
+async def client_figures(prom: PrometheusClient) -> Text:
+    """One line: requests per second, the share that fails, p99 latency; red while requests fail."""
+    try:
+        values = {}
+        for name, query in CLIENT_QUERIES.items():
+            samples = await prom.query(query)
+            values[name] = samples[0].value if samples else 0.0
+    except PrometheusError as exc:
+        return Text.from_markup(f"[red]clients: Prometheus unavailable ({exc})[/]")
+    rate, failed, p99 = values["rate"], values["failed"], values["p99"]
+    ratio = failed / rate if rate > 0 else 0.0
+    style = "bold red" if failed > 0 else "green"
+    p99_text = "-" if p99 != p99 else f"{p99 * 1000:,.0f} ms"  # NaN without traffic
+    return Text.from_markup(
+        f"clients: [bold]{rate:,.0f}[/] requests/s · [{style}]errors {ratio:.1%}[/] · p99 {p99_text}"
+    )
 
 
 STATE_STYLE = {"Detected": "green", "Watching": "yellow", "Missed": "red", "Error": "magenta"}
@@ -66,6 +90,7 @@ class Demo:
         manifest: Path,
         yes: bool,
         load_seconds: float = 5.0,
+        ycsb_job: Path | None = None,
     ) -> None:
         self.console = console
         self.kube = kube
@@ -77,7 +102,10 @@ class Demo:
         self.name = f"demo-{time.strftime('%H%M%S')}"
         self.created = False
         self.load_started = False
+        self.ycsb_job = ycsb_job
+        self.ycsb_job_name: str | None = None
         self.status: dict[str, Any] = {}
+        self.prom: PrometheusClient | None = None
 
     # -- helpers -------------------------------------------------------------------------------------
     def stage(self, number: int, title: str) -> None:
@@ -92,6 +120,9 @@ class Demo:
         obj = await self.kube.get_chaosdemo(self.namespace, self.name)
         self.status = (obj or {}).get("status") or {}
         return self.status
+
+    async def clients(self) -> Text:
+        return await client_figures(self.prom) if self.prom else Text("")
 
     # -- stages ----------------------------------------------------------------------------------------
     async def health(self, pd: PDClient) -> bool:
@@ -128,25 +159,24 @@ class Demo:
                 f"synthetic load from the sandbox emulator: {LOAD_RPS} requests/s (a go-ycsb "
                 "Job plays this part on a real cluster)"
             )
-        else:
+        elif self.ycsb_job is not None and await asyncio.to_thread(self.ycsb_job.exists):
+            manifest = yaml.safe_load(await asyncio.to_thread(self.ycsb_job.read_text))
+            await self.kube.create_job(self.namespace, manifest)
+            self.ycsb_job_name = manifest["metadata"]["name"]
             self.console.print(
-                "real cluster: start your load (for example a go-ycsb Job) now; showing TiKV's "
-                "gRPC rate from Prometheus"
+                f"started go-ycsb Job [bold]{self.namespace}/{self.ycsb_job_name}[/] (workload A through PD); "
+                "it is deleted at cleanup"
             )
-        query = 'sum(rate(tikv_grpc_msg_duration_seconds_count{job="tikv"}[5s]))'
+        else:
+            self.console.print("real cluster: start your load now (no go-ycsb Job manifest found)")
         deadline = time.monotonic() + self.load_seconds
-        text = ""
+        line = Text("")
         with Live(console=self.console, refresh_per_second=4, transient=True) as live:
             while time.monotonic() < deadline:
-                try:
-                    samples = await prom.query(query)
-                    rate = samples[0].value if samples else 0.0
-                    text = f"TiKV gRPC requests: [bold]{rate:,.0f}/s[/]"
-                except PrometheusError as exc:
-                    text = f"[red]Prometheus unavailable: {exc}[/]"
-                live.update(Text.from_markup(f"{text}   ({deadline - time.monotonic():.0f}s)"))
+                line = await client_figures(prom)
+                live.update(Text.assemble(line, f"   ({deadline - time.monotonic():.0f}s)"))
                 await asyncio.sleep(0.5)
-        self.console.print(Text.from_markup(text))
+        self.console.print(line)
 
     async def inject(self) -> bool:
         self.stage(3, "fault injection")
@@ -192,7 +222,7 @@ class Demo:
                     f"[yellow]Waiting for detection... {time.time() - injected:.0f}s[/] (the monitor knows nothing "
                     "about this drill)"
                 )
-                live.update(Group(waiting, sources_table(st)))
+                live.update(Group(waiting, await self.clients(), sources_table(st)))
                 await asyncio.sleep(0.25)
         incident = self.status.get("incident")
         if incident:
@@ -240,6 +270,7 @@ class Demo:
                         Text.from_markup(
                             f"[yellow]waiting for the store to be whole again...[/] ({st.get('message')})"
                         ),
+                        await self.clients(),
                         sources_table(st),
                     )
                 )
@@ -251,6 +282,15 @@ class Demo:
         table.add_row("verdict", f"[bold {color}]{verdict}[/] — {self.status.get('message')}")
         table.add_row("time to detect", str(m.get("timeToDetect", "-")))
         table.add_row("time to recover", str(m.get("timeToRecover", "-")))
+        impact = self.status.get("impact") or {}
+        worst = impact.get("worst") or {}
+        if worst.get("errorRatio") is not None:
+            table.add_row(
+                "what clients felt",
+                f"worst error ratio {worst['errorRatio']:.1%}, requests failing for "
+                f"{impact.get('unavailableSeconds', 0):.0f}s, {impact.get('regionsWithoutLeader', '?')} region(s) "
+                f"without a leader for {impact.get('leaderlessSeconds', '?')}s",
+            )
         self.console.print(
             Panel(Group(table, sources_table(self.status)), title="result", border_style=color)
         )
@@ -263,6 +303,9 @@ class Demo:
             with contextlib.suppress(httpx.HTTPError):
                 async with httpx.AsyncClient() as http:
                     await http.post(f"{self.ep.emulator_admin_url}/emulator/load", json={"rps": 0})
+        if self.ycsb_job_name:
+            await self.kube.delete_job(self.namespace, self.ycsb_job_name)
+            self.console.print(f"deleted the go-ycsb Job {self.ycsb_job_name}")
         if self.created:
             await self.kube.delete_chaosdemo(self.namespace, self.name)
             deadline = time.monotonic() + 120
@@ -283,6 +326,7 @@ class Demo:
         )
         pd = PDClient(self.ep.pd_url)
         prom = PrometheusClient(self.ep.prometheus_url)
+        self.prom = prom
         try:
             if not await self.health(pd):
                 return 2

@@ -34,6 +34,20 @@ def test_kustomize_server_dry_run_and_a_broken_copy_fails(
     ):
         assert kind in ok.stdout and "(server dry run)" in ok.stdout
 
+    # The demo's go-ycsb client load for real clusters, created in the target namespace.
+    job = cp.kubectl(
+        "apply",
+        "--dry-run=server",
+        "-n",
+        "tikv",
+        "-f",
+        str(REPO_ROOT / "manifests" / "load" / "go-ycsb-job.yaml"),
+        check=False,
+    )
+    assert job.returncode == 0 and "job.batch/chaosdemo-ycsb created (server dry run)" in job.stdout, (
+        job.stderr
+    )
+
     broken = tmp_path / "repo"
     shutil.copytree(REPO_ROOT / "manifests", broken / "manifests")
     shutil.copytree(REPO_ROOT / "crds", broken / "crds")

@@ -82,6 +82,8 @@ def test_sandbox_demo_report_and_down(tmp_path: Path) -> None:
         ):
             assert stage in out, f"missing {stage!r}:\n{out}"
         assert "Diagnosis (offline-rules)" in out and "tikv_pod_failure" in out
+        # The load, and what clients felt, live and in the result.
+        assert "clients:" in out and "requests/s" in out and "what clients felt" in out, out
         assert "Pass" in out and "deleted ChaosDemo" in out
         assert (
             len(
