@@ -47,7 +47,10 @@ def test_slow_diagnosis_does_not_delay_recovery_measurement(tikv_cluster_factory
     assert t["diagnosedAt"] - t["podReadyAt"] > 15, "the diagnosis took 20 s; the measurement did not wait"
     assert t["recoveredAt"] == max(t["podReadyAt"], t["storeUpAt"], t["regionsHealthyAt"])
     ttr = st["metrics"]["timeToRecoverSeconds"]
-    assert ttr == pytest.approx(t["recoveredAt"] - t["injectedAt"], abs=0.002) and ttr < 10, (st["metrics"], st["timeline"])
+    assert ttr == pytest.approx(t["recoveredAt"] - t["injectedAt"], abs=0.002) and ttr < 10, (
+        st["metrics"],
+        st["timeline"],
+    )
     assert "leadersBalancedAt" in st["timeline"] and t["leadersBalancedAt"] >= t["recoveredAt"]
     assert st["diagnosis"]["blind"] is True  # the default
     # Blind: the prompt held the cluster's evidence and not what the drill injected.

@@ -12,7 +12,7 @@ import pytest
 
 from controller.sandbox.binaries import helm_binary
 from controller.sandbox.controlplane import ControlPlane
-from tests.support.drills import DrillEnv, opt_in, service_account_kubeconfig
+from tests.support.drills import example_drill_as, opt_in, service_account_kubeconfig
 
 pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -115,20 +115,9 @@ def test_helm_install_runs_a_drill_with_exactly_the_granted_rights(
         ):
             assert can(*forbidden) == "no", forbidden
 
-        env = DrillEnv(
-            cluster=cluster, workdir=tmp_path / "drill", controller_env={"KUBECONFIG": str(kubeconfig)}
-        )
-        env.workdir.mkdir()
-        env.start_monitor()
-        env.start_controller()
-        try:
-            env.kubectl("apply", "-n", env.ns, "-f", str(REPO_ROOT / "chaosdemo.yaml"))
-            st = env.wait_phase("tikv-pod-kill", TERMINAL, timeout=90)
-            assert (st["phase"], st["verdict"]) == ("Completed", "Pass"), st
-            log = env.controller.log_tail(400) if env.controller else ""
-            assert "Forbidden" not in log and "403" not in log, log
-        finally:
-            env.stop()
+        st, log = example_drill_as(cluster, kubeconfig, tmp_path / "drill")
+        assert (st["phase"], st["verdict"]) == ("Completed", "Pass"), st
+        assert "Forbidden" not in log and "403" not in log, log
     finally:
         helm(cp, "uninstall", release, "-n", ns)
     left = cp.kubectl("get", "clusterrole", "drills-chaosdemo", check=False)

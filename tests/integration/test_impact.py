@@ -63,7 +63,10 @@ def test_a_kill_costs_clients_until_the_election_and_slos_judge_it(
     assert impact["worst"]["errorRatio"] > 0.05 and impact["unavailableSeconds"] >= 5, impact
     assert impact["during"]["p99Seconds"] > impact["before"]["p99Seconds"], impact
     # The victim's regions had no leader until PD showed them led elsewhere: 10-20 s at real timings.
-    assert impact.get("regionsWithoutLeader") == strict["victim"]["leadersBefore"] > 0, (strict["timeline"], impact)
+    assert impact.get("regionsWithoutLeader") == strict["victim"]["leadersBefore"] > 0, (
+        strict["timeline"],
+        impact,
+    )
     assert 8 <= impact["leaderlessSeconds"] <= 25, impact
     assert len(impact["leadersByStore"]) == 3 and impact["series"], impact
     assert (strict["verdict"], strict["reason"]) == ("Fail", "SLOBreached"), strict

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from controller.sandbox.controlplane import ControlPlane
-from tests.support.drills import DrillEnv, opt_in, service_account_kubeconfig
+from tests.support.drills import example_drill_as, opt_in, service_account_kubeconfig
 
 pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -107,19 +107,9 @@ def test_controller_as_its_service_account(tikv_cluster_factory, tmp_path: Path)
     )
     assert "Forbidden" in forbidden.stderr
 
-    env = DrillEnv(
-        cluster=cluster, workdir=tmp_path / "drill", controller_env={"KUBECONFIG": str(sa_kubeconfig)}
-    )
-    env.workdir.mkdir()
-    env.start_monitor()
-    env.start_controller()
-    try:
-        env.kubectl("apply", "-n", env.ns, "-f", str(REPO_ROOT / "chaosdemo.yaml"))
-        st = env.wait_phase("tikv-pod-kill", {"Completed", "Failed", "Aborted"}, timeout=90)
-        assert (st["phase"], st["verdict"]) == ("Completed", "Pass"), st
-        assert "Forbidden" not in (env.controller.log_tail(400) if env.controller else "")
-    finally:
-        env.stop()
+    st, log = example_drill_as(cluster, sa_kubeconfig, tmp_path / "drill")
+    assert (st["phase"], st["verdict"]) == ("Completed", "Pass"), st
+    assert "Forbidden" not in log, log
 
 
 def test_alert_rules_and_alertmanager_config_are_valid() -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controller.sandbox.binaries import REPO_ROOT
 from controller.sandbox.controlplane import ControlPlane, write_kubeconfig
 from controller.sandbox.processes import ManagedProcess
 from controller.sandbox.services import controller_process, monitor_process
@@ -209,3 +210,18 @@ def service_account_kubeconfig(cp: ControlPlane, namespace: str, name: str, path
     token = cp.kubectl("create", "token", name, "-n", namespace, "--duration=2h").stdout.strip()
     assert cp.pki is not None
     return write_kubeconfig(path, cp.server, cp.pki.ca_cert, token=token, user=name)
+
+
+def example_drill_as(cluster: TikvCluster, kubeconfig: Path, workdir: Path) -> tuple[dict[str, Any], str]:
+    """The repository's example drill, with the controller authenticated by ``kubeconfig`` (a
+    ServiceAccount's): the drill's final status and the controller's log."""
+    env = DrillEnv(cluster=cluster, workdir=workdir, controller_env={"KUBECONFIG": str(kubeconfig)})
+    env.workdir.mkdir()
+    env.start_monitor()
+    env.start_controller()
+    try:
+        env.kubectl("apply", "-n", env.ns, "-f", str(REPO_ROOT / "chaosdemo.yaml"))
+        status = env.wait_phase("tikv-pod-kill", {"Completed", "Failed", "Aborted"}, timeout=90)
+        return status, env.controller.log_tail(400) if env.controller else ""
+    finally:
+        env.stop()

@@ -46,12 +46,18 @@ def _case(name: str) -> Scenario:
 
 
 MUTATIONS = [
-    ({"root_cause_category": RootCauseCategory.PD_UNAVAILABLE}, "category pd_unavailable != tikv_pod_failure"),
+    (
+        {"root_cause_category": RootCauseCategory.PD_UNAVAILABLE},
+        "category pd_unavailable != tikv_pod_failure",
+    ),
     ({"severity": Severity.HIGH}, "severity high not in ['critical']"),
     ({"evidence": []}, "did not cite ticket"),
     ({"summary": "tikv-1 (store 2) failed; 24 regions lost their majority."}, "summary does not name tikv-2"),
     ({"summary": "tikv-0, tikv-1 and tikv-2 failed."}, "claims 'tikv-0'"),
-    ({"summary": "tikv-1 and tikv-2 failed.", "root_cause": "Two stores stopped."}, "does not mention 'majority'"),
+    (
+        {"summary": "tikv-1 and tikv-2 failed.", "root_cause": "Two stores stopped."},
+        "does not mention 'majority'",
+    ),
 ]
 
 

@@ -21,7 +21,9 @@ def test_cron_runs_at_wall_clock_time_in_its_zone_across_daylight_saving() -> No
     before_switch = datetime(2026, 3, 27, 12, 0, tzinfo=berlin).timestamp()  # DST starts 29 March, 02:00
     first = cadence.next_after(before_switch)
     second = cadence.next_after(first)
-    assert datetime.fromtimestamp(first, berlin).hour == 3 and datetime.fromtimestamp(second, berlin).hour == 3
+    assert (
+        datetime.fromtimestamp(first, berlin).hour == 3 and datetime.fromtimestamp(second, berlin).hour == 3
+    )
     assert second - first == 23 * 3600  # the night the clocks went forward is an hour short
 
 
@@ -54,7 +56,13 @@ def _spec(**kw: object) -> ScheduleSpec:
 
 def _plan(spec: ScheduleSpec, children: list[Child], now: float, status: ScheduleStatus | None = None):  # type: ignore[no-untyped-def]
     return plan(
-        "nightly", spec, parse(spec.schedule, anchor=T0), status or ScheduleStatus(), children, now=now, created_at=T0
+        "nightly",
+        spec,
+        parse(spec.schedule, anchor=T0),
+        status or ScheduleStatus(),
+        children,
+        now=now,
+        created_at=T0,
     )
 
 
@@ -69,7 +77,9 @@ def test_a_due_run_is_created_once_and_the_next_is_announced() -> None:
 
 def test_forbid_skips_and_records_while_a_run_is_active() -> None:
     running = Child("nightly-1", T0 + 60, phase="Detecting")
-    p = _plan(_spec(concurrencyPolicy="Forbid"), [running], T0 + 121, ScheduleStatus(lastScheduleTime=T0 + 60))
+    p = _plan(
+        _spec(concurrencyPolicy="Forbid"), [running], T0 + 121, ScheduleStatus(lastScheduleTime=T0 + 60)
+    )
     assert p.create is None and p.delete == []
     assert p.status.skipped[0].reason == "Forbidden" and "nightly-1" in p.status.skipped[0].message
     assert p.status.runs_skipped == 1 and p.status.last_schedule_time == T0 + 120
@@ -77,7 +87,9 @@ def test_forbid_skips_and_records_while_a_run_is_active() -> None:
 
 def test_replace_deletes_the_active_run_and_starts_the_new_one() -> None:
     running = Child("nightly-1", T0 + 60, phase="Recovering")
-    p = _plan(_spec(concurrencyPolicy="Replace"), [running], T0 + 121, ScheduleStatus(lastScheduleTime=T0 + 60))
+    p = _plan(
+        _spec(concurrencyPolicy="Replace"), [running], T0 + 121, ScheduleStatus(lastScheduleTime=T0 + 60)
+    )
     assert p.delete == ["nightly-1"] and p.create == T0 + 120
 
 
