@@ -134,6 +134,13 @@ def test_sandbox_demo_report_and_down(tmp_path: Path) -> None:
             chaosdemo("report", "tikv-pod-kill", "-n", "tikv", "--format", "json", env=env).stdout
         )
         assert as_json["verdict"] == "Pass" and as_json["diagnosisMarkdown"]
+        page = tmp_path / "report.html"
+        html = chaosdemo(
+            "report", "tikv-pod-kill", "-n", "tikv", "--format", "html", "-o", str(page), env=env
+        )
+        assert html.returncode == 0, html.stderr
+        text = page.read_text()
+        assert text.startswith("<!doctype html>") and '<svg id="timeline"' in text and 'id="impact"' in text
         tickets = chaosdemo("tickets", "list", "--json", env=env)
         assert tickets.returncode == 0 and len(json.loads(tickets.stdout)) >= 2
     finally:
