@@ -62,8 +62,9 @@ class StoreFact(BaseModel):
 
     @property
     def gone(self) -> bool:
-        """Its replicas cannot vote now: PD does not count it Up, or its process is not running."""
-        return self.state not in ("Up", "unknown", "Tombstone") or self.running is False
+        """Its replicas cannot vote now: PD lost its heartbeats, or its process is not running.
+        (An Offline store is being drained but still serves; a Tombstone holds no replica.)"""
+        return self.state in ("Disconnected", "Down") or self.running is False
 
 
 class ClusterFacts(BaseModel):

@@ -119,7 +119,9 @@ async def reconcile(kube: Kube, schedule: dict[str, Any], *, now: float | None =
             raise InvalidSchedule("InvalidSpec", str(exc.errors()[0]["msg"])) from exc
         except CadenceError as exc:
             raise InvalidSchedule("InvalidSchedule", str(exc)) from exc
-        if status.observed_generation != generation or not status.valid:
+        if status.observed_generation == generation and not status.valid:
+            return status  # invalid until the spec changes; the status already says why
+        if status.observed_generation != generation:
             await _validate(kube, schedule, spec)
     except InvalidSchedule as exc:
         new = invalid(status, exc.reason, str(exc), generation)
