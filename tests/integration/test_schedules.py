@@ -126,7 +126,8 @@ def test_forbid_then_replace_then_delete_restores(drill_env: DrillEnv) -> None:
     env = drill_env
     env.stop_monitor()  # no ticket: each run stays in Detecting until its 25 s timeout
     spec = {
-        "schedule": "@every 8s",
+        "schedule": "*/8 * * * * *",  # cron, six fields (seconds first), in a time zone
+        "timeZone": "Europe/Berlin",
         "concurrencyPolicy": "Forbid",
         "template": {
             "spec": {
