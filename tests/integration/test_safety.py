@@ -77,6 +77,14 @@ def test_two_spellings_of_one_pd_address_are_one_cluster(drill_env: DrillEnv) ->
     env.kubectl("delete", "pod", "tikv-1", "-n", env.ns, "--grace-period=0", "--force", "--wait=false")
     wait_for(lambda: env.open_tickets() >= 1, 15, "the monitor's ticket")
     env.stop_monitor()  # the ticket stays open while the drill is tried
+    # Only the ticket may stand in the way: the store is back and Up again in PD first (else
+    # preflight rightly refuses StoreNotUp before it looks at tickets).
+    wait_for(lambda: env.ready_pods() == 3, 30, "tikv-1 back")
+    wait_for(
+        lambda: all(env.cluster.pd_store(i)["store"]["state_name"] == "Up" for i in (1, 2, 3)),
+        30,
+        "stores Up",
+    )
 
     async def clusters() -> set[str]:
         async with TicketDB(env.db_path) as db:
