@@ -90,7 +90,7 @@ def summarize(
         (curves.ratio(i) or 0.0, curves.p99[i] or 0.0, i) for i in during_idx if curves.rate[i] is not None
     ]
     if ranked:
-        _, _, i = max(ranked)
+        _, _, i = max(ranked, key=lambda r: (r[0], r[1], -r[2]))  # the first of equal worsts
         worst = WorstMoment(at=curves.times[i], errorRatio=curves.ratio(i), p99Seconds=curves.p99[i])
     failing = sum(1 for i in during_idx if (curves.failed[i] or 0.0) > 0)
     return Impact(
