@@ -20,6 +20,18 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--pd-address", default="")
     p.add_argument("--prometheus-url", default="")
     p.add_argument("--db", default="", help="the ticket file, to show the full diagnosis")
+    p.add_argument(
+        "--fault",
+        choices=["pod-kill", "store-outage"],
+        default="",
+        help="the fault to inject (default: the manifest's, pod-kill in the example)",
+    )
+    p.add_argument(
+        "--duration",
+        type=int,
+        default=30,
+        help="store-outage: seconds the store stays stopped (default 30)",
+    )
     p.add_argument("--load-seconds", type=float, default=5.0)
     p.add_argument(
         "--ycsb-job",
@@ -50,6 +62,8 @@ async def _main(args: argparse.Namespace) -> int:
             yes=args.yes,
             load_seconds=args.load_seconds,
             ycsb_job=args.ycsb_job,
+            fault=args.fault,
+            duration=args.duration,
         )
         return await demo.run()
 

@@ -10,6 +10,9 @@ from controller.diagnosis.schema import DiagnosisOutput, RootCauseCategory
 # Which categories correctly explain each fault action.
 EXPECTED_CATEGORIES = {
     "pod-kill": {RootCauseCategory.TIKV_POD_FAILURE},
+    # The store's process is gone while its pod stays: a responder sees a store that stopped
+    # answering and stays away (Disconnected, then Down), not a pod that died and came back.
+    "store-outage": {RootCauseCategory.TIKV_STORE_DOWN},
 }
 
 

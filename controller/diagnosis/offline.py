@@ -333,7 +333,10 @@ def store_down_rule(c: Case) -> DiagnosisOutput | None:
     pod = s.pod_state
     since = c.data.ticket.opened_at
     pod_stayed = pod is not None and pod.phase == "Running" and (pod.created_at or since) < since
-    if not (s.state == "Down" or "store_down" in c.signals or (s.state == "Disconnected" and pod_stayed)):
+    # Away: PD lost its heartbeats, or its status port stopped answering, while the pod that
+    # should run it is the same one as before the ticket (neither replaced nor restarted).
+    away_in_place = pod_stayed and (s.state == "Disconnected" or s.running is False)
+    if not (s.state == "Down" or "store_down" in c.signals or away_in_place):
         return None
     away = f"{s.heartbeat_age:.0f} s" if s.heartbeat_age is not None else "a long time"
     return DiagnosisOutput(

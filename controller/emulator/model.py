@@ -20,8 +20,16 @@ DISCONNECTED_AFTER = 20.0
 DEFAULT_MAX_STORE_DOWN_TIME = 30 * 60.0
 ELECTION_TIMEOUT = (10.0, 20.0)
 MAX_PEER_DOWN_DURATION = 10 * 60.0
+# PD's replica checker, once a store is Down: a new peer on another store catches up from a
+# snapshot (a pending peer meanwhile), then the Down store's peer is removed.
+REPLICA_REPAIR_SECONDS = 5.0
 # PD's balance-leader scheduler: leaders drift back to an even spread, here one transfer a second.
 BALANCE_LEADER_INTERVAL = 1.0
+# PD's schedulers back off while they have nothing to do (x1.3 a round, up to MaxScheduleInterval,
+# 5 s): the balance-leader scheduler, idle while the cluster was balanced, runs its first round
+# after an election up to 5 s later. The emulator takes the whole interval, so the moment the
+# victim leads nothing lasts long enough for a controller looking twice a second to see it.
+BALANCE_IDLE_INTERVAL = 5.0
 # Buckets of tikv_grpc_msg_duration_seconds, in seconds.
 GRPC_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0)
 # A request for a region whose leader is gone: the client times out on the old leader, backs off
@@ -45,6 +53,8 @@ class Region:
     approximate_keys: int = 960_000
     conf_ver: int = 5
     version: int = 10
+    # A replica being rebuilt: (the Down store it replaces, the new store, when it has caught up).
+    repair: tuple[int, int, float] | None = None
 
 
 @dataclass
@@ -188,8 +198,11 @@ class EmulatedCluster:
                 self._move_leaders_off(store_id)
                 del self._pending_elections[store_id]
                 elected = True
+        self._repair_replicas(now)
         if elected:
-            self._last_balance = now  # PD's balance-leader scheduler acts on its next round
+            # PD's balance-leader scheduler acts on its next round, after its idle back-off.
+            step = self.scaled(BALANCE_LEADER_INTERVAL)
+            self._last_balance = now + self.scaled(BALANCE_IDLE_INTERVAL) - step
         self._balance_leaders(now)
         self._last_tick = now
 
@@ -197,6 +210,8 @@ class EmulatedCluster:
         step = self.scaled(BALANCE_LEADER_INTERVAL)
         if self._last_balance == 0.0 or self._pending_elections:
             self._last_balance = now  # PD does not balance while leaders are being elected
+            return
+        if now < self._last_balance + step:
             return
         transfers = min(10, int((now - self._last_balance) // step))
         self._last_balance += transfers * step
@@ -221,6 +236,27 @@ class EmulatedCluster:
             return False
         region.leader_store_id = dst
         return True
+
+    def _repair_replicas(self, now: float) -> None:
+        """PD's replica checker: a region with a peer on a Down store gets a new peer on a store
+        it has none on (the one with fewest regions), which becomes a voter once it has caught up;
+        the Down store's peer is then removed. With three stores there is nowhere to put it."""
+        down = {s.id for s in self.stores.values() if not s.alive and self.state_name(s) == "Down"}
+        for region in self.regions:
+            if region.repair is not None:
+                old, new, done_at = region.repair
+                if now >= done_at:
+                    region.peer_store_ids = [new if sid == old else sid for sid in region.peer_store_ids]
+                    region.conf_ver += 2  # add the learner, promote it and remove the old peer
+                    region.repair = None
+                continue
+            lost = next((sid for sid in region.peer_store_ids if sid in down), None)
+            if lost is None:
+                continue
+            spare = [s for s in self.stores.values() if s.alive and s.id not in region.peer_store_ids]
+            if spare:
+                target = min(spare, key=lambda s: (self.region_count_of(s), s.id))
+                region.repair = (lost, target.id, now + self.scaled(REPLICA_REPAIR_SECONDS))
 
     def leaderless_regions(self) -> list[Region]:
         """Regions no client can use now: their leader's store died (or restarted) and the
@@ -298,6 +334,8 @@ class EmulatedCluster:
                     or (check == "miss-peer" and self.state_name(store) == "Down")
                 ):
                     hit.append(store.id)
+            if check == "pending-peer" and region.repair is not None:
+                hit.append(region.repair[1])  # the new replica, still catching up
             if hit:
                 affected.append((region, hit))
         return affected

@@ -95,7 +95,11 @@ def region_json(
     down_ids: dict[int, list[int]],
     pending_ids: dict[int, list[int]],
 ) -> dict[str, Any]:
+    learner = region.repair[1] if region.repair is not None else None
+
     def peer(sid: int) -> dict[str, Any]:
+        if sid == learner:  # a replica being rebuilt: a learner until it has caught up
+            return {"id": region.id * 100 + sid, "store_id": sid, "role_name": "Learner", "is_learner": True}
         return {"id": region.id + 1 + region.peer_store_ids.index(sid), "store_id": sid, "role_name": "Voter"}
 
     data: dict[str, Any] = {
@@ -103,7 +107,7 @@ def region_json(
         "start_key": region.start_key,
         "end_key": region.end_key,
         "epoch": {"conf_ver": region.conf_ver, "version": region.version},
-        "peers": [peer(sid) for sid in region.peer_store_ids],
+        "peers": [peer(sid) for sid in region.peer_store_ids + ([learner] if learner else [])],
         "leader": peer(region.leader_store_id),
         "written_bytes": 0,
         "read_bytes": 0,
@@ -114,6 +118,8 @@ def region_json(
     }
     now = cluster.clock()
     down, pending = [], []
+    if learner is not None and learner in pending_ids.get(region.id, ()):
+        pending.append(peer(learner))
     for sid in region.peer_store_ids:
         store = cluster.store_by_id(sid)
         if store is None or store.died_at is None:

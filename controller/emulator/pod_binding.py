@@ -1,7 +1,7 @@
 """Drive the emulated cluster from the real pods: watch TiKV and PD pods in one namespace.
 
-Each Running+Ready TiKV pod is a live store; a pod that is deleted, marked for deletion or not
-Ready is a stopped store (its status server closes at once, so Prometheus sees ``up`` 0).
+Each Running+Ready TiKV pod is a live store; a pod that is deleted, marked for deletion, not
+Ready or running a pause image in place of TiKV is a stopped store (its status server closes at once, so Prometheus sees ``up`` 0).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from controller.emulator.model import EmulatedCluster, Store
+from controller.operator.outage import is_pause_image, tikv_container
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,16 @@ def pod_is_serving(pod: Any) -> bool:
         return False
     if pod.status.phase != "Running":
         return False
+    if _runs_pause(pod):
+        return False
     return any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
+
+
+def _runs_pause(pod: Any) -> bool:
+    """A TiKV container swapped for a pause image (store-outage): the pod stays, the store
+    process is gone. kwok keeps such a pod Ready; on a real node TiKV's readiness probe fails."""
+    found = tikv_container(pod.spec.containers or []) if pod.spec else None
+    return found is not None and is_pause_image(found[2])
 
 
 class PodBinding:

@@ -21,6 +21,17 @@ POINTS = (
     "pod-ready",
     "finished",
 )
+# A store-outage drill's own boundaries: its image swapped out, the swap back about to be sent
+# (restoringAt written), the swap back sent but not yet recorded.
+OUTAGE_POINTS = (
+    "lock-acquired",
+    "victim-persisted",
+    "image-swapped",
+    "injected-recorded",
+    "image-restoring",
+    "image-restored",
+    "finished",
+)
 
 
 def crashpoint(name: str) -> None:

@@ -47,8 +47,11 @@ class RecoveryObservation:
 
     seen_at: float  # when PD was asked (the store facts' moment)
     pod_ready: bool
-    pod_replaced: bool  # the pod under the victim's name is a new one (new uid)
+    # The pod runs the store again: a new one under the victim's name (pod-kill), or the victim
+    # with its original image back (store-outage).
+    pod_back: bool
     pod_ready_since: float | None  # the Ready condition's lastTransitionTime (whole seconds)
+    pod_ready_resolution: float = 1.0  # finer when the moment is the controller's own swap back
     pd_error: str | None = None  # PD could not be asked: store facts below are unknown
     store_state: str | None = None  # PD's state_name; None when PD knows no such store
     store_started: float | None = None  # PD's start_ts, else start_timestamp
@@ -91,10 +94,15 @@ class RecoveryObservation:
         return self.unhealthy_regions == 0
 
     def whole(self, injected_at: float) -> bool:
-        """The store is whole again: its pod Ready, its store re-registered and Up, and no region
+        """The store is whole again: its pod back and Ready, its store re-registered and Up, and no region
         with a down or pending peer on it. The recovery criterion, for recovery, abort and the
         finalizer alike."""
-        return self.pod_ready and self.store_reregistered(injected_at) and self.regions_healthy()
+        return (
+            self.pod_ready
+            and self.pod_back
+            and self.store_reregistered(injected_at)
+            and self.regions_healthy()
+        )
 
     def leaders_back(self, leaders_before: int | None) -> bool:
         """Leaders back on the store: within one of what it led before the kill, or of its fair
@@ -153,8 +161,10 @@ def record_recovery(
     def lower(moment: str) -> float:
         return max(bounds.get(moment, not_before), injected_at)
 
-    if t.pod_ready_at is None and obs.pod_ready and obs.pod_replaced:
-        t.pod_ready_at = estimate_moment(obs.pod_ready_since, lower("pod_ready_at"), obs.pod_seen_at, 1.0)
+    if t.pod_ready_at is None and obs.pod_ready and obs.pod_back:
+        t.pod_ready_at = estimate_moment(
+            obs.pod_ready_since, lower("pod_ready_at"), obs.pod_seen_at, obs.pod_ready_resolution
+        )
     if t.store_up_at is None and obs.store_reregistered(injected_at):
         # A re-registered store heartbeats as soon as it starts: the start time, at PD's
         # resolution, places the moment PD saw it back. A heartbeat within that resolution of the
@@ -320,6 +330,7 @@ def after_kill_deadline(spec: DrillSpec, injected_at: float) -> float:
     the diagnosis its budget, and leaders their wait."""
     return (
         injected_at
+        + spec.fault.outage_seconds
         + max(spec.detection.timeout_seconds, spec.recovery.timeout_seconds)
         + spec.recovery.wait_for_leaders_seconds
         + DIAGNOSIS_BUDGET

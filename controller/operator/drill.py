@@ -34,7 +34,7 @@ from controller.diagnosis.grading import grade
 from controller.diagnosis.inputs import DrillRecord
 from controller.diagnosis.schema import DiagnosisOutput
 from controller.diagnosis.service import diagnose_ticket
-from controller.operator import decisions, impact, lock, metrics
+from controller.operator import decisions, impact, lock, metrics, outage
 from controller.operator.config import OperatorConfig
 from controller.operator.crashpoints import crashpoint
 from controller.operator.decisions import Outcome, RecoveryObservation
@@ -48,7 +48,6 @@ from controller.operator.sources import AlertingClients, watch_sources
 from controller.operator.state import (
     DetectionStatus,
     DiagnosisSummary,
-    DrillStatus,
     Impact,
     Incident,
     RunSnapshot,
@@ -300,7 +299,10 @@ async def _start_run(w: StatusWriter, generation: int) -> None:
 async def end_run(
     deps: Deps, w: StatusWriter, run: RunSnapshot | None, outcome: Outcome, **fields: Any
 ) -> None:
-    """The one place a run ends: its verdict and an Event, metrics, the target lock released."""
+    """The one place a run ends: its verdict and an Event, metrics, the target lock released.
+    Whatever way a run ends, a stopped store's image is put back first."""
+    if decisions.was_killed(w.status):
+        await _start_store_again(deps, w)
     timeline = fields.pop("timeline", None) or w.status.timeline
     timeline = timeline.model_copy(update={"completed_at": time.time()})
     await w.transition(
@@ -475,6 +477,19 @@ async def _preflight(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
         leadersBefore=store.status.leader_count,
         manifest=saved_manifest(deps.kube.api, pod),
     )
+    if spec.fault.action == "store-outage":
+        refusal = outage.refusal(pod, spec.fault.pause_image)
+        if refusal is not None:
+            await end_run(
+                deps,
+                w,
+                run,
+                Outcome(Phase.FAILED, Verdict.ERROR, refusal.reason, f"preflight refused: {refusal.message}"),
+                conditions=w.condition("Selected", False, refusal.reason, refusal.message),
+            )
+            return False
+        # Saved before the swap: whatever happens next, the original image is known.
+        victim = victim.model_copy(update=outage.victim_fields(pod, spec.fault.pause_image))
     selected = f"selected {ns}/{chosen} (store {store.id}) among {len(names)} candidate(s)"
     if spec.safety.dry_run:
         await end_run(
@@ -505,6 +520,8 @@ async def _preflight(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
 
 async def _injecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec) -> bool:
     victim = _victim(w)
+    if victim.outage:
+        return await _stop_store(deps, w, run, spec, victim)
     with using("spec.target"):
         outcome = await deps.kube.delete_pod(
             victim.namespace, victim.pod, victim.uid, spec.fault.grace_period_seconds
@@ -523,9 +540,52 @@ async def _injecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
         if outcome == "deleted"
         else f"pod {victim.pod} (uid {victim.uid[:8]}) was already gone"
     )
+    await _record_injected(w, spec, injected_at, "PodKilled", message)
+    return True
+
+
+async def _stop_store(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec, victim: Victim) -> bool:
+    """store-outage: swap the TiKV container's image for the pause image (at most once)."""
+    assert victim.original_image and victim.pause_image and victim.container is not None
+    with using("spec.target"):
+        swap = await outage.swap_image(
+            deps.kube,
+            victim.namespace,
+            victim.pod,
+            victim.uid,
+            victim.container_index or 0,
+            victim.container,
+            expected=victim.original_image,
+            image=victim.pause_image,
+        )
+    crashpoint("image-swapped")
+    if swap.outcome in ("gone", "changed"):
+        # The pod changed between preflight and now: nothing of ours was touched.
+        await end_run(
+            deps,
+            w,
+            run,
+            Outcome(Phase.FAILED, Verdict.ERROR, "VictimChanged", f"store not stopped: {swap.detail}"),
+            conditions=w.condition("Injected", False, "VictimChanged", swap.detail),
+        )
+        return False
+    now = time.time()
+    # 'already': an attempt before a crash swapped it, right after injectingAt was written.
+    injected_at = now if swap.outcome == "swapped" else (w.status.timeline.injecting_at or now)
+    message = (
+        f"stopped store {victim.store_id}: container {victim.container} of {victim.pod} runs "
+        f"{victim.pause_image} instead of {victim.original_image} for {spec.fault.duration_seconds}s"
+    )
+    await _record_injected(w, spec, injected_at, "StoreStopped", message)
+    return True
+
+
+async def _record_injected(
+    w: StatusWriter, spec: DrillSpec, injected_at: float, reason: str, message: str
+) -> None:
     await w.transition(
         Phase.DETECTING,
-        "PodKilled",
+        reason,
         message,
         timeline=w.status.timeline.model_copy(update={"injected_at": injected_at}),
         detection=DetectionStatus(
@@ -533,10 +593,41 @@ async def _injecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
                 SourceStatus(name=s.label, type=s.type, required=s.required) for s in spec.detection.sources
             ]
         ),
-        conditions=w.condition("Injected", True, "PodKilled", message),
+        conditions=w.condition("Injected", True, reason, message),
     )
     crashpoint("injected-recorded")
-    return True
+
+
+async def _start_store_again(deps: Deps, w: StatusWriter) -> str | None:
+    """store-outage: swap the original image back, exactly once, and record when. Returns what
+    happened, or None when there is nothing (left) to put back."""
+    victim = w.status.victim
+    t = w.status.timeline
+    if victim is None or not victim.outage or t.injecting_at is None or t.restored_at is not None:
+        return None
+    assert victim.original_image and victim.pause_image and victim.container is not None
+    if t.restoring_at is None:
+        t = t.model_copy(update={"restoring_at": time.time()})
+        await w.patch(timeline=t)
+        crashpoint("image-restoring")
+    swap = await outage.swap_image(
+        deps.kube,
+        victim.namespace,
+        victim.pod,
+        victim.uid,
+        victim.container_index or 0,
+        victim.container,
+        expected=victim.pause_image,
+        image=victim.original_image,
+    )
+    crashpoint("image-restored")
+    now = time.time()
+    # 'already': the swap back was sent before a crash, right after restoringAt was written.
+    restored_at = now if swap.outcome in ("swapped", "gone") else (t.restoring_at or now)
+    await w.patch(timeline=t.model_copy(update={"restored_at": restored_at}))
+    message = f"store {victim.store_id} started again: {swap.detail}"
+    await deps.kube.emit_event(w.obj, "Normal", "StoreStarted", message)
+    return message
 
 
 def _victim(w: StatusWriter) -> Victim:
@@ -561,7 +652,7 @@ async def _sample(deps: Deps, w: StatusWriter, run: RunSnapshot) -> RecoveryObse
     victim = _victim(w)
     before = w.status.timeline
     injected_at = before.injected_at or time.time()
-    obs = await observe(deps.kube, deps.pd(run.pd_address), victim)
+    obs = await observe(deps.kube, deps.pd(run.pd_address), victim, before.restored_at)
     bounds = deps.recovery_bounds.setdefault(w.uid, {})
     after = decisions.record_recovery(
         before, obs, not_before=injected_at, bounds=bounds, leaders_before=victim.leaders_before
@@ -582,6 +673,9 @@ async def _look_after_kill(
     """What every step after the kill does first: sample recovery, look at the detection
     sources, and check that nothing beyond the drill's own fault went wrong. None: the drill
     must stop (a safety abort was recorded; the next step restores)."""
+    t = w.status.timeline
+    if t.injected_at is not None and time.time() >= t.injected_at + spec.fault.outage_seconds:
+        await _start_store_again(deps, w)  # store-outage: its time is up
     obs = await _sample(deps, w, run)
     problem = obs.safety_problem()
     if problem is not None:
@@ -819,9 +913,12 @@ async def _recovering(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: Drill
         )
         await _end_after_kill(deps, w, run, spec, recovered=True, conditions=conditions)
         return False
-    if now - injected_at > spec.recovery.timeout_seconds and not watching:
+    # Recovery starts when the fault ends: at the kill, or when a stopped store's image is back.
+    recovery_from = t.restored_at if (w.status.victim and w.status.victim.outage) else injected_at
+    if recovery_from is not None and now - recovery_from > spec.recovery.timeout_seconds and not watching:
         detail = obs.describe()
-        message = f"not whole again {spec.recovery.timeout_seconds}s after the kill: {detail}"
+        since = "the kill" if recovery_from == injected_at else "the store was started again"
+        message = f"not whole again {spec.recovery.timeout_seconds}s after {since}: {detail}"
         conditions = w.condition("Recovered", False, "RecoveryTimeout", message)
         await _end_after_kill(deps, w, run, spec, recovered=False, detail=detail, conditions=conditions)
     return False
@@ -920,11 +1017,11 @@ class Restore:
     message: str
 
 
-async def _restore(
-    deps: Deps, status: DrillStatus, run: RunSnapshot, spec: DrillSpec, since: float
-) -> Restore:
-    """Is the victim whole again (recovery's own criterion)? The deadline is checked before
-    anything that can fail, and a failing check only counts against it."""
+async def _restore(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec, since: float) -> Restore:
+    """Put back what the fault changed (a stopped store's image), then: is the victim whole
+    again (recovery's own criterion)? The deadline is checked before anything that can fail, and
+    a failing check only counts against it."""
+    status = w.status
     victim = status.victim
     if victim is None or not decisions.was_killed(status):
         return Restore(True, False, "nothing was killed")
@@ -933,7 +1030,8 @@ async def _restore(
         return Restore(False, True, f"not restored within {timeout}s")
     injected_at = status.timeline.injected_at or status.timeline.injecting_at or 0.0
     try:
-        obs = await observe(deps.kube, deps.pd(run.pd_address), victim)
+        await _start_store_again(deps, w)
+        obs = await observe(deps.kube, deps.pd(run.pd_address), victim, w.status.timeline.restored_at)
     except Exception as exc:
         return Restore(False, False, f"cannot check the victim yet: {type(exc).__name__}: {exc}")
     return Restore(obs.whole(injected_at), False, obs.describe())
@@ -957,7 +1055,7 @@ async def _abort(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec)
             message="abort requested; waiting for the victim to be whole again",
         )
         await deps.kube.emit_event(w.obj, "Normal", "Restoring", "abort requested; restoring")
-    result = await _restore(deps, w.status, run, spec, since)
+    result = await _restore(deps, w, run, spec, since)
     why = f"aborted for safety ({w.status.safety_abort})" if w.status.safety_abort else "aborted"
     if result.done:
         await end_run(
@@ -1005,7 +1103,7 @@ async def finalize(deps: Deps, obj: dict[str, Any]) -> tuple[bool, str]:
         # restore gets its full timeout from the latest moment it can have been.
         deleted = parse_optional_rfc3339(obj["metadata"].get("deletionTimestamp"))
         since = deleted + 1.0 if deleted is not None else time.time()
-        result = await _restore(deps, w.status, run, spec, since)
+        result = await _restore(deps, w, run, spec, since)
         if not (result.done or result.gave_up):
             return False, result.message
         outcome = (

@@ -15,6 +15,7 @@ from controller.redaction import redact
 
 log = logging.getLogger(__name__)
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 COMPONENT = "chaosdemo-controller"
 
 
@@ -63,6 +64,25 @@ class Kube:
         except ApiException as exc:
             if exc.status in (404, 409):
                 return "gone"
+            raise
+
+    async def patch_pod_if(self, namespace: str, name: str, ops: list[dict[str, Any]]) -> str:
+        """Apply a JSON patch whose ``test`` operations the API server checks in the same write.
+        Returns 'patched', 'unchanged' (a test failed: the pod is not as the patch expects) or
+        'gone' (404)."""
+        try:
+            await self.core.patch_namespaced_pod(
+                name,
+                namespace,
+                ops,
+                _content_type=JSON_PATCH,  # type: ignore[call-arg]
+            )
+            return "patched"
+        except ApiException as exc:
+            if exc.status == 404:
+                return "gone"
+            if exc.status == 422:  # a test operation failed, or the path it names is not there
+                return "unchanged"
             raise
 
     async def create_pod(self, namespace: str, manifest: dict[str, Any]) -> None:

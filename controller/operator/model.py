@@ -141,9 +141,22 @@ class Target(_Spec):
     pd_address: Annotated[str, AfterValidator(_check_pd_address)] = Field(default="", alias="pdAddress")
 
 
+FaultAction = Literal["pod-kill", "store-outage"]
+
+
 class Fault(_Spec):
-    action: str = "pod-kill"
+    """pod-kill: delete the pod (the StatefulSet brings a new one). store-outage: swap the TiKV
+    container's image for a pause image for ``durationSeconds``, then back."""
+
+    action: FaultAction = "pod-kill"
     grace_period_seconds: int = Field(default=0, alias="gracePeriodSeconds", ge=0)
+    duration_seconds: int = Field(default=60, alias="durationSeconds", ge=1, le=86_400)
+    pause_image: str = Field(default="registry.k8s.io/pause:3.10", alias="pauseImage", min_length=1)
+
+    @property
+    def outage_seconds(self) -> int:
+        """How long the fault itself lasts before recovery can start (0: at once)."""
+        return self.duration_seconds if self.action == "store-outage" else 0
 
 
 SourceType = Literal["tickets", "prometheus", "alertmanager"]
@@ -213,7 +226,9 @@ class Slo(_Spec):
 
     @property
     def set(self) -> bool:
-        return any(v is not None for v in (self.max_error_ratio, self.max_p99_seconds, self.max_unavailable_seconds))
+        return any(
+            v is not None for v in (self.max_error_ratio, self.max_p99_seconds, self.max_unavailable_seconds)
+        )
 
 
 class Safety(_Spec):

@@ -78,11 +78,6 @@ async def run_preflight(
     db: TicketDB,
     cluster: str,
 ) -> Preflight:
-    if spec.fault.action != "pod-kill":
-        return refuse(
-            "UnsupportedFault", f"fault.action {spec.fault.action!r} is not supported (pod-kill is)"
-        )
-
     with using("spec.target.namespace"):
         annotations = await kube.namespace_annotations(target_namespace)
     if annotations is None:

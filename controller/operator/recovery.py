@@ -72,23 +72,48 @@ def _start_resolution(store: StoreInfo) -> float:
     return 1.0 if started == int(started) else 0.001
 
 
-async def observe(kube: Kube, pd: PDClient, victim: Victim) -> RecoveryObservation:
-    """How the victim is now. A bare pod that is gone is recreated from its saved manifest."""
+def _runs_original_image(pod: Any, victim: Victim) -> bool:
+    containers = pod.spec.containers or []
+    index = victim.container_index or 0
+    return index < len(containers) and containers[index].image == victim.original_image
+
+
+async def observe(
+    kube: Kube, pd: PDClient, victim: Victim, restored_at: float | None = None
+) -> RecoveryObservation:
+    """How the victim is now. A bare pod that is gone is recreated from its saved manifest.
+    ``restored_at``: when a stopped store's original image was put back (store-outage)."""
     pod = await kube.get_pod(victim.namespace, victim.pod)
     if pod is None and victim.manifest:
         await kube.create_pod(victim.namespace, json.loads(victim.manifest))
     pod_seen_at = time.time()
     ready = pod is not None and pod_ready(pod)
     replaced = pod is not None and pod.metadata.uid != victim.uid
+    # The pod runs the store again: a new pod (pod-kill), or the victim's own pod with its
+    # original image back (store-outage).
+    back = replaced or (
+        pod is not None and victim.outage and restored_at is not None and _runs_original_image(pod, victim)
+    )
     ready_since = _ready_since(pod) if ready else None
+    ready_resolution = 1.0
+    if (
+        back
+        and not replaced
+        and restored_at is not None
+        and (ready_since is None or ready_since < restored_at)
+    ):
+        # The pod stayed Ready through the outage (nothing probes the pause container): the store
+        # ran again from the swap back, a moment the controller wrote itself.
+        ready_since, ready_resolution = restored_at, 0.001
     try:
         stores, regions, health = await asyncio.gather(pd.stores(), pd.regions(), pd.health())
     except PDError as exc:
         return RecoveryObservation(
             time.time(),
             ready,
-            replaced,
+            back,
             ready_since,
+            pod_ready_resolution=ready_resolution,
             pd_error=f"PD unavailable: {exc}",
             pod_seen_at_=pod_seen_at,
         )
@@ -115,8 +140,9 @@ async def observe(kube: Kube, pd: PDClient, victim: Victim) -> RecoveryObservati
     return RecoveryObservation(
         seen_at=seen_at,
         pod_ready=ready,
-        pod_replaced=replaced,
+        pod_back=back,
         pod_ready_since=ready_since,
+        pod_ready_resolution=ready_resolution,
         store_state=store.store.state_name if store else None,
         store_started=_start_time(store) if store else None,
         store_started_resolution=_start_resolution(store) if store else 1.0,

@@ -78,6 +78,15 @@ class Victim(_Status):
     leaders_before: int | None = Field(default=None, alias="leadersBefore")
     # The pod's manifest, kept (redacted) only for a bare pod, so it can be recreated.
     manifest: str | None = None
+    # store-outage: the TiKV container (index and name) and its image, saved before the swap.
+    container_index: int | None = Field(default=None, alias="containerIndex")
+    container: str | None = None
+    original_image: str | None = Field(default=None, alias="originalImage")
+    pause_image: str | None = Field(default=None, alias="pauseImage")
+
+    @property
+    def outage(self) -> bool:
+        return self.original_image is not None
 
 
 class Timeline(_Status):
@@ -95,6 +104,9 @@ class Timeline(_Status):
     leaders_balanced_at: Moment = Field(default=None, alias="leadersBalancedAt")
     # The victim's regions have new leaders: PD shows none of them led by the victim any more.
     leaders_elected_at: Moment = Field(default=None, alias="leadersElectedAt")
+    # store-outage: the swap back to the original image is about to be sent, and was done.
+    restoring_at: Moment = Field(default=None, alias="restoringAt")
+    restored_at: Moment = Field(default=None, alias="restoredAt")
     abort_requested_at: Moment = Field(default=None, alias="abortRequestedAt")
     completed_at: Moment = Field(default=None, alias="completedAt")
 

@@ -79,6 +79,24 @@ def sources_table(status: dict[str, Any]) -> Table:
     return table
 
 
+def drill_body(manifest: dict[str, Any], fault: str, duration: int) -> dict[str, Any]:
+    """The example drill with the fault the user asked for (none: the manifest's own)."""
+    body = dict(manifest)
+    spec = dict(body.get("spec") or {})
+    if fault:
+        spec["fault"] = (
+            {"action": "store-outage", "durationSeconds": duration}
+            if fault == "store-outage"
+            else {"action": "pod-kill", "gracePeriodSeconds": 0}
+        )
+        if fault == "store-outage":
+            # The store stays away by design: recovery is judged from the swap back.
+            spec["recovery"] = {**(spec.get("recovery") or {}), "waitForLeadersSeconds": 0}
+    spec.setdefault("fault", {"action": "pod-kill"})
+    body["spec"] = spec
+    return body
+
+
 class Demo:
     def __init__(
         self,
@@ -91,6 +109,8 @@ class Demo:
         yes: bool,
         load_seconds: float = 5.0,
         ycsb_job: Path | None = None,
+        fault: str = "",
+        duration: int = 30,
     ) -> None:
         self.console = console
         self.kube = kube
@@ -103,6 +123,8 @@ class Demo:
         self.created = False
         self.load_started = False
         self.ycsb_job = ycsb_job
+        self.fault = fault
+        self.duration = duration
         self.ycsb_job_name: str | None = None
         self.status: dict[str, Any] = {}
         self.prom: PrometheusClient | None = None
@@ -180,9 +202,14 @@ class Demo:
 
     async def inject(self) -> bool:
         self.stage(3, "fault injection")
-        await self.pause("Kill a random TiKV pod?")
-        body = yaml.safe_load(self.manifest.read_text())
+        body = drill_body(yaml.safe_load(self.manifest.read_text()), self.fault, self.duration)
         body["metadata"] = {"name": self.name, "namespace": self.namespace}
+        outage = body["spec"]["fault"]["action"] == "store-outage"
+        if outage:
+            self.duration = int(body["spec"]["fault"].get("durationSeconds", 60))
+        await self.pause(
+            f"Stop a random TiKV store for {self.duration}s?" if outage else "Kill a random TiKV pod?"
+        )
         await self.kube.create_chaosdemo(self.namespace, body)
         self.created = True
         self.console.print(
@@ -199,10 +226,16 @@ class Demo:
                 return False
             if (st.get("timeline") or {}).get("injectedAt"):
                 v = st["victim"]
+                what = (
+                    f"stopped the store of [bold red]{v['namespace']}/{v['pod']}[/] (store {v['storeId']}): "
+                    f"{v['originalImage']} swapped for {v['pauseImage']} for {self.duration}s"
+                    if v.get("originalImage")
+                    else f"killed [bold red]{v['namespace']}/{v['pod']}[/] (store {v['storeId']}, node {v['node']}) "
+                    "with grace period 0"
+                )
                 self.console.print(
                     Panel(
-                        f"killed [bold red]{v['namespace']}/{v['pod']}[/] (store {v['storeId']}, node {v['node']}) "
-                        f"with grace period 0",
+                        what,
                         title="victim",
                         border_style="red",
                     )

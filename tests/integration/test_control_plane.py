@@ -126,7 +126,7 @@ spec: {safety: {dryRun: true}}
 """,
     )
     header = cp.kubectl("get", "cdemo", "-n", ns).stdout.splitlines()[0].split()
-    assert header == ["NAME", "PHASE", "VERDICT", "VICTIM", "TTD", "TTR", "CAUSE", "AGE"]
+    assert header == ["NAME", "PHASE", "VERDICT", "FAULT", "VICTIM", "TTD", "TTR", "CAUSE", "AGE"]
 
     # Defaults are applied by the API server.
     obj = json.loads(cp.kubectl("get", "chaosdemo", "valid", "-n", ns, "-o", "json").stdout)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from controller.sandbox.binaries import REPO_ROOT
+from controller.sandbox.binaries import REPO_ROOT, binary
 from controller.sandbox.controlplane import ControlPlane, write_kubeconfig
 from controller.sandbox.processes import ManagedProcess
 from controller.sandbox.services import controller_process, monitor_process
@@ -63,6 +64,59 @@ class PodHistory:
     def replaced(self) -> dict[str, int]:
         """Pod name -> how many times it was replaced (deleted and recreated)."""
         return {name: len(uids) - 1 for name, uids in self.uids.items() if len(uids) > 1}
+
+
+class ImageHistory:
+    """Every image one pod's container had, in order, from a watch on the real API server (each
+    change is an event, however quickly another follows)."""
+
+    def __init__(self, cluster: TikvCluster, pod: str, container: str = "tikv") -> None:
+        self.cluster, self.pod, self.container = cluster, pod, container
+        self.images: list[tuple[str, str]] = []  # (uid, image), consecutive repeats dropped
+        self._proc: subprocess.Popen[str] | None = None
+        self._thread = threading.Thread(target=self._read, daemon=True)
+
+    def __enter__(self) -> ImageHistory:
+        cp = self.cluster.control_plane
+        template = f'{{.metadata.uid}} {{.spec.containers[?(@.name=="{self.container}")].image}}{{"\\n"}}'
+        self._proc = subprocess.Popen(
+            [
+                *(str(binary("kubectl")), "--kubeconfig", str(cp.kubeconfig)),
+                *(
+                    "get",
+                    "pod",
+                    self.pod,
+                    "-n",
+                    self.cluster.namespace,
+                    "--watch",
+                    "-o",
+                    f"jsonpath={template}",
+                ),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self._thread.start()
+        wait_for(lambda: self.images, 10, f"the watch on {self.pod} to start")
+        return self
+
+    def _read(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        for line in self._proc.stdout:
+            parts = line.split()
+            if len(parts) == 2 and (not self.images or self.images[-1] != (parts[0], parts[1])):
+                self.images.append((parts[0], parts[1]))
+
+    def __exit__(self, *exc: object) -> None:
+        time.sleep(0.5)  # let the watch deliver the last change
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(5)
+        self._thread.join(5)
+
+    def sequence(self) -> list[str]:
+        return [image for _, image in self.images]
 
 
 @dataclass

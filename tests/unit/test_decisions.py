@@ -55,7 +55,7 @@ def _obs(seen: float, **kw: object) -> RecoveryObservation:
     base: dict[str, object] = dict(
         seen_at=seen,
         pod_ready=False,
-        pod_replaced=True,
+        pod_back=True,
         pod_ready_since=None,
         store_state="Disconnected",
         store_started=KILL - 100,
@@ -100,7 +100,7 @@ def test_recovery_moments_come_from_the_sources_own_times_not_the_look() -> None
 
 def test_recovery_moments_are_set_once_and_never_before_the_kill() -> None:
     t = Timeline(injectedAt=KILL)
-    stale = _obs(KILL + 1, pod_ready=True, pod_replaced=False, store_state="Up", unhealthy_regions=0)
+    stale = _obs(KILL + 1, pod_ready=True, pod_back=False, store_state="Up", unhealthy_regions=0)
     after = record_recovery(t, stale, not_before=KILL, bounds={}, leaders_before=8)
     assert after.pod_ready_at is None, "the old pod (same uid) being Ready is not recovery"
     assert after.store_up_at is None, "a store Up with its old start time has not re-registered"

@@ -1,0 +1,230 @@
+"""The faults beyond pod-kill, end to end on the real API server, the real StatefulSet controller,
+real Prometheus, the monitor and the controller (the emulator stands in for TiKV and PD).
+
+store-outage: the TiKV container's image is swapped for a pause image for durationSeconds; the
+pod stays, the store is gone. With four stores and a short max-store-down-time, PD marks it
+Disconnected, then Down, and rebuilds its replicas on the others; then the image comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller.diagnosis.facts import RESTART_SLACK_BEFORE_TICKET
+from controller.operator.crashpoints import OUTAGE_POINTS
+from controller.tickets import TicketDB
+from controller.timefmt import parse_rfc3339
+from tests.support.drills import DrillEnv, ImageHistory, started_drill_env, wait_for
+
+TERMINAL = {"Completed", "Failed", "Aborted"}
+PAUSE = "registry.k8s.io/pause:3.10"
+TIKV_IMAGE = "pingcap/tikv:v8.5.0"
+
+
+def _pd(env: DrillEnv, path: str, body: dict[str, Any] | None = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        f"{env.cluster.pd_url}{path}", data=data, method="POST" if data else "GET"
+    )
+    with urllib.request.urlopen(request, timeout=5) as r:
+        return json.loads(r.read() or b"null")
+
+
+def _tickets_for(env: DrillEnv, store_id: int) -> list[Any]:
+    async def fetch() -> list[Any]:
+        async with TicketDB(env.db_path) as db:
+            return [t for t in await db.recent(50) if t.store_id == store_id]
+
+    return asyncio.run(fetch())
+
+
+def _outage(name: str, pod: str, seconds: int, **spec: Any) -> dict[str, Any]:
+    return {
+        "target": {"pod": pod},
+        "fault": {"action": "store-outage", "durationSeconds": seconds},
+        "recovery": {"waitForLeadersSeconds": 0},
+        **spec,
+    }
+
+
+def test_store_outage_end_to_end(tikv_cluster_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Four stores, max-store-down-time 60 s (6 s at the sandbox's time scale): the store goes
+    Disconnected, then Down, its replicas are rebuilt on the other three (PD's region checks show
+    the learners catching up), the image comes back after 20 s, the store re-registers, and the
+    blind diagnosis says a store stayed down."""
+    cluster = tikv_cluster_factory(stores=4)
+    env = started_drill_env(cluster, tmp_path / "drill")
+    try:
+        _pd(env, "/pd/api/v1/config", {"max-store-down-time": "60s"})
+        # A store started shortly before a ticket reads as restarted (facts.RESTART_SLACK_BEFORE_TICKET):
+        # let the fresh cluster age past it, as any cluster a drill runs on has.
+        wait_for(
+            lambda: all(
+                time.time() - s["store"]["start_timestamp"] > RESTART_SLACK_BEFORE_TICKET + 1
+                for s in _pd(env, "/pd/api/v1/stores")["stores"]
+            ),
+            60,
+            "the stores to age",
+            interval=1.0,
+        )
+        pending_seen: set[int] = set()
+        before = {p["metadata"]["name"]: p["metadata"]["uid"] for p in cluster.tikv_pods()}
+        with ImageHistory(cluster, "tikv-1") as images:
+            env.drill("outage", _outage("outage", "tikv-1", 20))
+
+            def repair_seen() -> bool:
+                check = _pd(env, "/pd/api/v1/regions/check/pending-peer")
+                for region in check.get("regions") or []:
+                    pending_seen.update(
+                        p["store_id"]
+                        for p in region.get("pending_peers", [])
+                        if p.get("role_name") == "Learner"
+                    )
+                st = env.status("outage")
+                return st.get("phase") in TERMINAL
+
+            wait_for(repair_seen, 120, "the outage drill to finish", interval=0.3)
+        st = env.status("outage")
+        victim_store = st["victim"]["storeId"]
+        regions = _pd(env, "/pd/api/v1/regions")["regions"]
+        pods = {p["metadata"]["name"]: p for p in cluster.tikv_pods()}
+        tickets = _tickets_for(env, victim_store)
+    finally:
+        env.stop()
+
+    assert (st["phase"], st["verdict"]) == ("Completed", "Pass"), st
+    # The image went to pause and back once, on the same pod; no pod was replaced.
+    assert images.sequence() == [TIKV_IMAGE, PAUSE, TIKV_IMAGE], images.images
+    assert {n: p["metadata"]["uid"] for n, p in pods.items()} == before
+    assert st["victim"]["originalImage"] == TIKV_IMAGE and st["victim"]["pauseImage"] == PAUSE
+    t = {k: parse_rfc3339(v) for k, v in st["timeline"].items()}
+    # The store stayed stopped for the duration: the swap back came 20 s after the swap out.
+    assert 20.0 <= t["restoredAt"] - t["injectedAt"] < 22.0, st["timeline"]
+    assert t["podReadyAt"] == t["restoredAt"], "the pod stayed Ready; the store ran from the swap back"
+    assert t["storeUpAt"] >= t["restoredAt"] - 1.0 and t["recoveredAt"] >= t["storeUpAt"]
+    assert st["metrics"]["timeToRecoverSeconds"] == pytest.approx(
+        t["recoveredAt"] - t["injectedAt"], abs=0.0015
+    )
+
+    # Detection: one ticket for the store, telling the whole story in order.
+    assert len(tickets) == 1, tickets
+    signals = tickets[0].signals
+    for signal in ("store_unreachable", "store_disconnected", "store_down"):
+        assert signal in signals, signals
+    first = {o.signal: o.at for o in reversed(tickets[0].observations)}
+    assert first["store_unreachable"] < first["store_disconnected"] < first["store_down"], first
+    # Replica repair: learners (pending peers) caught up on the other stores, and no region keeps a peer on the
+    # stopped store; every region has three voters again.
+    assert pending_seen and victim_store not in pending_seen, pending_seen
+    for region in regions:
+        voters = [p["store_id"] for p in region["peers"] if p.get("role_name") != "Learner"]
+        assert victim_store not in voters and len(voters) == 3, region
+
+    # Diagnosed blind as a store that stayed down, naming it.
+    diagnosis = st["diagnosis"]
+    assert diagnosis["blind"] is True and diagnosis["rootCauseCategory"] == "tikv_store_down", diagnosis
+    assert diagnosis["matchesInjectedFault"] is True, diagnosis
+
+
+def _images_back(env: DrillEnv, pod: str, uid: str) -> None:
+    wait_for(
+        lambda: next(
+            (
+                p
+                for p in env.cluster.tikv_pods()
+                if p["metadata"]["name"] == pod
+                and p["metadata"]["uid"] == uid
+                and p["spec"]["containers"][0]["image"] == TIKV_IMAGE
+            ),
+            None,
+        ),
+        30,
+        f"{pod}'s original image back",
+    )
+
+
+def test_store_outage_image_put_back_exactly_once(drill_env: DrillEnv) -> None:
+    """Deleted mid-outage, aborted mid-outage, and the controller SIGKILLed at each of the
+    drill's step boundaries: every time, the original image is back, and the pod's image changed
+    exactly twice (out and back) — never swapped again, never left paused."""
+    env = drill_env
+    pod = "tikv-0"
+    uid = next(p["metadata"]["uid"] for p in env.cluster.tikv_pods() if p["metadata"]["name"] == pod)
+    outcomes: dict[str, tuple[str, str]] = {}
+
+    def settle() -> None:
+        env.wait_no_open_tickets(60)
+        wait_for(lambda: env.ready_pods() == 3, 30, "all pods Ready")
+
+    # Deleted mid-outage: the finalizer swaps the image back before letting the object go.
+    with ImageHistory(env.cluster, pod) as images:
+        env.drill("outage-deleted", _outage("outage-deleted", pod, 600))
+        env.wait_phase("outage-deleted", {"Detecting", "Diagnosing", "Recovering"})
+        env.kubectl("delete", "chaosdemo", "outage-deleted", "-n", env.ns, "--wait=true", "--timeout=90s")
+        _images_back(env, pod, uid)
+    assert images.sequence() == [TIKV_IMAGE, PAUSE, TIKV_IMAGE], ("deleted", images.images)
+    settle()
+
+    # Aborted mid-outage: the image is back and the verdict says so.
+    with ImageHistory(env.cluster, pod) as images:
+        env.drill("outage-aborted", _outage("outage-aborted", pod, 600))
+        env.wait_phase("outage-aborted", {"Detecting", "Diagnosing", "Recovering"})
+        env.kubectl(
+            "patch",
+            "chaosdemo",
+            "outage-aborted",
+            "-n",
+            env.ns,
+            "--type=merge",
+            "-p",
+            '{"spec":{"abort":true}}',
+        )
+        st = env.wait_phase("outage-aborted", TERMINAL, timeout=90)
+        outcomes["aborted"] = (st["verdict"], st["reason"])
+    assert images.sequence() == [TIKV_IMAGE, PAUSE, TIKV_IMAGE], ("aborted", images.images)
+    assert "restoredAt" in st["timeline"], st
+    env.kubectl("delete", "chaosdemo", "outage-aborted", "-n", env.ns, "--wait=true", "--timeout=30s")
+    settle()
+
+    # SIGKILL at each step boundary, then a fresh controller finishes the drill.
+    for point in OUTAGE_POINTS:
+        env.kill_controller()
+        marker = env.workdir / f"outage-crash-{point}"
+        crashing = env.start_controller(CHAOSDEMO_CRASH_AT=point, CHAOSDEMO_CRASH_MARKER=str(marker))
+        name = f"outage-{point}"
+        with ImageHistory(env.cluster, pod) as images:
+            env.drill(name, _outage(name, pod, 5))
+            wait_for(
+                lambda m=marker, c=crashing: m.exists() and not c.alive(),
+                90,
+                f"the controller to die at {point}",
+            )
+            env.start_controller()
+            st = env.wait_phase(name, TERMINAL, timeout=120)
+            _images_back(env, pod, uid)
+        outcomes[point] = (st["verdict"], st["reason"])
+        assert images.sequence() == [TIKV_IMAGE, PAUSE, TIKV_IMAGE], (point, images.images)
+        assert st["verdict"] == "Pass", (point, st)
+        env.kubectl("delete", "chaosdemo", name, "-n", env.ns, "--wait=true", "--timeout=30s")
+        settle()
+    assert outcomes["aborted"] == ("Aborted", "Aborted"), outcomes
+
+
+def test_store_outage_refused_without_a_pause_image(drill_env: DrillEnv) -> None:
+    """The CRD refuses a pauseImage that is not a pause image; nothing is touched."""
+    env = drill_env
+    body = {
+        "apiVersion": "chaos.operator.dev/v1alpha1",
+        "kind": "ChaosDemo",
+        "metadata": {"name": "not-pause"},
+        "spec": {"fault": {"action": "store-outage", "pauseImage": "busybox:1.36"}},
+    }
+    result = env.kubectl("apply", "-n", env.ns, "-f", "-", input=json.dumps(body), check=False)
+    assert result.returncode != 0 and "pauseImage" in result.stderr, result.stderr

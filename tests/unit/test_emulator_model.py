@@ -1,0 +1,87 @@
+"""The emulator's clock-driven model alone: elections, PD's balance back-off, replica repair."""
+
+from __future__ import annotations
+
+from controller.emulator.model import (
+    BALANCE_IDLE_INTERVAL,
+    DISCONNECTED_AFTER,
+    ELECTION_TIMEOUT,
+    REPLICA_REPAIR_SECONDS,
+    EmulatedCluster,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _cluster(stores: int, clock: Clock, **kw: float) -> EmulatedCluster:
+    cluster = EmulatedCluster(namespace="tikv", clock=clock, **kw)  # type: ignore[arg-type]
+    for i in range(stores):
+        cluster.pod_ready(f"tikv-{i}")
+    return cluster
+
+
+def _advance(cluster: EmulatedCluster, clock: Clock, seconds: float, step: float = 0.1) -> None:
+    end = clock.now + seconds
+    while clock.now < end:
+        clock.now = min(end, clock.now + step)
+        cluster.tick()
+
+
+def test_leaders_stay_off_a_restarted_store_for_the_balance_schedulers_idle_interval() -> None:
+    clock = Clock()
+    cluster = _cluster(3, clock)
+    _advance(cluster, clock, 5)
+    victim = cluster.stores["tikv-1"]
+    assert cluster.leader_count(victim) > 0
+    cluster.pod_gone("tikv-1")
+    _advance(cluster, clock, 1)
+    cluster.pod_ready("tikv-1")  # back before its regions' election timeout ran out
+    assert cluster.leader_count(victim) > 0, "PD still shows the old leader until the election"
+    deadline = clock.now + ELECTION_TIMEOUT[1]
+    while cluster.leader_count(victim) > 0 and clock.now < deadline:
+        _advance(cluster, clock, 0.1)
+    assert cluster.leader_count(victim) == 0, "the election moved every leader off"
+    # PD's balance-leader scheduler, idle while the cluster was balanced, waits out its back-off.
+    _advance(cluster, clock, BALANCE_IDLE_INTERVAL - 0.3)
+    assert cluster.leader_count(victim) == 0
+    _advance(cluster, clock, 30)
+    assert cluster.leader_count(victim) > 0, "then leaders drift back"
+
+
+def test_a_down_store_has_its_replicas_rebuilt_on_a_fourth_store() -> None:
+    clock = Clock()
+    cluster = _cluster(4, clock, max_store_down_time=60.0)
+    _advance(cluster, clock, 2)
+    victim = cluster.stores["tikv-2"]
+    held = cluster.region_count_of(victim)
+    assert held > 0
+    cluster.pod_gone("tikv-2")
+    _advance(cluster, clock, DISCONNECTED_AFTER + 1)
+    assert cluster.state_name(victim) == "Disconnected" and cluster.region_count_of(victim) == held
+    _advance(cluster, clock, 60 - DISCONNECTED_AFTER)
+    assert cluster.state_name(victim) == "Down"
+    assert cluster.regions_with("miss-peer")
+    learners = {sid for _, ids in cluster.regions_with("pending-peer") for sid in ids} - {victim.id}
+    assert learners and victim.id not in learners, "new replicas catch up on the other stores"
+    _advance(cluster, clock, REPLICA_REPAIR_SECONDS + 1)
+    assert cluster.region_count_of(victim) == 0
+    assert all(len(set(r.peer_store_ids)) == 3 for r in cluster.regions)
+    assert not cluster.regions_with("miss-peer") and not cluster.regions_with("pending-peer")
+
+
+def test_with_three_stores_there_is_nowhere_to_rebuild() -> None:
+    clock = Clock()
+    cluster = _cluster(3, clock, max_store_down_time=60.0)
+    _advance(cluster, clock, 2)
+    victim = cluster.stores["tikv-0"]
+    held = cluster.region_count_of(victim)
+    cluster.pod_gone("tikv-0")
+    _advance(cluster, clock, 70)
+    assert cluster.state_name(victim) == "Down" and cluster.region_count_of(victim) == held
+    assert cluster.regions_with("miss-peer")
