@@ -27,13 +27,24 @@ def names(text: str, name: str) -> bool:
     return re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text) is not None
 
 
-def grade(diagnosis: DiagnosisOutput, *, action: str, pod: str, store_id: int | None) -> Grade:
+def grade(
+    diagnosis: DiagnosisOutput,
+    *,
+    action: str,
+    pod: str,
+    store_id: int | None,
+    others: tuple[tuple[str, int], ...] = (),
+) -> Grade:
+    """Right when the category explains the fault and the diagnosis names the victim (its pod or
+    its store) — every victim, when the fault took several (``others``: their pods and stores)."""
     expected = EXPECTED_CATEGORIES.get(action, set())
     if diagnosis.root_cause_category not in expected:
         wanted = ", ".join(sorted(c.value for c in expected)) or "nothing known"
         return Grade(False, f"category {diagnosis.root_cause_category.value}, expected {wanted}")
     text = f"{diagnosis.summary} {diagnosis.root_cause}"
-    names_victim = names(text, pod) or (store_id is not None and names(text, f"store {store_id}"))
-    if not names_victim:
-        return Grade(False, f"right category but names neither pod {pod} nor store {store_id}")
-    return Grade(True, f"{diagnosis.root_cause_category.value} on {pod}")
+    for victim_pod, victim_store in ((pod, store_id), *others):
+        named = names(text, victim_pod) or (victim_store is not None and names(text, f"store {victim_store}"))
+        if not named:
+            return Grade(False, f"right category but names neither pod {victim_pod} nor store {victim_store}")
+    victims = ", ".join([pod, *(p for p, _ in others)])
+    return Grade(True, f"{diagnosis.root_cause_category.value} on {victims}")

@@ -101,6 +101,7 @@ class EmulatedCluster:
     stores: dict[str, Store] = field(default_factory=dict)  # by pod name
     regions: list[Region] = field(default_factory=list)
     max_store_down_time: float = DEFAULT_MAX_STORE_DOWN_TIME
+    max_replicas: int = 3
     pd_members: list[str] = field(default_factory=lambda: ["pd-0"])
     started_at: float = 0.0
     _rng: random.Random = field(init=False)
@@ -342,11 +343,11 @@ class EmulatedCluster:
 
     # -- regions -----------------------------------------------------------------------------
     def _rebalance_regions(self) -> None:
-        """Lay out regions with 3 replicas over the stores, leaders spread evenly."""
+        """Lay out regions with max-replicas replicas over the stores, leaders spread evenly."""
         ids = sorted(s.id for s in self.stores.values())
         if not ids:
             return
-        replicas = min(3, len(ids))
+        replicas = min(self.max_replicas, len(ids))
         self.regions = []
         step = 1 << 16
         for i in range(self.region_count):
@@ -360,6 +361,12 @@ class EmulatedCluster:
                     leader_store_id=peers[0],
                 )
             )
+
+    def set_max_replicas(self, replicas: int) -> None:
+        """PD's replication.max-replicas changed: the replica checker adds (or removes) peers
+        until every region has that many. The emulator lays the regions out again at once."""
+        self.max_replicas = replicas
+        self._rebalance_regions()
 
     def _move_leaders_off(self, store_id: int) -> None:
         for region in self.regions:

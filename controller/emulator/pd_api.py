@@ -240,7 +240,7 @@ def make_pd_app(cluster: EmulatedCluster, pd_url: str) -> web.Application:
         return {
             "client-urls": pd_url,
             "replication": {
-                "max-replicas": 3,
+                "max-replicas": cluster.max_replicas,
                 "location-labels": "zone,host",
                 "isolation-level": "",
                 "strictly-match-label": "false",
@@ -272,6 +272,14 @@ def make_pd_app(cluster: EmulatedCluster, pd_url: str) -> web.Application:
         if not isinstance(body, dict) or not body:
             return _json("[PD:apiutil:ErrBadRequest]expected a JSON object of config items", status=400)
         for key, value in body.items():
+            if key in ("max-replicas", "replication.max-replicas"):
+                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                    return _json(
+                        f"[PD:apiutil:ErrBadRequest]max-replicas must be a positive integer: {value}",
+                        status=400,
+                    )
+                cluster.set_max_replicas(value)
+                continue
             if key not in ("max-store-down-time", "schedule.max-store-down-time"):
                 return _json(f"config item {key} not found", status=400)
             try:

@@ -4,9 +4,11 @@
 
 from __future__ import annotations
 
+import itertools
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from controller.operator.model import DrillSpec, Phase, Verdict
 from controller.operator.state import DrillMetrics, DrillStatus, SourceStatus, Timeline, as_written
@@ -32,6 +34,30 @@ def choose_victim(candidates: Sequence[str], named: str, seed: str) -> str:
     if not candidates:
         raise ValueError("no candidates")
     return random.Random(seed).choice(sorted(candidates))
+
+
+# Sets of victims tried for a ``count`` above one before the drill is refused (each try is one
+# pass over PD's regions).
+MAX_VICTIM_SETS_TRIED = 200
+
+
+def choose_victims(
+    candidates: Sequence[str], count: int, seed: str, losing: Callable[[frozenset[str]], list[int]]
+) -> tuple[list[str], tuple[tuple[str, ...], list[int]] | None]:
+    """``count`` pods whose loss together leaves every region its Raft majority, tried in a
+    repeatable random order (a restarted controller picks the same set). Returns the set, or an
+    empty list and the first set tried with the regions it would cost."""
+    order = sorted(candidates)
+    random.Random(seed).shuffle(order)
+    first_refusal: tuple[tuple[str, ...], list[int]] | None = None
+    for tried, combo in enumerate(itertools.combinations(order, count)):
+        if tried >= MAX_VICTIM_SETS_TRIED:
+            break
+        lost = losing(frozenset(combo))
+        if not lost:
+            return sorted(combo), None
+        first_refusal = first_refusal or (tuple(sorted(combo)), lost)
+    return [], first_refusal
 
 
 def was_killed(status: DrillStatus) -> bool:
@@ -138,6 +164,46 @@ def estimate_moment(event_at: float | None, not_before: float, seen_at: float, r
     if lo > hi:
         return seen_at
     return (lo + hi) / 2
+
+
+def combined(observations: Sequence[RecoveryObservation], injected_at: float) -> RecoveryObservation:
+    """Several victims (``fault.count``) seen as one: each moment holds once it holds for every
+    victim, and its time is the last victim's (the pod Ready last, the store back last)."""
+    if len(observations) == 1:
+        return observations[0]
+    obs = list(observations)
+    last_ready = max(obs, key=lambda o: o.pod_ready_since or 0.0)
+    # The store that decides "all re-registered": one that is not back yet, else the last back.
+    deciding = next(
+        (o for o in obs if not o.store_reregistered(injected_at)),
+        max(obs, key=lambda o: o.store_started or 0.0),
+    )
+
+    def total(values: list[int | None]) -> int | None:
+        return None if any(v is None for v in values) else sum(v or 0 for v in values)
+
+    def union(values: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+        return tuple(dict.fromkeys(x for v in values for x in v))
+
+    return RecoveryObservation(
+        seen_at=max(o.seen_at for o in obs),
+        pod_ready=all(o.pod_ready for o in obs),
+        pod_back=all(o.pod_back for o in obs),
+        pod_ready_since=None if any(o.pod_ready_since is None for o in obs) else last_ready.pod_ready_since,
+        pod_ready_resolution=last_ready.pod_ready_resolution,
+        pd_error=next((o.pd_error for o in obs if o.pd_error), None),
+        store_state=deciding.store_state,
+        store_started=deciding.store_started,
+        store_started_resolution=deciding.store_started_resolution,
+        store_last_heartbeat=deciding.store_last_heartbeat,
+        unhealthy_regions=total([o.unhealthy_regions for o in obs]),
+        leaders=total([o.leaders for o in obs]),
+        fair_leaders=total([o.fair_leaders for o in obs]),
+        pod_seen_at_=max(o.pod_seen_at for o in obs),
+        other_stores_not_up=union([o.other_stores_not_up for o in obs]),
+        pd_members_unhealthy=union([o.pd_members_unhealthy for o in obs]),
+        regions_without_majority=union([o.regions_without_majority for o in obs]),
+    )
 
 
 def record_recovery(

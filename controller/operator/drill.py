@@ -42,8 +42,8 @@ from controller.operator.errors import PermanentError, classify, field_of, using
 from controller.operator.evidence import gather
 from controller.operator.kube import Kube
 from controller.operator.model import FINALIZER, HISTORY_LIMIT, TERMINAL_PHASES, DrillSpec, Phase, Verdict
-from controller.operator.preflight import run_preflight
-from controller.operator.recovery import observe, saved_manifest
+from controller.operator.preflight import Preflight, run_preflight
+from controller.operator.recovery import observe_all, saved_manifest
 from controller.operator.sources import AlertingClients, watch_sources
 from controller.operator.state import (
     DetectionStatus,
@@ -286,6 +286,7 @@ async def _start_run(w: StatusWriter, generation: int) -> None:
         timeline=Timeline(startedAt=time.time()),
         conditions=[],
         victim=None,
+        victims=None,
         incident=None,
         detection=None,
         safetyAbort=None,
@@ -434,6 +435,7 @@ async def _preflight(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
         pd=pd,
         db=deps.db,
         cluster=run.ticket_cluster,
+        seed=f"{w.uid}/{run.generation}",
     )
     if result.ok and not run.ticket_cluster:
         raise PDUnavailable(run.pd_address, "PD did not say which cluster it is (/cluster)")
@@ -463,21 +465,13 @@ async def _preflight(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
         )
         return False
     names = [p.metadata.name for p in result.candidates]
-    chosen = decisions.choose_victim(names, spec.target.pod, seed=f"{w.uid}/{run.generation}")
-    pod = next(p for p in result.candidates if p.metadata.name == chosen)
-    store = next(s for s in result.stores if pod_of_address(s.store.address) == (chosen, ns))
-    victim = Victim(
-        namespace=ns,
-        pod=chosen,
-        uid=pod.metadata.uid,
-        node=pod.spec.node_name,
-        storeId=store.id,
-        storeAddress=store.store.address,
-        statusAddress=store.store.status_address or None,
-        leadersBefore=store.status.leader_count,
-        manifest=saved_manifest(deps.kube.api, pod),
-    )
+    chosen = result.chosen or [
+        decisions.choose_victim(names, spec.target.pod, seed=f"{w.uid}/{run.generation}")
+    ]
+    victims = [_victim_record(deps, result, ns, name) for name in chosen]
+    victim = victims[0]
     if spec.fault.action == "store-outage":
+        pod = next(p for p in result.candidates if p.metadata.name == victim.pod)
         refusal = outage.refusal(pod, spec.fault.pause_image)
         if refusal is not None:
             await end_run(
@@ -490,7 +484,9 @@ async def _preflight(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
             return False
         # Saved before the swap: whatever happens next, the original image is known.
         victim = victim.model_copy(update=outage.victim_fields(pod, spec.fault.pause_image))
-    selected = f"selected {ns}/{chosen} (store {store.id}) among {len(names)} candidate(s)"
+    who = " and ".join(f"{ns}/{v.pod} (store {v.store_id})" for v in victims)
+    selected = f"selected {who} among {len(names)} candidate(s)"
+    several: dict[str, Any] = {"victims": victims} if len(victims) > 1 else {}
     if spec.safety.dry_run:
         await end_run(
             deps,
@@ -500,10 +496,11 @@ async def _preflight(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
                 Phase.COMPLETED,
                 Verdict.PASS,
                 "DryRun",
-                f"dry run: preflight passed; would kill {ns}/{chosen} (store {store.id}); nothing was deleted",
+                f"dry run: preflight passed; would {'stop' if victim.outage else 'kill'} {who}; nothing was touched",
             ),
             victim=victim,
             conditions=w.condition("Selected", True, "DryRun", selected),
+            **several,
         )
         return False
     await w.transition(
@@ -513,32 +510,54 @@ async def _preflight(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
         victim=victim,
         timeline=w.status.timeline.model_copy(update={"injecting_at": time.time()}),
         conditions=w.condition("Selected", True, "VictimSelected", selected),
+        **several,
     )
     crashpoint("victim-persisted")
     return True
+
+
+def _victim_record(deps: Deps, result: Preflight, namespace: str, name: str) -> Victim:
+    """What the run keeps about one victim, written before anything is touched."""
+    pod = next(p for p in result.candidates if p.metadata.name == name)
+    store = next(s for s in result.stores if pod_of_address(s.store.address) == (name, namespace))
+    return Victim(
+        namespace=namespace,
+        pod=name,
+        uid=pod.metadata.uid,
+        node=pod.spec.node_name,
+        storeId=store.id,
+        storeAddress=store.store.address,
+        statusAddress=store.store.status_address or None,
+        leadersBefore=store.status.leader_count,
+        manifest=saved_manifest(deps.kube.api, pod),
+    )
 
 
 async def _injecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec) -> bool:
     victim = _victim(w)
     if victim.outage:
         return await _stop_store(deps, w, run, spec, victim)
+    victims = w.status.all_victims
+    grace = spec.fault.grace_period_seconds
     with using("spec.target"):
-        outcome = await deps.kube.delete_pod(
-            victim.namespace, victim.pod, victim.uid, spec.fault.grace_period_seconds
+        # Several victims go at once, as a zone or a rack does; each delete names its pod's uid.
+        outcomes = await asyncio.gather(
+            *(deps.kube.delete_pod(v.namespace, v.pod, v.uid, grace) for v in victims)
         )
     crashpoint("pod-deleted")
     now = time.time()
     # 'gone' means a previous attempt (before a crash) already deleted it: it happened right
     # after injectingAt was written, so that is the best record of the kill time.
-    injected_at = now if outcome == "deleted" else (w.status.timeline.injecting_at or now)
+    deleted = "deleted" in outcomes
+    injected_at = now if deleted else (w.status.timeline.injecting_at or now)
     created = parse_optional_rfc3339(w.obj["metadata"].get("creationTimestamp"))
-    if created and outcome == "deleted":
+    if created and deleted:
         metrics.REACTION.observe(max(0.0, injected_at - created))
-    grace = spec.fault.grace_period_seconds
-    message = (
-        f"deleted pod {victim.pod} (uid {victim.uid[:8]}, grace {grace}s)"
+    message = "; ".join(
+        f"deleted pod {v.pod} (uid {v.uid[:8]}, grace {grace}s)"
         if outcome == "deleted"
-        else f"pod {victim.pod} (uid {victim.uid[:8]}) was already gone"
+        else f"pod {v.pod} (uid {v.uid[:8]}) was already gone"
+        for v, outcome in zip(victims, outcomes, strict=True)
     )
     await _record_injected(w, spec, injected_at, "PodKilled", message)
     return True
@@ -630,6 +649,11 @@ async def _start_store_again(deps: Deps, w: StatusWriter) -> str | None:
     return message
 
 
+def _leaders_before(victims: list[Victim]) -> int | None:
+    counts = [v.leaders_before for v in victims]
+    return None if any(c is None for c in counts) else sum(c or 0 for c in counts)
+
+
 def _victim(w: StatusWriter) -> Victim:
     if w.status.victim is None:
         raise PermanentError("VictimLost", "status.victim", "the run's victim record is missing")
@@ -648,14 +672,15 @@ _MOMENTS = (
 
 
 async def _sample(deps: Deps, w: StatusWriter, run: RunSnapshot) -> RecoveryObservation:
-    """Look at the victim and record each recovery moment the first time it holds."""
-    victim = _victim(w)
+    """Look at the victims and record each recovery moment the first time it holds."""
+    _victim(w)
     before = w.status.timeline
     injected_at = before.injected_at or time.time()
-    obs = await observe(deps.kube, deps.pd(run.pd_address), victim, before.restored_at)
+    victims = w.status.all_victims
+    obs = await observe_all(deps.kube, deps.pd(run.pd_address), victims, injected_at, before.restored_at)
     bounds = deps.recovery_bounds.setdefault(w.uid, {})
     after = decisions.record_recovery(
-        before, obs, not_before=injected_at, bounds=bounds, leaders_before=victim.leaders_before
+        before, obs, not_before=injected_at, bounds=bounds, leaders_before=_leaders_before(victims)
     )
     for moment in _MOMENTS:
         if getattr(after, moment) is None:
@@ -695,12 +720,17 @@ async def _look_after_kill(
 async def _detecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec) -> bool:
     if await _look_after_kill(deps, w, run, spec) is None:
         return False
-    victim = _victim(w)
+    victims = w.status.all_victims
     injected_at = w.status.timeline.injected_at or time.time()
     # One second of slack for clocks; preflight made sure no ticket was open before the kill.
-    tickets = await deps.db.find_for_store(run.ticket_cluster, victim.store_id, since=injected_at - 1.0)
+    # With several victims, the first ticket about any of them detected the fault.
+    tickets = [
+        t
+        for v in victims
+        for t in await deps.db.find_for_store(run.ticket_cluster, v.store_id, since=injected_at - 1.0)
+    ]
     if tickets:
-        ticket = tickets[0]
+        ticket = min(tickets, key=lambda t: t.opened_at)
         crashpoint("ticket-found")
         ttd = decisions.seconds_between(injected_at, ticket.opened_at)
         metrics.TIME_TO_DETECT.labels(metrics.cluster_label(run.ticket_cluster)).observe(ttd)
@@ -732,9 +762,8 @@ async def _detecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
         return True
     if time.time() - injected_at > spec.detection.timeout_seconds:
         metrics.DETECTION_MISSES.labels(metrics.cluster_label(run.ticket_cluster)).inc()
-        message = (
-            f"no ticket for store {victim.store_id} within {spec.detection.timeout_seconds}s of the kill"
-        )
+        stores = ", ".join(str(v.store_id) for v in victims)
+        message = f"no ticket for store {stores} within {spec.detection.timeout_seconds}s of the kill"
         await w.transition(
             Phase.RECOVERING,
             "Undetected",
@@ -793,8 +822,14 @@ async def _diagnosing(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: Drill
             conditions=w.condition("Diagnosed", False, "DiagnosisFailed", message),
         )
         return True
-    victim = _victim(w)
-    g = grade(diagnosed.output, action=spec.fault.action, pod=victim.pod, store_id=victim.store_id)
+    victim, *others = w.status.all_victims or [_victim(w)]
+    g = grade(
+        diagnosed.output,
+        action=spec.fault.action,
+        pod=victim.pod,
+        store_id=victim.store_id,
+        others=tuple((v.pod, v.store_id) for v in others),
+    )
     fallback = f" [fallback: {diagnosed.fallback_reason}]" if diagnosed.fallback_reason else ""
     output = diagnosed.output
     message = (
@@ -959,8 +994,7 @@ async def _impact(deps: Deps, w: StatusWriter) -> Impact | None:
     measured = await impact.measure(
         deps.prom, deps.config.tikv_job, kill=t.injected_at, recovered=t.recovered_at, until=time.time()
     )
-    victim = w.status.victim
-    return impact.with_leaderless(measured, t, victim.leaders_before if victim else None)
+    return impact.with_leaderless(measured, t, _leaders_before(w.status.all_victims))
 
 
 async def _watch_sources(deps: Deps, w: StatusWriter, spec: DrillSpec) -> bool:
@@ -1031,7 +1065,13 @@ async def _restore(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpe
     injected_at = status.timeline.injected_at or status.timeline.injecting_at or 0.0
     try:
         await _start_store_again(deps, w)
-        obs = await observe(deps.kube, deps.pd(run.pd_address), victim, w.status.timeline.restored_at)
+        obs = await observe_all(
+            deps.kube,
+            deps.pd(run.pd_address),
+            w.status.all_victims,
+            injected_at,
+            w.status.timeline.restored_at,
+        )
     except Exception as exc:
         return Restore(False, False, f"cannot check the victim yet: {type(exc).__name__}: {exc}")
     return Restore(obs.whole(injected_at), False, obs.describe())

@@ -150,8 +150,16 @@ class Fault(_Spec):
 
     action: FaultAction = "pod-kill"
     grace_period_seconds: int = Field(default=0, alias="gracePeriodSeconds", ge=0)
+    # pod-kill: how many TiKV pods go at once (refused when any region would lose its majority).
+    count: int = Field(default=1, ge=1, le=10)
     duration_seconds: int = Field(default=60, alias="durationSeconds", ge=1, le=86_400)
     pause_image: str = Field(default="registry.k8s.io/pause:3.10", alias="pauseImage", min_length=1)
+
+    @model_validator(mode="after")
+    def _count_only_for_pod_kill(self) -> Fault:
+        if self.count > 1 and self.action != "pod-kill":
+            raise ValueError("count above 1 is only for pod-kill")
+        return self
 
     @property
     def outage_seconds(self) -> int:
@@ -245,6 +253,12 @@ class DrillSpec(_Spec):
     slo: Slo = Field(default_factory=Slo)
     safety: Safety = Field(default_factory=Safety)
     abort: bool = False
+
+    @model_validator(mode="after")
+    def _one_named_pod(self) -> DrillSpec:
+        if self.fault.count > 1 and self.target.pod:
+            raise ValueError("target.pod names one victim; fault.count above 1 chooses its victims")
+        return self
 
     def target_namespace(self, own_namespace: str) -> str:
         return self.target.namespace or own_namespace

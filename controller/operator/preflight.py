@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller.operator.decisions import choose_victims
 from controller.operator.errors import using
 from controller.operator.kube import Kube
 from controller.operator.model import OPT_IN_ANNOTATION, TRUSTS_ANNOTATION, DrillSpec
@@ -26,6 +27,8 @@ class Preflight:
     message: str
     candidates: list[Any] = field(default_factory=list)  # Ready pods that may be killed
     stores: list[StoreInfo] = field(default_factory=list)
+    # fault.count above one: the pods chosen to go together (every region keeps its majority).
+    chosen: list[str] = field(default_factory=list)
 
 
 def refuse(reason: str, message: str) -> Preflight:
@@ -77,6 +80,7 @@ async def run_preflight(
     pd: PDClient,
     db: TicketDB,
     cluster: str,
+    seed: str = "",
 ) -> Preflight:
     with using("spec.target.namespace"):
         annotations = await kube.namespace_annotations(target_namespace)
@@ -146,10 +150,15 @@ async def run_preflight(
         )
     up = [s for s in stores if s.store.state_name == "Up" and s.store.state == 0]
     needed = majority(config.max_replicas)
-    if not keeps_majority(len(up), 1, config.max_replicas):
+    count = spec.fault.count
+    if count > len(candidates):
+        return refuse(
+            "NotEnoughCandidates", f"fault.count is {count} but only {len(candidates)} pod(s) may be killed"
+        )
+    if not keeps_majority(len(up), count, config.max_replicas):
         return refuse(
             "WouldLoseMajority",
-            f"killing one more store leaves {len(up) - 1} Up store(s); regions with "
+            f"killing {count} more store(s) leaves {len(up) - count} Up store(s); regions with "
             f"{config.max_replicas} replicas need {needed} for a Raft majority",
         )
     # Region by region: a candidate whose store holds a voter of a region that has already lost
@@ -168,18 +177,36 @@ async def run_preflight(
     candidates = [p for p in candidates if p.metadata.name not in at_risk]
     if not candidates:
         name, lost = next(iter(at_risk.items()))
-        shown = ", ".join(str(r) for r in lost[:10]) + (
-            f" and {len(lost) - 10} more" if len(lost) > 10 else ""
-        )
         return refuse(
             "WouldLoseMajority",
             f"killing {name} (store {by_name[name]}) would leave {len(lost)} region(s) without a Raft "
-            f"majority of healthy voters: {shown}",
+            f"majority of healthy voters: {_region_list(lost)}",
         )
+    chosen: list[str] = []
+    if count > 1:
+        chosen, refusal = choose_victims(
+            [p.metadata.name for p in candidates],
+            count,
+            seed,
+            lambda names: regions_losing_majority(regions, frozenset(by_name[n] for n in names), gone),
+        )
+        if not chosen:
+            tried, lost = refusal or ((), [])
+            listed = " and ".join(f"{n} (store {by_name[n]})" for n in tried)
+            return refuse(
+                "WouldLoseMajority",
+                f"no {count} of the {len(candidates)} candidates can go together: killing {listed} would leave "
+                f"{len(lost)} region(s) without a Raft majority of healthy voters: {_region_list(lost)}",
+            )
     return Preflight(
         True,
         "PreflightPassed",
         f"{len(candidates)} candidate pod(s), {len(up)} stores Up",
         candidates=candidates,
         stores=stores,
+        chosen=chosen,
     )
+
+
+def _region_list(ids: list[int]) -> str:
+    return ", ".join(str(r) for r in ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")

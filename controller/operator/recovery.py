@@ -10,7 +10,7 @@ import json
 import time
 from typing import Any
 
-from controller.operator.decisions import RecoveryObservation
+from controller.operator.decisions import RecoveryObservation, combined
 from controller.operator.kube import Kube
 from controller.operator.preflight import pod_ready
 from controller.operator.state import Victim
@@ -79,10 +79,15 @@ def _runs_original_image(pod: Any, victim: Victim) -> bool:
 
 
 async def observe(
-    kube: Kube, pd: PDClient, victim: Victim, restored_at: float | None = None
+    kube: Kube,
+    pd: PDClient,
+    victim: Victim,
+    restored_at: float | None = None,
+    fellow_victims: frozenset[int] = frozenset(),
 ) -> RecoveryObservation:
     """How the victim is now. A bare pod that is gone is recreated from its saved manifest.
-    ``restored_at``: when a stopped store's original image was put back (store-outage)."""
+    ``restored_at``: when a stopped store's original image was put back (store-outage).
+    ``fellow_victims``: the stores of the drill's other victims, which are down by design."""
     pod = await kube.get_pod(victim.namespace, victim.pod)
     if pod is None and victim.manifest:
         await kube.create_pod(victim.namespace, json.loads(victim.manifest))
@@ -133,7 +138,10 @@ async def observe(
     others = tuple(
         f"store {s.id} ({s.pod}) {s.store.state_name}"
         for s in stores
-        if s.id != victim.store_id and s.store.state == 0 and s.store.state_name != "Up"
+        if s.id != victim.store_id
+        and s.id not in fellow_victims
+        and s.store.state == 0
+        and s.store.state_name != "Up"
     )
     gone = frozenset(s.id for s in stores if s.store.state_name != "Up")
     without_majority = regions_losing_majority(region_peers(regions, stores), frozenset(), gone)
@@ -155,3 +163,12 @@ async def observe(
         pd_members_unhealthy=tuple(m.name for m in health if not m.health),
         regions_without_majority=tuple(without_majority),
     )
+
+
+async def observe_all(
+    kube: Kube, pd: PDClient, victims: list[Victim], injected_at: float, restored_at: float | None = None
+) -> RecoveryObservation:
+    """Every victim of the run, seen as one (``decisions.combined``)."""
+    stores = frozenset(v.store_id for v in victims)
+    looks = await asyncio.gather(*(observe(kube, pd, v, restored_at, stores - {v.store_id}) for v in victims))
+    return combined(looks, injected_at)

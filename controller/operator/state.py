@@ -231,6 +231,8 @@ class DrillStatus(_Status):
     conditions: list[Condition] = Field(default_factory=list)
     run: RunSnapshot | None = None
     victim: Victim | None = None
+    # fault.count above one: every victim, the first of them also in ``victim``.
+    victims: list[Victim] | None = None
     timeline: Timeline = Field(default_factory=Timeline)
     metrics: DrillMetrics = Field(default_factory=DrillMetrics)
     incident: Incident | None = None
@@ -245,6 +247,12 @@ class DrillStatus(_Status):
     def of(cls, obj: dict[str, Any]) -> DrillStatus:
         return cls.model_validate(obj.get("status") or {})
 
+    @property
+    def all_victims(self) -> list[Victim]:
+        if self.victims:
+            return list(self.victims)
+        return [self.victim] if self.victim else []
+
     def summary(self) -> HistoryEntry:
         """This run, compacted for ``history``."""
         return HistoryEntry(
@@ -252,7 +260,7 @@ class DrillStatus(_Status):
             phase=self.phase,
             verdict=self.verdict,
             reason=self.reason,
-            victim=self.victim.pod if self.victim else None,
+            victim=", ".join(v.pod for v in self.all_victims) or None,
             ticketId=self.incident.ticket_id if self.incident else None,
             timeToDetectSeconds=self.metrics.time_to_detect_seconds,
             timeToRecoverSeconds=self.metrics.time_to_recover_seconds,

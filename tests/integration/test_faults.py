@@ -21,7 +21,7 @@ from controller.diagnosis.facts import RESTART_SLACK_BEFORE_TICKET
 from controller.operator.crashpoints import OUTAGE_POINTS
 from controller.tickets import TicketDB
 from controller.timefmt import parse_rfc3339
-from tests.support.drills import DrillEnv, ImageHistory, started_drill_env, wait_for
+from tests.support.drills import DrillEnv, ImageHistory, PodHistory, started_drill_env, wait_for
 
 TERMINAL = {"Completed", "Failed", "Aborted"}
 PAUSE = "registry.k8s.io/pause:3.10"
@@ -54,6 +54,21 @@ def _outage(name: str, pod: str, seconds: int, **spec: Any) -> dict[str, Any]:
     }
 
 
+def _wait_stores_aged(env: DrillEnv) -> None:
+    """A store started shortly before a ticket reads as restarted
+    (facts.RESTART_SLACK_BEFORE_TICKET): let a fresh cluster age past it, as any cluster a drill
+    runs on has."""
+    wait_for(
+        lambda: all(
+            time.time() - s["store"]["start_timestamp"] > RESTART_SLACK_BEFORE_TICKET + 1
+            for s in _pd(env, "/pd/api/v1/stores")["stores"]
+        ),
+        60,
+        "the stores to age",
+        interval=1.0,
+    )
+
+
 def test_store_outage_end_to_end(tikv_cluster_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Four stores, max-store-down-time 60 s (6 s at the sandbox's time scale): the store goes
     Disconnected, then Down, its replicas are rebuilt on the other three (PD's region checks show
@@ -63,17 +78,7 @@ def test_store_outage_end_to_end(tikv_cluster_factory, tmp_path: Path) -> None: 
     env = started_drill_env(cluster, tmp_path / "drill")
     try:
         _pd(env, "/pd/api/v1/config", {"max-store-down-time": "60s"})
-        # A store started shortly before a ticket reads as restarted (facts.RESTART_SLACK_BEFORE_TICKET):
-        # let the fresh cluster age past it, as any cluster a drill runs on has.
-        wait_for(
-            lambda: all(
-                time.time() - s["store"]["start_timestamp"] > RESTART_SLACK_BEFORE_TICKET + 1
-                for s in _pd(env, "/pd/api/v1/stores")["stores"]
-            ),
-            60,
-            "the stores to age",
-            interval=1.0,
-        )
+        _wait_stores_aged(env)
         pending_seen: set[int] = set()
         before = {p["metadata"]["name"]: p["metadata"]["uid"] for p in cluster.tikv_pods()}
         with ImageHistory(cluster, "tikv-1") as images:
@@ -228,3 +233,47 @@ def test_store_outage_refused_without_a_pause_image(drill_env: DrillEnv) -> None
     }
     result = env.kubectl("apply", "-n", env.ns, "-f", "-", input=json.dumps(body), check=False)
     assert result.returncode != 0 and "pauseImage" in result.stderr, result.stderr
+
+
+def test_pod_kill_count_two_on_five_stores(tikv_cluster_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Five stores. With three replicas every pair of stores shares a region, so killing two at
+    once is refused, naming the regions, and nothing is touched. With five replicas (three is a
+    majority) two go at once: both pods are replaced, detection is the first ticket about either,
+    recovery waits for both, and the blind diagnosis names both."""
+    cluster = tikv_cluster_factory(stores=5)
+    env = started_drill_env(cluster, tmp_path / "drill")
+    try:
+        _wait_stores_aged(env)
+        with PodHistory(cluster) as refused_history:
+            env.drill("two-refused", {"fault": {"count": 2}})
+            refused = env.wait_phase("two-refused", TERMINAL, timeout=60)
+        _pd(env, "/pd/api/v1/config", {"max-replicas": 5})
+        with PodHistory(cluster) as history:
+            env.drill("two", {"fault": {"count": 2}, "recovery": {"waitForLeadersSeconds": 0}})
+            st = env.wait_phase("two", TERMINAL, timeout=120)
+        tickets = {v["storeId"]: _tickets_for(env, v["storeId"]) for v in st.get("victims") or []}
+    finally:
+        env.stop()
+
+    assert (refused["verdict"], refused["reason"]) == ("Error", "WouldLoseMajority"), refused
+    assert "without a Raft majority" in refused["message"] and "region(s)" in refused["message"], refused
+    assert refused_history.replaced() == {}, "a refused drill touches nothing"
+    assert "injectingAt" not in refused["timeline"]
+
+    assert (st["phase"], st["verdict"]) == ("Completed", "Pass"), st
+    victims = st["victims"]
+    assert len(victims) == 2 and st["victim"] == victims[0], victims
+    assert history.replaced() == {v["pod"]: 1 for v in victims}, history.uids
+    # Detection: the first ticket about either store, timed from the kill.
+    first = min((t for ts in tickets.values() for t in ts), key=lambda t: t.opened_at)
+    assert st["incident"]["ticketId"] == first.id
+    t = {k: parse_rfc3339(v) for k, v in st["timeline"].items()}
+    assert st["metrics"]["timeToDetectSeconds"] == pytest.approx(first.opened_at - t["injectedAt"], abs=0.002)
+    # Recovery is the last victim's: each pod Ready and each store back before recoveredAt.
+    for v in victims:
+        store = env.cluster.pd_store(v["storeId"])
+        assert store["store"]["state_name"] == "Up"
+        assert parse_rfc3339(store["status"]["start_ts"]) <= t["storeUpAt"] + 0.1, (store, st["timeline"])
+    diagnosis = st["diagnosis"]
+    assert diagnosis["matchesInjectedFault"] is True, diagnosis
+    assert diagnosis["rootCauseCategory"] == "tikv_pod_failure", diagnosis

@@ -383,3 +383,47 @@ def test_store_up_is_the_first_heartbeat_when_it_falls_within_the_whole_second_s
     )
     after = record_recovery(Timeline(injectedAt=KILL), obs, not_before=KILL, bounds={}, leaders_before=8)
     assert after.store_up_at == pytest.approx(int(KILL + 2) + 0.3, abs=0.001)
+
+
+# -- several victims (fault.count) ---------------------------------------------------------------------
+def test_victim_sets_are_repeatable_and_keep_every_regions_majority() -> None:
+    # Regions over five stores with three replicas each: 10-11-12 and 12-13-14 share store 12.
+    regions = {1: {"a", "b", "c"}, 2: {"c", "d", "e"}}
+
+    def losing(gone: frozenset[str]) -> list[int]:
+        return [r for r, voters in regions.items() if len(voters - gone) < 2]
+
+    chosen, refusal = decisions.choose_victims(list("abcde"), 2, "seed-1", losing)
+    assert len(chosen) == 2 and not losing(frozenset(chosen)) and refusal is None
+    assert decisions.choose_victims(list("edcba"), 2, "seed-1", losing)[0] == chosen, "same seed, same set"
+    # Three at once always takes two voters of some region: refused, with the first set tried.
+    none, refusal = decisions.choose_victims(list("abcde"), 3, "seed-1", losing)
+    assert none == [] and refusal is not None and refusal[1] == losing(frozenset(refusal[0]))
+
+
+def test_several_victims_recover_when_the_last_one_does() -> None:
+    a = _obs(
+        KILL + 5,
+        pod_ready=True,
+        pod_ready_since=KILL + 2,
+        store_state="Up",
+        store_started=KILL + 2.5,
+        unhealthy_regions=0,
+        leaders=1,
+    )
+    b = _obs(
+        KILL + 5.1,
+        pod_ready=True,
+        pod_ready_since=KILL + 4,
+        store_state="Up",
+        store_started=KILL + 4.2,
+        unhealthy_regions=1,
+        leaders=2,
+    )
+    both = decisions.combined([a, b], KILL)
+    assert both.pod_ready_since == KILL + 4 and both.store_started == KILL + 4.2
+    assert both.unhealthy_regions == 1 and both.leaders == 3 and not both.whole(KILL)
+    # One store not back yet decides: the pair is not re-registered, whatever the other did.
+    c = _obs(KILL + 5.2, store_state="Disconnected", store_started=KILL - 100)
+    assert not decisions.combined([a, c], KILL).store_reregistered(KILL)
+    assert decisions.combined([a, b.__class__(**{**b.__dict__, "unhealthy_regions": 0})], KILL).whole(KILL)

@@ -92,3 +92,24 @@ def test_ticket_columns_fit_the_terminal() -> None:
     ]
     assert ticket_columns(80) == ["id", "opened", "invariant", "pod", "severity", "status"]
     assert ticket_columns(40) == ["id", "invariant", "pod", "status"]
+
+
+def test_several_victims_grade_only_when_every_one_is_named() -> None:
+    from controller.diagnosis.grading import grade
+    from controller.diagnosis.schema import DiagnosisOutput, RootCauseCategory
+
+    base = DiagnosisOutput.model_validate(
+        {
+            "summary": "2 TiKV stores failed at once: tikv-1 (store 2) and tikv-3 (store 4).",
+            "root_cause": "Several stores failed together.",
+            "root_cause_category": RootCauseCategory.TIKV_POD_FAILURE,
+            "severity": "high",
+            "confidence": "high",
+            "evidence": [],
+            "recommended_actions": [],
+            "open_questions": [],
+        }
+    )
+    assert grade(base, action="pod-kill", pod="tikv-1", store_id=2, others=(("tikv-3", 4),)).matches
+    missing = grade(base, action="pod-kill", pod="tikv-1", store_id=2, others=(("tikv-4", 5),))
+    assert not missing.matches and "tikv-4" in missing.reason
