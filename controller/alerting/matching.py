@@ -24,8 +24,8 @@ STORE_LABELS = ("pod", "store", "store_id")
 class VictimIdentity:
     pod: str
     namespace: str
-    store_id: int
-    store_address: str  # PD's advertised address, host:20160
+    store_id: int | None  # None: the victim is a PD member, not a store
+    store_address: str  # PD's advertised address, host:20160 ("" for a PD member)
     status_address: str = ""  # the status port Prometheus scrapes, host:20180
 
 
@@ -55,12 +55,14 @@ def names_a_store(labels: Mapping[str, str]) -> bool:
 
 def ties_to_victim(labels: Mapping[str, str], victim: VictimIdentity) -> bool:
     instance = labels.get("instance", "")
-    if instance and instance in (victim.status_address, victim.store_address):
+    if instance and instance in {victim.status_address, victim.store_address} - {""}:
         return True
     if instance and _host(instance).split(".")[0] == victim.pod:
         return True  # tikv-1.tikv-peer.tikv.svc:20180
     if labels.get("pod") == victim.pod and labels.get("namespace", victim.namespace) == victim.namespace:
         return True
+    if victim.store_id is None:
+        return False
     return str(victim.store_id) in (labels.get("store", ""), labels.get("store_id", ""))
 
 

@@ -13,6 +13,8 @@ EXPECTED_CATEGORIES = {
     # The store's process is gone while its pod stays: a responder sees a store that stopped
     # answering and stays away (Disconnected, then Down), not a pod that died and came back.
     "store-outage": {RootCauseCategory.TIKV_STORE_DOWN},
+    # The leader's pod died and the others elected a new one: leader loss, not PD being down.
+    "pd-leader-kill": {RootCauseCategory.PD_LEADER_LOSS},
 }
 
 

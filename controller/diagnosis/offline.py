@@ -118,9 +118,12 @@ def pd_rule(c: Case) -> DiagnosisOutput | None:
         )
     if "pd_leader_changed" in c.signals or "leader" in details:
         gone = f" ({', '.join(unhealthy)} unhealthy)" if unhealthy else ""
+        # The monitor saw the hand-over: the old leader is named even once it is healthy again.
+        change = next((o.data for o in c.data.ticket.observations if o.signal == "pd_leader_changed"), {})
+        old = f" {change['previous']}" if change.get("previous") else ""
         return DiagnosisOutput(
-            summary=f"PD lost its leader{gone}; the remaining members elected {f.pd_leader}.",
-            root_cause=f"The PD leader stopped; after the election timeout the other PD members elected "
+            summary=f"PD lost its leader{old}{gone}; the remaining members elected {f.pd_leader}.",
+            root_cause=f"The PD leader{old} stopped; after the election timeout the other PD members elected "
             f"{f.pd_leader}. Scheduling and TSO paused during the election, then resumed.",
             root_cause_category=RootCauseCategory.PD_LEADER_LOSS,
             severity=Severity.HIGH,

@@ -25,6 +25,9 @@ MAX_PEER_DOWN_DURATION = 10 * 60.0
 REPLICA_REPAIR_SECONDS = 5.0
 # PD's balance-leader scheduler: leaders drift back to an even spread, here one transfer a second.
 BALANCE_LEADER_INTERVAL = 1.0
+# PD's leader holds an etcd lease (PD's `lease`, 3 s): when the leader dies, the other members
+# campaign once it has expired.
+PD_LEADER_LEASE = 3.0
 # PD's schedulers back off while they have nothing to do (x1.3 a round, up to MaxScheduleInterval,
 # 5 s): the balance-leader scheduler, idle while the cluster was balanced, runs its first round
 # after an election up to 5 s later. The emulator takes the whole interval, so the moment the
@@ -102,7 +105,13 @@ class EmulatedCluster:
     regions: list[Region] = field(default_factory=list)
     max_store_down_time: float = DEFAULT_MAX_STORE_DOWN_TIME
     max_replicas: int = 3
+    # PD's members (etcd membership outlives a pod: a deleted member's pod comes back as it),
+    # the ones whose pod is not serving, and the leader (None while the others elect one).
     pd_members: list[str] = field(default_factory=lambda: ["pd-0"])
+    pd_down: set[str] = field(default_factory=set)
+    pd_leader: str | None = "pd-0"
+    _pd_election_at: float | None = None
+    _pd_pods_seen: bool = False
     started_at: float = 0.0
     _rng: random.Random = field(init=False)
     _pending_elections: dict[int, float] = field(default_factory=dict)  # store id -> election done at
@@ -174,6 +183,35 @@ class EmulatedCluster:
         self._pending_elections[store.id] = now + self.scaled(self._rng.uniform(lo, hi))
         return store
 
+    # -- PD members -----------------------------------------------------------------------------
+    def pd_member_up(self, name: str) -> None:
+        """A serving PD pod: a member (new, or rejoining as a follower). The first one seen
+        replaces the stand-in member a cluster without PD pods has."""
+        if not self._pd_pods_seen:
+            self._pd_pods_seen = True
+            self.pd_members, self.pd_leader, self._pd_election_at = [], None, self.clock()
+        if name not in self.pd_members:
+            self.pd_members = sorted([*self.pd_members, name])
+        self.pd_down.discard(name)
+
+    def pd_member_gone(self, name: str) -> None:
+        """A PD pod deleted or not serving: the member is unhealthy; if it led, the others elect
+        a new leader once its lease has run out."""
+        if name not in self.pd_members or name in self.pd_down:
+            return
+        self.pd_down.add(name)
+        if self.pd_leader == name:
+            self.pd_leader = None
+            self._pd_election_at = self.clock() + self.scaled(PD_LEADER_LEASE)
+
+    def _elect_pd_leader(self, now: float) -> None:
+        if self.pd_leader is not None or self._pd_election_at is None or now < self._pd_election_at:
+            return
+        alive = sorted(set(self.pd_members) - self.pd_down)
+        if len(alive) * 2 > len(self.pd_members):  # etcd needs a majority of its members
+            self.pd_leader = alive[0]
+            self._pd_election_at = None
+
     def store_by_id(self, store_id: int) -> Store | None:
         return next((s for s in self.stores.values() if s.id == store_id), None)
 
@@ -200,6 +238,7 @@ class EmulatedCluster:
                 del self._pending_elections[store_id]
                 elected = True
         self._repair_replicas(now)
+        self._elect_pd_leader(now)
         if elected:
             # PD's balance-leader scheduler acts on its next round, after its idle back-off.
             step = self.scaled(BALANCE_LEADER_INTERVAL)
@@ -270,6 +309,12 @@ class EmulatedCluster:
         to each region's leader. A leaderless region's requests fail at a follower after the
         client's backoff, until the election moves its leader."""
         if not self.regions:
+            return
+        if self.pd_leader is None:
+            # No PD leader, no timestamps (TSO): every transaction fails after the client's backoff.
+            for store in self.stores.values():
+                if store.alive:
+                    store.record_requests(requests // max(1, len(self.stores)), FAILED_REQUEST_SECONDS, failed=True)
             return
         leaderless = {r.id for r in self.leaderless_regions()}
         dead = self.dead_store_ids()

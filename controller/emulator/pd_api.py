@@ -140,8 +140,26 @@ def region_json(
     return data
 
 
+# Served by whichever member is asked; everything else a follower forwards to the leader.
+MEMBER_LOCAL_PATHS = frozenset({"/pd/api/v1/health", "/pd/api/v1/members", "/pd/api/v1/leader", "/pd/api/v1/ping"})
+
+
+def _no_leader_middleware(cluster: EmulatedCluster) -> Any:
+    @web.middleware
+    async def no_leader(request: web.Request, handler: Any) -> web.StreamResponse:
+        """While the PD members elect a leader, a follower has nowhere to forward an API call."""
+        if request.path.startswith("/pd/api/") and request.path not in MEMBER_LOCAL_PATHS:
+            cluster.tick()
+            if cluster.pd_leader is None:
+                return _json("[PD:apiutil:ErrRedirectNoLeader]redirect finds no leader", status=500)
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    return no_leader
+
+
 def make_pd_app(cluster: EmulatedCluster, pd_url: str) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[_no_leader_middleware(cluster)])
     app[CLUSTER_KEY] = cluster
     routes = web.RouteTableDef()
 
@@ -198,13 +216,14 @@ def make_pd_app(cluster: EmulatedCluster, pd_url: str) -> web.Application:
 
     @routes.get("/pd/api/v1/health")
     async def health(request: web.Request) -> web.Response:
+        cluster.tick()
         return _json(
             [
                 {
                     "name": m["name"],
                     "member_id": m["member_id"],
                     "client_urls": m["client_urls"],
-                    "health": True,
+                    "health": m["name"] not in cluster.pd_down,
                 }
                 for m in (member(n, i) for i, n in enumerate(cluster.pd_members))
             ]
@@ -212,15 +231,23 @@ def make_pd_app(cluster: EmulatedCluster, pd_url: str) -> web.Application:
 
     @routes.get("/pd/api/v1/members")
     async def members(request: web.Request) -> web.Response:
+        cluster.tick()
         ms = [member(n, i) for i, n in enumerate(cluster.pd_members)]
-        return _json(
-            {
-                "header": {"cluster_id": cluster.cluster_id},
-                "members": ms,
-                "leader": ms[0],
-                "etcd_leader": ms[0],
-            }
-        )
+        body: dict[str, Any] = {"header": {"cluster_id": cluster.cluster_id}, "members": ms}
+        leader = next((m for m in ms if m["name"] == cluster.pd_leader), None)
+        if leader is not None:  # PD omits the leader while there is none
+            body["leader"] = leader
+            body["etcd_leader"] = leader
+        return _json(body)
+
+    @routes.get("/pd/api/v1/leader")
+    async def leader(request: web.Request) -> web.Response:
+        cluster.tick()
+        ms = [member(n, i) for i, n in enumerate(cluster.pd_members)]
+        found = next((m for m in ms if m["name"] == cluster.pd_leader), None)
+        if found is None:
+            return _json("[PD:member:ErrLeaderNil]leader is nil", status=500)
+        return _json(found)
 
     @routes.get("/pd/api/v1/cluster")
     async def cluster_info(request: web.Request) -> web.Response:

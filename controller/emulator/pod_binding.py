@@ -52,18 +52,16 @@ class PodBinding:
         self.on_store_up = on_store_up
         self.on_store_down = on_store_down
         self.synced = asyncio.Event()
-        self._pd_pods: set[str] = set()
 
     async def apply(self, event_type: str, pod: Any) -> None:
         labels = pod.metadata.labels or {}
         component = labels.get(COMPONENT_LABEL)
         name = pod.metadata.name
         if component == "pd":
-            if event_type == "DELETED":
-                self._pd_pods.discard(name)
+            if event_type != "DELETED" and pod_is_serving(pod):
+                self.cluster.pd_member_up(name)
             else:
-                self._pd_pods.add(name)
-            self.cluster.pd_members = sorted(self._pd_pods) or ["pd-0"]
+                self.cluster.pd_member_gone(name)
             return
         if component != "tikv":
             return
@@ -88,6 +86,9 @@ class PodBinding:
                 for pod_name in list(self.cluster.stores):
                     if pod_name not in seen and self.cluster.pod_gone(pod_name) is not None:
                         await self.on_store_down(pod_name)
+                for member in self.cluster.pd_members:
+                    if member not in seen:
+                        self.cluster.pd_member_gone(member)
                 self.synced.set()
                 stream = watch.Watch()
                 async with stream:

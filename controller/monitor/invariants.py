@@ -19,6 +19,8 @@ from controller.tickets.models import Observation, Severity
 SEVERITY = {
     "store_down": Severity.CRITICAL,
     "pd_unhealthy": Severity.CRITICAL,
+    # A new PD leader: scheduling and timestamps paused for the election.
+    "pd_leader_changed": Severity.HIGH,
     "store_disconnected": Severity.HIGH,
     "store_unreachable": Severity.HIGH,
     "region_unhealthy": Severity.MEDIUM,
@@ -48,6 +50,7 @@ class Memory:
     start_timestamps: dict[int, int] = field(default_factory=dict)
     process_starts: dict[str, float] = field(default_factory=dict)
     scraped: set[str] = field(default_factory=set)  # status addresses Prometheus has had a target for
+    pd_leader: str | None = None  # the last PD leader seen
 
 
 def store_subject(store_id: int) -> str:
@@ -78,6 +81,7 @@ def evaluate(snap: Snapshot, memory: Memory) -> list[Signal]:
         signals += _store_signals(snap, memory, store, at)
     signals += _region_signals(snap, at)
     signals += _pd_signals(snap, at)
+    signals += _pd_leader_signals(snap, memory, at)
     return signals
 
 
@@ -245,3 +249,26 @@ def _pd_signals(snap: Snapshot, at: float) -> list[Signal]:
             )
         ]
     return []
+
+
+def _pd_leader_signals(snap: Snapshot, memory: Memory, at: float) -> list[Signal]:
+    """PD elected a different leader since the last cycle that saw one (the old one died, was
+    partitioned, or handed over)."""
+    if snap.pd_error is not None or snap.pd_leader is None:
+        return []
+    previous, memory.pd_leader = memory.pd_leader, snap.pd_leader
+    if previous is None or previous == snap.pd_leader:
+        return []
+    return [
+        Signal(
+            "pd_leader_changed",
+            "pd",
+            Observation(
+                signal="pd_leader_changed",
+                source="pd",
+                at=at,
+                detail=f"PD leader changed {previous} -> {snap.pd_leader}",
+                data={"previous": previous, "current": snap.pd_leader},
+            ),
+        )
+    ]

@@ -173,4 +173,5 @@ _FIRING_ORDER = (
     "store_down",
     "region_unhealthy",
     "pd_unhealthy",
+    "pd_leader_changed",
 )

@@ -35,6 +35,7 @@ class Snapshot:
     stores_fresh: bool = False  # False: PD failed and ``stores`` is the last list we had
     pd_error: str | None = None
     pd_health: list[HealthMember] | None = None
+    pd_leader: str | None = None  # the leader /members names; None while there is none
     region_checks: dict[str, RegionCheck] = field(default_factory=dict)
     up: dict[str, float] | None = None  # Prometheus `up` by instance; None: Prometheus failed
     process_start: dict[str, float] | None = None
@@ -92,12 +93,17 @@ class Snapshotter:
             stores_task = self.pd.stores()
             health_task = self.pd.health()
             checks_task = asyncio.gather(*(self.pd.region_check(k) for k in REGION_CHECKS))
-            stores, health, checks = await asyncio.gather(stores_task, health_task, checks_task)
+            members_task = self.pd.members()
+            stores, health, checks, members = await asyncio.gather(
+                stores_task, health_task, checks_task, members_task
+            )
         except PDError as exc:
             snap.pd_error = str(exc)
             snap.stores = list(self._last_stores)
             return
         snap.stores, snap.stores_fresh, snap.pd_health = stores, True, health
+        leader = members.get("leader")
+        snap.pd_leader = leader.get("name") if isinstance(leader, dict) else None
         snap.region_checks = dict(zip(REGION_CHECKS, checks, strict=True))
         self._last_stores = stores
 

@@ -166,6 +166,50 @@ def estimate_moment(event_at: float | None, not_before: float, seen_at: float, r
     return (lo + hi) / 2
 
 
+@dataclass(frozen=True)
+class PDRecoveryObservation(RecoveryObservation):
+    """One look after a PD leader kill: the victim's pod, PD's leader and the victim member."""
+
+    victim_member: str = ""
+    pd_leader: str | None = None  # None while PD has no leader (or did not answer)
+    member_healthy: bool = False  # the victim member is back and healthy in /health
+
+    def new_leader(self) -> bool:
+        return self.pd_leader is not None and self.pd_leader != self.victim_member
+
+    def whole(self, injected_at: float) -> bool:
+        """PD is whole again: a new leader elected, the old leader's member back (its pod
+        replaced and Ready) and healthy."""
+        return self.pod_ready and self.pod_back and self.new_leader() and self.member_healthy
+
+    def describe(self) -> str:
+        pod = "pod Ready" if self.pod_ready else "pod not Ready"
+        if self.pd_error:
+            return f"{pod}; {self.pd_error}"
+        leader = f"PD leader {self.pd_leader}" if self.pd_leader else "PD has no leader"
+        member = "healthy" if self.member_healthy else "not healthy"
+        return f"{pod}; {leader}; member {self.victim_member} {member}"
+
+
+def record_pd_recovery(
+    timeline: Timeline, obs: PDRecoveryObservation, *, lower: Callable[[str], float]
+) -> Timeline:
+    """The PD leader kill's recovery moments, each set the first time it holds. PD's API carries no
+    time for an election or a member's health: the midpoint between two looks."""
+    t = timeline.model_copy()
+    if t.pod_ready_at is None and obs.pod_ready and obs.pod_back:
+        t.pod_ready_at = estimate_moment(
+            obs.pod_ready_since, lower("pod_ready_at"), obs.pod_seen_at, obs.pod_ready_resolution
+        )
+    if t.pd_leader_elected_at is None and obs.pd_error is None and obs.new_leader():
+        t.pd_leader_elected_at = estimate_moment(None, lower("pd_leader_elected_at"), obs.seen_at, 0.0)
+    if t.pd_member_healthy_at is None and obs.pd_error is None and obs.member_healthy and obs.pod_back:
+        t.pd_member_healthy_at = estimate_moment(None, lower("pd_member_healthy_at"), obs.seen_at, 0.0)
+    if t.recovered_at is None and t.pod_ready_at and t.pd_leader_elected_at and t.pd_member_healthy_at:
+        t.recovered_at = max(t.pod_ready_at, t.pd_leader_elected_at, t.pd_member_healthy_at)
+    return t
+
+
 def combined(observations: Sequence[RecoveryObservation], injected_at: float) -> RecoveryObservation:
     """Several victims (``fault.count``) seen as one: each moment holds once it holds for every
     victim, and its time is the last victim's (the pod Ready last, the store back last)."""
@@ -222,10 +266,13 @@ def record_recovery(
     injected_at = timeline.injected_at
     if injected_at is None:
         return timeline
-    t = timeline.model_copy()
 
     def lower(moment: str) -> float:
         return max(bounds.get(moment, not_before), injected_at)
+
+    if isinstance(obs, PDRecoveryObservation):
+        return record_pd_recovery(timeline, obs, lower=lower)
+    t = timeline.model_copy()
 
     if t.pod_ready_at is None and obs.pod_ready and obs.pod_back:
         t.pod_ready_at = estimate_moment(

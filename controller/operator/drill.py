@@ -468,7 +468,7 @@ async def _preflight(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
     chosen = result.chosen or [
         decisions.choose_victim(names, spec.target.pod, seed=f"{w.uid}/{run.generation}")
     ]
-    victims = [_victim_record(deps, result, ns, name) for name in chosen]
+    victims = [_victim_record(deps, result, ns, name, spec.fault.action) for name in chosen]
     victim = victims[0]
     if spec.fault.action == "store-outage":
         pod = next(p for p in result.candidates if p.metadata.name == victim.pod)
@@ -484,7 +484,7 @@ async def _preflight(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
             return False
         # Saved before the swap: whatever happens next, the original image is known.
         victim = victim.model_copy(update=outage.victim_fields(pod, spec.fault.pause_image))
-    who = " and ".join(f"{ns}/{v.pod} (store {v.store_id})" for v in victims)
+    who = " and ".join(f"{ns}/{v.pod} ({_what(v)})" for v in victims)
     selected = f"selected {who} among {len(names)} candidate(s)"
     several: dict[str, Any] = {"victims": victims} if len(victims) > 1 else {}
     if spec.safety.dry_run:
@@ -516,9 +516,13 @@ async def _preflight(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
     return True
 
 
-def _victim_record(deps: Deps, result: Preflight, namespace: str, name: str) -> Victim:
+def _victim_record(deps: Deps, result: Preflight, namespace: str, name: str, action: str) -> Victim:
     """What the run keeps about one victim, written before anything is touched."""
     pod = next(p for p in result.candidates if p.metadata.name == name)
+    if action == "pd-leader-kill":
+        return Victim(
+            namespace=namespace, pod=name, uid=pod.metadata.uid, node=pod.spec.node_name, pdMember=name
+        )
     store = next(s for s in result.stores if pod_of_address(s.store.address) == (name, namespace))
     return Victim(
         namespace=namespace,
@@ -559,7 +563,8 @@ async def _injecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
         else f"pod {v.pod} (uid {v.uid[:8]}) was already gone"
         for v, outcome in zip(victims, outcomes, strict=True)
     )
-    await _record_injected(w, spec, injected_at, "PodKilled", message)
+    reason = "PDLeaderKilled" if victim.pd_member else "PodKilled"
+    await _record_injected(w, spec, injected_at, reason, message)
     return True
 
 
@@ -649,6 +654,10 @@ async def _start_store_again(deps: Deps, w: StatusWriter) -> str | None:
     return message
 
 
+def _what(victim: Victim) -> str:
+    return f"PD leader {victim.pd_member}" if victim.pd_member else f"store {victim.store_id}"
+
+
 def _leaders_before(victims: list[Victim]) -> int | None:
     counts = [v.leaders_before for v in victims]
     return None if any(c is None for c in counts) else sum(c or 0 for c in counts)
@@ -663,6 +672,8 @@ def _victim(w: StatusWriter) -> Victim:
 # -- after the kill: sample recovery on every step ---------------------------------------------------------
 _MOMENTS = (
     "pod_ready_at",
+    "pd_leader_elected_at",
+    "pd_member_healthy_at",
     "store_up_at",
     "regions_healthy_at",
     "recovered_at",
@@ -724,10 +735,15 @@ async def _detecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
     injected_at = w.status.timeline.injected_at or time.time()
     # One second of slack for clocks; preflight made sure no ticket was open before the kill.
     # With several victims, the first ticket about any of them detected the fault.
+    since = injected_at - 1.0
     tickets = [
         t
         for v in victims
-        for t in await deps.db.find_for_store(run.ticket_cluster, v.store_id, since=injected_at - 1.0)
+        for t in (
+            await deps.db.find_for_store(run.ticket_cluster, v.store_id, since=since)
+            if v.store_id is not None
+            else await deps.db.find_for_subject(run.ticket_cluster, "pd", since=since)
+        )
     ]
     if tickets:
         ticket = min(tickets, key=lambda t: t.opened_at)
@@ -762,8 +778,8 @@ async def _detecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
         return True
     if time.time() - injected_at > spec.detection.timeout_seconds:
         metrics.DETECTION_MISSES.labels(metrics.cluster_label(run.ticket_cluster)).inc()
-        stores = ", ".join(str(v.store_id) for v in victims)
-        message = f"no ticket for store {stores} within {spec.detection.timeout_seconds}s of the kill"
+        about = ", ".join(f"store {v.store_id}" if v.store_id is not None else "PD" for v in victims)
+        message = f"no ticket about {about} within {spec.detection.timeout_seconds}s of the kill"
         await w.transition(
             Phase.RECOVERING,
             "Undetected",
@@ -828,7 +844,7 @@ async def _diagnosing(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: Drill
         action=spec.fault.action,
         pod=victim.pod,
         store_id=victim.store_id,
-        others=tuple((v.pod, v.store_id) for v in others),
+        others=tuple((v.pod, v.store_id) for v in others if v.store_id is not None),
     )
     fallback = f" [fallback: {diagnosed.fallback_reason}]" if diagnosed.fallback_reason else ""
     output = diagnosed.output
@@ -932,20 +948,29 @@ async def _recovering(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: Drill
     now = time.time()
     if t.recovered_at is not None:
         waited = now - t.recovered_at
-        if t.leaders_balanced_at is None and waited < spec.recovery.wait_for_leaders_seconds:
+        if (
+            t.leaders_balanced_at is None
+            and not _victim(w).pd_member  # a PD member leads no regions
+            and waited < spec.recovery.wait_for_leaders_seconds
+        ):
             return False  # whole again; still sampling for PD to move leaders back
         if watching:
             return False  # whole again; a detection source has not answered yet
         ttr = w.status.metrics.time_to_recover_seconds or 0.0
         metrics.TIME_TO_RECOVER.labels(metrics.cluster_label(run.ticket_cluster)).observe(ttr)
-        leaders = (
-            "leaders back"
-            if t.leaders_balanced_at is not None
-            else f"leaders not back after {spec.recovery.wait_for_leaders_seconds}s"
-        )
-        conditions = w.condition(
-            "Recovered", True, "StoreWhole", f"store whole again {ttr:.1f}s after the kill; {leaders}"
-        )
+        if _victim(w).pd_member:
+            conditions = w.condition(
+                "Recovered", True, "PDWhole", f"PD whole again {ttr:.1f}s after the kill: {obs.describe()}"
+            )
+        else:
+            leaders = (
+                "leaders back"
+                if t.leaders_balanced_at is not None
+                else f"leaders not back after {spec.recovery.wait_for_leaders_seconds}s"
+            )
+            conditions = w.condition(
+                "Recovered", True, "StoreWhole", f"store whole again {ttr:.1f}s after the kill; {leaders}"
+            )
         await _end_after_kill(deps, w, run, spec, recovered=True, conditions=conditions)
         return False
     # Recovery starts when the fault ends: at the kill, or when a stopped store's image is back.

@@ -141,12 +141,13 @@ class Target(_Spec):
     pd_address: Annotated[str, AfterValidator(_check_pd_address)] = Field(default="", alias="pdAddress")
 
 
-FaultAction = Literal["pod-kill", "store-outage"]
+FaultAction = Literal["pod-kill", "store-outage", "pd-leader-kill"]
 
 
 class Fault(_Spec):
     """pod-kill: delete the pod (the StatefulSet brings a new one). store-outage: swap the TiKV
-    container's image for a pause image for ``durationSeconds``, then back."""
+    container's image for a pause image for ``durationSeconds``, then back. pd-leader-kill:
+    delete the pod of PD's current leader."""
 
     action: FaultAction = "pod-kill"
     grace_period_seconds: int = Field(default=0, alias="gracePeriodSeconds", ge=0)

@@ -6,6 +6,7 @@ ends the drill with verdict Error and deletes nothing.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +90,9 @@ async def run_preflight(
     trust = namespace_trust(target_namespace, source_namespace, annotations, allowed_namespaces)
     if trust is not None:
         return trust
+
+    if spec.fault.action == "pd-leader-kill":
+        return await _pd_leader_preflight(kube, spec, target_namespace, pd, db, cluster)
 
     selector = spec.target.selector.to_label_selector()
     with using("spec.target.selector"):
@@ -210,3 +214,62 @@ async def run_preflight(
 
 def _region_list(ids: list[int]) -> str:
     return ", ".join(str(r) for r in ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+
+
+PD_COMPONENT_SELECTOR = "app.kubernetes.io/component=pd"
+
+
+async def _pd_leader_preflight(
+    kube: Kube, spec: DrillSpec, namespace: str, pd: PDClient, db: TicketDB, cluster: str
+) -> Preflight:
+    """pd-leader-kill: the victim is whichever member PD names as its leader, whose pod must be a
+    Ready PD pod in the target namespace; the other members must keep etcd's majority."""
+    try:
+        health, leader, stores = await asyncio.gather(pd.health(), pd.leader(), pd.stores())
+    except PDUnavailable as exc:
+        return refuse("PDUnavailable", f"cannot verify the cluster's health: {exc}")
+    except PDError as exc:
+        return refuse("PDRejected", f"spec.target.pdAddress ({pd.base_url}) does not serve PD's API: {exc}")
+    if leader is None:
+        return refuse("PDNoLeader", "PD names no leader now; there is no leader to kill")
+    healthy = [m.name for m in health if m.health]
+    unhealthy = [m.name for m in health if not m.health]
+    if (len(healthy) - 1) * 2 <= len(health):
+        return refuse(
+            "WouldLosePDQuorum",
+            f"killing the PD leader {leader} leaves {len(healthy) - 1} healthy of {len(health)} PD members: "
+            "etcd needs a majority to elect a new leader",
+        )
+    with using("spec.target.namespace"):
+        pods = await kube.list_pods(namespace, PD_COMPONENT_SELECTOR)
+    pod = next((p for p in pods if p.metadata.name == leader), None)
+    if pod is None:
+        return refuse(
+            "LeaderPodNotFound",
+            f"PD's leader {leader} is not a pod labelled {PD_COMPONENT_SELECTOR} in {namespace!r}",
+        )
+    if not pod_ready(pod):
+        return refuse("LeaderPodNotReady", f"PD leader pod {leader} is not Running and Ready")
+    if spec.safety.require_healthy_cluster:
+        if unhealthy:
+            return refuse("PDMemberUnhealthy", f"PD member(s) unhealthy: {', '.join(unhealthy)}")
+        not_up = [s for s in stores if s.store.state_name != "Up" and s.store.state == 0]
+        if not_up:
+            listing = ", ".join(f"store {s.id} ({s.pod}) {s.store.state_name}" for s in not_up)
+            return refuse("StoreNotUp", f"not every store is Up: {listing}")
+        open_tickets = await db.open_tickets(cluster)
+        if open_tickets:
+            t = open_tickets[0]
+            return refuse(
+                "OpenTicket",
+                f"the cluster already has {len(open_tickets)} open ticket(s), e.g. "
+                f"#{t.id} {t.invariant} on {t.subject}: a drill now would blur it",
+            )
+    return Preflight(
+        True,
+        "PreflightPassed",
+        f"PD leader {leader}; {len(healthy)} of {len(health)} PD members healthy",
+        candidates=[pod],
+        stores=stores,
+        chosen=[leader],
+    )

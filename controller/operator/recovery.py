@@ -10,7 +10,7 @@ import json
 import time
 from typing import Any
 
-from controller.operator.decisions import RecoveryObservation, combined
+from controller.operator.decisions import PDRecoveryObservation, RecoveryObservation, combined
 from controller.operator.kube import Kube
 from controller.operator.preflight import pod_ready
 from controller.operator.state import Victim
@@ -165,10 +165,59 @@ async def observe(
     )
 
 
+async def observe_pd(kube: Kube, pd: PDClient, victim: Victim) -> PDRecoveryObservation:
+    """How PD is after its leader's pod was deleted: the pod, the leader, the victim member's
+    health, and (for the drill's safety) the other members, the stores and the regions."""
+    member = victim.pd_member or victim.pod
+    pod = await kube.get_pod(victim.namespace, victim.pod)
+    pod_seen_at = time.time()
+    ready = pod is not None and pod_ready(pod)
+    replaced = pod is not None and pod.metadata.uid != victim.uid
+    ready_since = _ready_since(pod) if ready else None
+    try:
+        health, leader, stores, regions = await asyncio.gather(
+            pd.health(), pd.leader(), pd.stores(), pd.regions()
+        )
+    except PDError as exc:
+        # While the members elect a leader, PD's API answers nothing else: that is the fault.
+        return PDRecoveryObservation(
+            time.time(),
+            ready,
+            replaced,
+            ready_since,
+            pd_error=f"PD unavailable: {exc}",
+            pod_seen_at_=pod_seen_at,
+            victim_member=member,
+        )
+    others = tuple(
+        f"store {s.id} ({s.pod}) {s.store.state_name}"
+        for s in stores
+        if s.store.state == 0 and s.store.state_name != "Up"
+    )
+    gone = frozenset(s.id for s in stores if s.store.state_name != "Up")
+    return PDRecoveryObservation(
+        seen_at=time.time(),
+        pod_ready=ready,
+        pod_back=replaced,
+        pod_ready_since=ready_since,
+        pod_seen_at_=pod_seen_at,
+        other_stores_not_up=others,
+        pd_members_unhealthy=tuple(m.name for m in health if not m.health and m.name != member),
+        regions_without_majority=tuple(
+            regions_losing_majority(region_peers(regions, stores), frozenset(), gone)
+        ),
+        victim_member=member,
+        pd_leader=leader,
+        member_healthy=any(m.name == member and m.health for m in health),
+    )
+
+
 async def observe_all(
     kube: Kube, pd: PDClient, victims: list[Victim], injected_at: float, restored_at: float | None = None
 ) -> RecoveryObservation:
     """Every victim of the run, seen as one (``decisions.combined``)."""
-    stores = frozenset(v.store_id for v in victims)
+    if victims and victims[0].pd_member:
+        return await observe_pd(kube, pd, victims[0])
+    stores = frozenset(v.store_id for v in victims if v.store_id is not None)
     looks = await asyncio.gather(*(observe(kube, pd, v, restored_at, stores - {v.store_id}) for v in victims))
     return combined(looks, injected_at)

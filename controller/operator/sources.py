@@ -41,7 +41,7 @@ def identity(victim: Victim) -> VictimIdentity:
         pod=victim.pod,
         namespace=victim.namespace,
         store_id=victim.store_id,
-        store_address=victim.store_address,
+        store_address=victim.store_address or "",
         status_address=victim.status_address or "",
     )
 

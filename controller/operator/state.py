@@ -71,8 +71,11 @@ class Victim(_Status):
     pod: str
     uid: str
     node: str | None = None
-    store_id: int = Field(alias="storeId")
-    store_address: str = Field(alias="storeAddress")
+    # The TiKV store the pod runs (None for a PD member, ``pd_member``).
+    store_id: int | None = Field(default=None, alias="storeId")
+    store_address: str | None = Field(default=None, alias="storeAddress")
+    # pd-leader-kill: the PD member the pod runs, the leader when it was chosen.
+    pd_member: str | None = Field(default=None, alias="pdMember")
     status_address: str | None = Field(default=None, alias="statusAddress")
     # Regions the store led before the kill: "leaders back" is judged against it.
     leaders_before: int | None = Field(default=None, alias="leadersBefore")
@@ -104,6 +107,9 @@ class Timeline(_Status):
     leaders_balanced_at: Moment = Field(default=None, alias="leadersBalancedAt")
     # The victim's regions have new leaders: PD shows none of them led by the victim any more.
     leaders_elected_at: Moment = Field(default=None, alias="leadersElectedAt")
+    # pd-leader-kill: PD names a leader other than the victim; the victim member is healthy again.
+    pd_leader_elected_at: Moment = Field(default=None, alias="pdLeaderElectedAt")
+    pd_member_healthy_at: Moment = Field(default=None, alias="pdMemberHealthyAt")
     # store-outage: the swap back to the original image is about to be sent, and was done.
     restoring_at: Moment = Field(default=None, alias="restoringAt")
     restored_at: Moment = Field(default=None, alias="restoredAt")

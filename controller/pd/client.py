@@ -113,6 +113,11 @@ class PDClient:
             raise PDBadResponse(200, "unexpected shape of /members")
         return body
 
+    async def leader(self) -> str | None:
+        """The current leader's member name, from ``/members`` (None while there is none)."""
+        leader = (await self.members()).get("leader")
+        return str(leader["name"]) if isinstance(leader, dict) and leader.get("name") else None
+
     async def config(self) -> PDConfig:
         return self._parse(PDConfig, await self._request("GET", "/config"), "/config")
 

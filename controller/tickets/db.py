@@ -264,6 +264,13 @@ class TicketDB:
             (cluster, store_id, since),
         )
 
+    async def find_for_subject(self, cluster: str, subject: str, since: float) -> list[Ticket]:
+        """Tickets about one subject (``pd``, ``regions``) opened at or after ``since``."""
+        return await self._fetch_all(
+            "SELECT * FROM tickets WHERE cluster=? AND subject=? AND opened_at>=? ORDER BY opened_at, id",
+            (cluster, subject, since),
+        )
+
     async def recent(self, limit: int = 20, cluster: str | None = None) -> list[Ticket]:
         if cluster is None:
             return await self._fetch_all("SELECT * FROM tickets ORDER BY id DESC LIMIT ?", (limit,))

@@ -277,3 +277,39 @@ def test_pod_kill_count_two_on_five_stores(tikv_cluster_factory, tmp_path: Path)
     diagnosis = st["diagnosis"]
     assert diagnosis["matchesInjectedFault"] is True, diagnosis
     assert diagnosis["rootCauseCategory"] == "tikv_pod_failure", diagnosis
+
+
+def test_pd_leader_kill_end_to_end(drill_env: DrillEnv) -> None:
+    """The PD leader's pod (as PD names it) is deleted with grace 0: PD has no leader until the
+    others elect one after the old leader's lease, the member comes back as a follower, the
+    monitor's ticket is about PD, and the blind diagnosis says PD lost its leader, naming it."""
+    env = drill_env
+    _wait_stores_aged(env)
+    leader_before = _pd(env, "/pd/api/v1/leader")["name"]
+    with PodHistory(env.cluster) as history:
+        env.drill("pd-leader", {"fault": {"action": "pd-leader-kill"}})
+        st = env.wait_phase("pd-leader", TERMINAL, timeout=120)
+        pd_pods = {
+            p["metadata"]["name"]: p["metadata"]["uid"]
+            for p in json.loads(
+                env.kubectl(
+                    "get", "pods", "-n", env.ns, "-l", "app.kubernetes.io/component=pd", "-o", "json"
+                ).stdout
+            )["items"]
+        }
+    leader_after = _pd(env, "/pd/api/v1/leader")["name"]
+    health = _pd(env, "/pd/api/v1/health")
+
+    assert (st["phase"], st["verdict"]) == ("Completed", "Pass"), st
+    victim = st["victim"]
+    assert victim["pod"] == victim["pdMember"] == leader_before and victim.get("storeId") is None, victim
+    assert pd_pods[leader_before] != victim["uid"], "the leader's pod was replaced"
+    assert history.replaced() == {}, "no TiKV pod was touched"
+    assert leader_after != leader_before and all(m["health"] for m in health), (leader_after, health)
+    t = {k: parse_rfc3339(v) for k, v in st["timeline"].items()}
+    assert t["injectedAt"] < t["pdLeaderElectedAt"] <= t["recoveredAt"], st["timeline"]
+    assert t["recoveredAt"] == max(t["podReadyAt"], t["pdLeaderElectedAt"], t["pdMemberHealthyAt"])
+    assert st["incident"]["invariant"] in ("pd_unhealthy", "pd_leader_changed"), st["incident"]
+    diagnosis = st["diagnosis"]
+    assert diagnosis["rootCauseCategory"] == "pd_leader_loss" and diagnosis["matchesInjectedFault"], diagnosis
+    assert diagnosis["blind"] is True

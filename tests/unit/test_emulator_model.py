@@ -6,6 +6,7 @@ from controller.emulator.model import (
     BALANCE_IDLE_INTERVAL,
     DISCONNECTED_AFTER,
     ELECTION_TIMEOUT,
+    PD_LEADER_LEASE,
     REPLICA_REPAIR_SECONDS,
     EmulatedCluster,
 )
@@ -85,3 +86,32 @@ def test_with_three_stores_there_is_nowhere_to_rebuild() -> None:
     _advance(cluster, clock, 70)
     assert cluster.state_name(victim) == "Down" and cluster.region_count_of(victim) == held
     assert cluster.regions_with("miss-peer")
+
+
+def test_pd_members_elect_a_new_leader_after_the_lease() -> None:
+    clock = Clock()
+    cluster = EmulatedCluster(namespace="tikv", clock=clock)  # type: ignore[arg-type]
+    for name in ("pd-0", "pd-1", "pd-2"):
+        cluster.pd_member_up(name)
+    cluster.tick()
+    assert cluster.pd_leader == "pd-0" and cluster.pd_members == ["pd-0", "pd-1", "pd-2"]
+    cluster.pd_member_gone("pd-0")
+    assert cluster.pd_leader is None and cluster.pd_down == {"pd-0"}
+    _advance(cluster, clock, PD_LEADER_LEASE - 0.2)
+    assert cluster.pd_leader is None, "the others wait for the old leader's lease to run out"
+    _advance(cluster, clock, 0.3)
+    assert cluster.pd_leader == "pd-1"
+    cluster.pd_member_up("pd-0")  # the StatefulSet's replacement rejoins as a follower
+    assert cluster.pd_leader == "pd-1" and not cluster.pd_down
+
+
+def test_pd_without_a_majority_of_members_elects_no_leader() -> None:
+    clock = Clock()
+    cluster = EmulatedCluster(namespace="tikv", clock=clock)  # type: ignore[arg-type]
+    for name in ("pd-0", "pd-1", "pd-2"):
+        cluster.pd_member_up(name)
+    cluster.tick()
+    cluster.pd_member_gone("pd-2")
+    cluster.pd_member_gone("pd-0")
+    _advance(cluster, clock, PD_LEADER_LEASE * 3)
+    assert cluster.pd_leader is None

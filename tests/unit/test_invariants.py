@@ -111,3 +111,15 @@ def test_a_target_that_vanishes_from_prometheus_is_down_not_no_data() -> None:
     # A vanished target the probe contradicts (the store answers) needs a second signal.
     probes = {"127.0.10.2:20180": ProbeResult(True, "HTTP 200", 1.0)}
     assert evaluate(snap(stores, up={"127.0.10.1:20180": 1.0}, probes=probes), memory) == []
+
+
+def test_a_new_pd_leader_is_a_signal_once() -> None:
+    memory = Memory()
+    assert evaluate(snap([], pd_leader="pd-0"), memory) == []
+    assert evaluate(snap([], pd_leader=None), memory) == [], "no leader during the election: no change yet"
+    sig = evaluate(snap([], pd_leader="pd-1"), memory)
+    assert names(sig) == {("pd_leader_changed", "pd")}
+    assert sig[0].observation.data == {"previous": "pd-0", "current": "pd-1"}
+    assert evaluate(snap([], pd_leader="pd-1"), memory) == []
+    assert evaluate(snap([], pd_leader="pd-2", pd_error="PD unreachable"), memory) != []  # pd_unhealthy only
+    assert memory.pd_leader == "pd-1", "a failed look says nothing about the leader"
