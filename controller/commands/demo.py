@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--db", default="", help="the ticket file, to show the full diagnosis")
     p.add_argument(
         "--fault",
-        choices=["pod-kill", "store-outage"],
+        choices=["pod-kill", "store-outage", "pd-leader-kill"],
         default="",
         help="the fault to inject (default: the manifest's, pod-kill in the example)",
     )

@@ -112,6 +112,7 @@ class EmulatedCluster:
     pd_leader: str | None = "pd-0"
     _pd_election_at: float | None = None
     _pd_pods_seen: bool = False
+    _pd_electorate: set[str] = field(default_factory=set)
     started_at: float = 0.0
     _rng: random.Random = field(init=False)
     _pending_elections: dict[int, float] = field(default_factory=dict)  # store id -> election done at
@@ -203,14 +204,19 @@ class EmulatedCluster:
         if self.pd_leader == name:
             self.pd_leader = None
             self._pd_election_at = self.clock() + self.scaled(PD_LEADER_LEASE)
+            # The members that were running campaign once the lease is out; a member (re)started
+            # meanwhile is still loading and joining etcd, and loses to them.
+            self._pd_electorate = set(self.pd_members) - self.pd_down
 
     def _elect_pd_leader(self, now: float) -> None:
         if self.pd_leader is not None or self._pd_election_at is None or now < self._pd_election_at:
             return
         alive = sorted(set(self.pd_members) - self.pd_down)
         if len(alive) * 2 > len(self.pd_members):  # etcd needs a majority of its members
-            self.pd_leader = alive[0]
+            campaigning = [m for m in alive if m in self._pd_electorate] or alive
+            self.pd_leader = campaigning[0]
             self._pd_election_at = None
+            self._pd_electorate = set()
 
     def store_by_id(self, store_id: int) -> Store | None:
         return next((s for s in self.stores.values() if s.id == store_id), None)
@@ -314,7 +320,9 @@ class EmulatedCluster:
             # No PD leader, no timestamps (TSO): every transaction fails after the client's backoff.
             for store in self.stores.values():
                 if store.alive:
-                    store.record_requests(requests // max(1, len(self.stores)), FAILED_REQUEST_SECONDS, failed=True)
+                    store.record_requests(
+                        requests // max(1, len(self.stores)), FAILED_REQUEST_SECONDS, failed=True
+                    )
             return
         leaderless = {r.id for r in self.leaderless_regions()}
         dead = self.dead_store_ids()

@@ -175,7 +175,9 @@ class PDRecoveryObservation(RecoveryObservation):
     member_healthy: bool = False  # the victim member is back and healthy in /health
 
     def new_leader(self) -> bool:
-        return self.pd_leader is not None and self.pd_leader != self.victim_member
+        """PD names a leader elected after the kill: another member, or the victim's own member
+        once its pod is the replacement (the killed process's leadership died with it)."""
+        return self.pd_leader is not None and (self.pd_leader != self.victim_member or self.pod_back)
 
     def whole(self, injected_at: float) -> bool:
         """PD is whole again: a new leader elected, the old leader's member back (its pod
@@ -418,7 +420,7 @@ def verdict(
             Phase.FAILED,
             Verdict.FAIL,
             "RecoveryTimeout",
-            f"detected in {ttd:.1f}s but the store was not whole again within "
+            f"detected in {ttd:.1f}s but {'PD' if spec.fault.action == 'pd-leader-kill' else 'the store'} was not whole again within "
             f"{spec.recovery.timeout_seconds}s{': ' + detail if detail else ''}",
         )
     who = f" by {by}" if sources and len(sources) > 1 else ""

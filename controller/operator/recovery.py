@@ -175,11 +175,9 @@ async def observe_pd(kube: Kube, pd: PDClient, victim: Victim) -> PDRecoveryObse
     replaced = pod is not None and pod.metadata.uid != victim.uid
     ready_since = _ready_since(pod) if ready else None
     try:
-        health, leader, stores, regions = await asyncio.gather(
-            pd.health(), pd.leader(), pd.stores(), pd.regions()
-        )
+        # Served by any member, even while the members elect a leader.
+        health, leader = await asyncio.gather(pd.health(), pd.leader())
     except PDError as exc:
-        # While the members elect a leader, PD's API answers nothing else: that is the fault.
         return PDRecoveryObservation(
             time.time(),
             ready,
@@ -189,23 +187,32 @@ async def observe_pd(kube: Kube, pd: PDClient, victim: Victim) -> PDRecoveryObse
             pod_seen_at_=pod_seen_at,
             victim_member=member,
         )
+    seen_at = time.time()
+    try:
+        stores, regions = await asyncio.gather(pd.stores(), pd.regions())
+    except PDError:
+        # A follower forwards these to the leader: without one (the fault itself), nothing to add.
+        stores, regions = [], None
     others = tuple(
         f"store {s.id} ({s.pod}) {s.store.state_name}"
         for s in stores
         if s.store.state == 0 and s.store.state_name != "Up"
     )
     gone = frozenset(s.id for s in stores if s.store.state_name != "Up")
+    without_majority = (
+        regions_losing_majority(region_peers(regions, stores), frozenset(), gone)
+        if regions is not None
+        else []
+    )
     return PDRecoveryObservation(
-        seen_at=time.time(),
+        seen_at=seen_at,
         pod_ready=ready,
         pod_back=replaced,
         pod_ready_since=ready_since,
         pod_seen_at_=pod_seen_at,
         other_stores_not_up=others,
         pd_members_unhealthy=tuple(m.name for m in health if not m.health and m.name != member),
-        regions_without_majority=tuple(
-            regions_losing_majority(region_peers(regions, stores), frozenset(), gone)
-        ),
+        regions_without_majority=tuple(without_majority),
         victim_member=member,
         pd_leader=leader,
         member_healthy=any(m.name == member and m.health for m in health),

@@ -84,17 +84,37 @@ def drill_body(manifest: dict[str, Any], fault: str, duration: int) -> dict[str,
     body = dict(manifest)
     spec = dict(body.get("spec") or {})
     if fault:
-        spec["fault"] = (
-            {"action": "store-outage", "durationSeconds": duration}
-            if fault == "store-outage"
-            else {"action": "pod-kill", "gracePeriodSeconds": 0}
-        )
+        spec["fault"] = {
+            "store-outage": {"action": "store-outage", "durationSeconds": duration},
+            "pd-leader-kill": {"action": "pd-leader-kill"},
+        }.get(fault, {"action": "pod-kill", "gracePeriodSeconds": 0})
+        if fault == "pd-leader-kill":
+            # PD's leader is named by PD, never by the TiKV selector or a pod name.
+            spec["target"] = {k: v for k, v in (spec.get("target") or {}).items() if k not in ("pod",)}
         if fault == "store-outage":
             # The store stays away by design: recovery is judged from the swap back.
             spec["recovery"] = {**(spec.get("recovery") or {}), "waitForLeadersSeconds": 0}
     spec.setdefault("fault", {"action": "pod-kill"})
     body["spec"] = spec
     return body
+
+
+def victim_text(status: dict[str, Any], duration: int) -> str:
+    """What the fault did, for the victim panel."""
+    victims = status.get("victims") or [status["victim"]]
+    v = victims[0]
+    where = f"[bold red]{v['namespace']}/{v['pod']}[/]"
+    if v.get("originalImage"):
+        return (
+            f"stopped the store of {where} (store {v['storeId']}): {v['originalImage']} swapped for "
+            f"{v['pauseImage']} for {duration}s"
+        )
+    if v.get("pdMember"):
+        return f"killed PD's leader {where} (member {v['pdMember']}, node {v['node']}) with grace period 0"
+    pods = ", ".join(
+        f"[bold red]{x['namespace']}/{x['pod']}[/] (store {x['storeId']}, node {x['node']})" for x in victims
+    )
+    return f"killed {pods} with grace period 0"
 
 
 class Demo:
@@ -204,11 +224,14 @@ class Demo:
         self.stage(3, "fault injection")
         body = drill_body(yaml.safe_load(self.manifest.read_text()), self.fault, self.duration)
         body["metadata"] = {"name": self.name, "namespace": self.namespace}
-        outage = body["spec"]["fault"]["action"] == "store-outage"
-        if outage:
+        action = body["spec"]["fault"]["action"]
+        if action == "store-outage":
             self.duration = int(body["spec"]["fault"].get("durationSeconds", 60))
         await self.pause(
-            f"Stop a random TiKV store for {self.duration}s?" if outage else "Kill a random TiKV pod?"
+            {
+                "store-outage": f"Stop a random TiKV store for {self.duration}s?",
+                "pd-leader-kill": "Kill PD's leader?",
+            }.get(action, "Kill a random TiKV pod?")
         )
         await self.kube.create_chaosdemo(self.namespace, body)
         self.created = True
@@ -225,14 +248,7 @@ class Demo:
                 )
                 return False
             if (st.get("timeline") or {}).get("injectedAt"):
-                v = st["victim"]
-                what = (
-                    f"stopped the store of [bold red]{v['namespace']}/{v['pod']}[/] (store {v['storeId']}): "
-                    f"{v['originalImage']} swapped for {v['pauseImage']} for {self.duration}s"
-                    if v.get("originalImage")
-                    else f"killed [bold red]{v['namespace']}/{v['pod']}[/] (store {v['storeId']}, node {v['node']}) "
-                    "with grace period 0"
-                )
+                what = victim_text(st, self.duration)
                 self.console.print(
                     Panel(
                         what,
@@ -318,12 +334,13 @@ class Demo:
         impact = self.status.get("impact") or {}
         worst = impact.get("worst") or {}
         if worst.get("errorRatio") is not None:
-            table.add_row(
-                "what clients felt",
-                f"worst error ratio {worst['errorRatio']:.1%}, requests failing for "
-                f"{impact.get('unavailableSeconds', 0):.0f}s, {impact.get('regionsWithoutLeader', '?')} region(s) "
-                f"without a leader for {impact.get('leaderlessSeconds', '?')}s",
-            )
+            felt = f"worst error ratio {worst['errorRatio']:.1%}, requests failing for {impact.get('unavailableSeconds', 0):.0f}s"
+            if impact.get("regionsWithoutLeader") is not None:
+                felt += (
+                    f", {impact['regionsWithoutLeader']} region(s) without a leader for "
+                    f"{impact.get('leaderlessSeconds', '?')}s"
+                )
+            table.add_row("what clients felt", felt)
         self.console.print(
             Panel(Group(table, sources_table(self.status)), title="result", border_style=color)
         )

@@ -102,12 +102,15 @@ def test_sandbox_demo_report_and_down(tmp_path: Path) -> None:
 
         # A report of a drill that is still there. First let the monitor resolve the demo's
         # ticket: preflight rightly refuses a drill while the cluster has an open one.
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            listed = json.loads(chaosdemo("tickets", "list", "--json", env=env).stdout)
-            if listed and all(t["status"] == "resolved" for t in listed):
-                break
-            time.sleep(0.5)
+        def wait_tickets_resolved() -> None:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                listed = json.loads(chaosdemo("tickets", "list", "--json", env=env).stdout)
+                if listed and all(t["status"] == "resolved" for t in listed):
+                    return
+                time.sleep(0.5)
+
+        wait_tickets_resolved()
         subprocess.run(
             [*kubectl, "apply", "-n", "tikv", "-f", "chaosdemo.yaml"],
             check=True,
@@ -143,6 +146,38 @@ def test_sandbox_demo_report_and_down(tmp_path: Path) -> None:
         assert text.startswith("<!doctype html>") and '<svg id="timeline"' in text and 'id="impact"' in text
         tickets = chaosdemo("tickets", "list", "--json", env=env)
         assert tickets.returncode == 0 and len(json.loads(tickets.stdout)) >= 2
+
+        # Every fault from the demo: a store stopped for a while, and PD's leader killed.
+        subprocess.run(
+            [*kubectl, "delete", "chaosdemo", "tikv-pod-kill", "-n", "tikv", "--wait=true"], check=True
+        )
+        for fault, shown, cause in (
+            ("store-outage", "stopped the store of", "tikv_store_down"),
+            ("pd-leader-kill", "killed PD's leader", "pd_leader_loss"),
+        ):
+            wait_tickets_resolved()
+            run = subprocess.run(
+                [
+                    "bash",
+                    "scripts/demo.sh",
+                    "--yes",
+                    "--load-seconds",
+                    "1",
+                    "--fault",
+                    fault,
+                    "--duration",
+                    "30",
+                ],
+                env=env,
+                cwd=Path(__file__).resolve().parents[2],
+                capture_output=True,
+                text=True,
+                timeout=600,
+                stdin=subprocess.DEVNULL,
+            )
+            assert run.returncode == 0, run.stdout + run.stderr
+            flat = " ".join(run.stdout.split())
+            assert shown in flat and cause in flat and "Pass" in flat, run.stdout
     finally:
         down = chaosdemo("sandbox", "down", env=env)
     assert down.returncode == 0, down.stderr

@@ -115,3 +115,16 @@ def test_pd_without_a_majority_of_members_elects_no_leader() -> None:
     cluster.pd_member_gone("pd-0")
     _advance(cluster, clock, PD_LEADER_LEASE * 3)
     assert cluster.pd_leader is None
+
+
+def test_a_pd_member_back_before_the_election_loses_it_to_those_that_stayed() -> None:
+    clock = Clock()
+    cluster = EmulatedCluster(namespace="tikv", clock=clock)  # type: ignore[arg-type]
+    for name in ("pd-0", "pd-1", "pd-2"):
+        cluster.pd_member_up(name)
+    cluster.tick()
+    cluster.pd_member_gone("pd-0")
+    _advance(cluster, clock, 1.0)
+    cluster.pd_member_up("pd-0")  # the StatefulSet's replacement, Ready before the lease ran out
+    _advance(cluster, clock, PD_LEADER_LEASE)
+    assert cluster.pd_leader == "pd-1"
