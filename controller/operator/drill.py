@@ -456,14 +456,7 @@ async def _preflight(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
             await w.patch(reason="WaitingForHealthyCluster", message=result.message)
         return False
     if not result.ok:
-        await end_run(
-            deps,
-            w,
-            run,
-            Outcome(Phase.FAILED, Verdict.ERROR, result.reason, f"preflight refused: {result.message}"),
-            conditions=w.condition("Selected", False, result.reason, result.message),
-        )
-        return False
+        return await _refused(deps, w, run, result.reason, result.message)
     names = [p.metadata.name for p in result.candidates]
     chosen = result.chosen or [
         decisions.choose_victim(names, spec.target.pod, seed=f"{w.uid}/{run.generation}")
@@ -474,14 +467,7 @@ async def _preflight(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
         pod = next(p for p in result.candidates if p.metadata.name == victim.pod)
         refusal = outage.refusal(pod, spec.fault.pause_image)
         if refusal is not None:
-            await end_run(
-                deps,
-                w,
-                run,
-                Outcome(Phase.FAILED, Verdict.ERROR, refusal.reason, f"preflight refused: {refusal.message}"),
-                conditions=w.condition("Selected", False, refusal.reason, refusal.message),
-            )
-            return False
+            return await _refused(deps, w, run, refusal.reason, refusal.message)
         # Saved before the swap: whatever happens next, the original image is known.
         victim = victim.model_copy(update=outage.victim_fields(pod, spec.fault.pause_image))
     who = " and ".join(f"{ns}/{v.pod} ({_what(v)})" for v in victims)
@@ -514,6 +500,18 @@ async def _preflight(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
     )
     crashpoint("victim-persisted")
     return True
+
+
+async def _refused(deps: Deps, w: StatusWriter, run: RunSnapshot, reason: str, message: str) -> bool:
+    """Preflight said no: the run ends with Error, nothing touched."""
+    await end_run(
+        deps,
+        w,
+        run,
+        Outcome(Phase.FAILED, Verdict.ERROR, reason, f"preflight refused: {message}"),
+        conditions=w.condition("Selected", False, reason, message),
+    )
+    return False
 
 
 def _victim_record(deps: Deps, result: Preflight, namespace: str, name: str, action: str) -> Victim:
@@ -570,18 +568,8 @@ async def _injecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
 
 async def _stop_store(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec, victim: Victim) -> bool:
     """store-outage: swap the TiKV container's image for the pause image (at most once)."""
-    assert victim.original_image and victim.pause_image and victim.container is not None
     with using("spec.target"):
-        swap = await outage.swap_image(
-            deps.kube,
-            victim.namespace,
-            victim.pod,
-            victim.uid,
-            victim.container_index or 0,
-            victim.container,
-            expected=victim.original_image,
-            image=victim.pause_image,
-        )
+        swap = await outage.swap_victim(deps.kube, victim, back=False)
     crashpoint("image-swapped")
     if swap.outcome in ("gone", "changed"):
         # The pod changed between preflight and now: nothing of ours was touched.
@@ -629,21 +617,11 @@ async def _start_store_again(deps: Deps, w: StatusWriter) -> str | None:
     t = w.status.timeline
     if victim is None or not victim.outage or t.injecting_at is None or t.restored_at is not None:
         return None
-    assert victim.original_image and victim.pause_image and victim.container is not None
     if t.restoring_at is None:
         t = t.model_copy(update={"restoring_at": time.time()})
         await w.patch(timeline=t)
         crashpoint("image-restoring")
-    swap = await outage.swap_image(
-        deps.kube,
-        victim.namespace,
-        victim.pod,
-        victim.uid,
-        victim.container_index or 0,
-        victim.container,
-        expected=victim.pause_image,
-        image=victim.original_image,
-    )
+    swap = await outage.swap_victim(deps.kube, victim, back=True)
     crashpoint("image-restored")
     now = time.time()
     # 'already': the swap back was sent before a crash, right after restoringAt was written.

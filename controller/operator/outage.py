@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from controller.operator.kube import Kube
+from controller.operator.state import Victim
 
 DEFAULT_PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 TIKV_CONTAINER = "tikv"
@@ -114,4 +115,23 @@ async def swap_image(
         return Swap("already", f"container {name} of {pod} already runs {image}")
     return Swap(
         "changed", f"container {name} of {pod} runs {now!r}, neither {expected} nor {image}; left alone"
+    )
+
+
+async def swap_victim(kube: Kube, victim: Victim, *, back: bool) -> Swap:
+    """The victim's swap out to its pause image, or (``back``) to its original image."""
+    if not (victim.original_image and victim.pause_image and victim.container):
+        raise ValueError(f"pod {victim.pod} is not a store-outage victim")
+    expected, image = (victim.original_image, victim.pause_image)
+    if back:
+        expected, image = image, expected
+    return await swap_image(
+        kube,
+        victim.namespace,
+        victim.pod,
+        victim.uid,
+        victim.container_index or 0,
+        victim.container,
+        expected=expected,
+        image=image,
     )

@@ -18,7 +18,7 @@ from controller.pd import PDClient, PDError, StoreInfo
 from controller.pd.client import PDUnavailable
 from controller.pd.models import pod_of_address
 from controller.pd.quorum import keeps_majority, majority, region_peers, regions_losing_majority
-from controller.tickets import TicketDB
+from controller.tickets import Ticket, TicketDB
 
 
 @dataclass
@@ -137,12 +137,7 @@ async def run_preflight(
             listing = ", ".join(f"store {s.id} ({s.pod}) {s.store.state_name}" for s in not_up)
             return refuse("StoreNotUp", f"not every store is Up: {listing}")
         if open_tickets:
-            t = open_tickets[0]
-            return refuse(
-                "OpenTicket",
-                f"the cluster already has {len(open_tickets)} open ticket(s), e.g. "
-                f"#{t.id} {t.invariant} on {t.subject}: a drill now would blur it",
-            )
+            return _open_ticket_refusal(open_tickets)
     # Even when an unhealthy cluster is allowed, a store with an open ticket cannot be a victim:
     # the monitor would fold the new kill into that incident, and detection could not be measured.
     ticketed = {t.store_id for t in open_tickets if t.store_id is not None}
@@ -212,6 +207,15 @@ async def run_preflight(
     )
 
 
+def _open_ticket_refusal(open_tickets: list[Ticket]) -> Preflight:
+    t = open_tickets[0]
+    return refuse(
+        "OpenTicket",
+        f"the cluster already has {len(open_tickets)} open ticket(s), e.g. "
+        f"#{t.id} {t.invariant} on {t.subject}: a drill now would blur it",
+    )
+
+
 def _region_list(ids: list[int]) -> str:
     return ", ".join(str(r) for r in ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
 
@@ -259,12 +263,7 @@ async def _pd_leader_preflight(
             return refuse("StoreNotUp", f"not every store is Up: {listing}")
         open_tickets = await db.open_tickets(cluster)
         if open_tickets:
-            t = open_tickets[0]
-            return refuse(
-                "OpenTicket",
-                f"the cluster already has {len(open_tickets)} open ticket(s), e.g. "
-                f"#{t.id} {t.invariant} on {t.subject}: a drill now would blur it",
-            )
+            return _open_ticket_refusal(open_tickets)
     return Preflight(
         True,
         "PreflightPassed",

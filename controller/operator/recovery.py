@@ -15,7 +15,7 @@ from controller.operator.kube import Kube
 from controller.operator.preflight import pod_ready
 from controller.operator.state import Victim
 from controller.pd import PDClient, PDError, StoreInfo
-from controller.pd.models import pod_of_address
+from controller.pd.models import RegionCheck, pod_of_address
 from controller.pd.quorum import region_peers, regions_losing_majority
 from controller.timefmt import parse_rfc3339
 
@@ -70,6 +70,22 @@ def _start_time(store: StoreInfo) -> float:
 def _start_resolution(store: StoreInfo) -> float:
     started = _start_time(store)
     return 1.0 if started == int(started) else 0.001
+
+
+def _beyond_the_drill(
+    stores: list[StoreInfo], regions: RegionCheck | None, victims: frozenset[int]
+) -> tuple[tuple[str, ...], list[int]]:
+    """For the drill's continuous safety: stores other than the victims that are not Up, and
+    regions without a Raft majority of healthy voters (none known without ``regions``)."""
+    others = tuple(
+        f"store {s.id} ({s.pod}) {s.store.state_name}"
+        for s in stores
+        if s.id not in victims and s.store.state == 0 and s.store.state_name != "Up"
+    )
+    if regions is None:
+        return others, []
+    gone = frozenset(s.id for s in stores if s.store.state_name != "Up")
+    return others, regions_losing_majority(region_peers(regions, stores), frozenset(), gone)
 
 
 def _runs_original_image(pod: Any, victim: Victim) -> bool:
@@ -134,17 +150,8 @@ async def observe(
         if any(d.peer.store_id == victim.store_id for d in region.down_peers)
         or any(p.store_id == victim.store_id for p in region.pending_peers)
     )
-    # Safety: what is wrong beyond the victim (another store, PD, regions without a majority).
-    others = tuple(
-        f"store {s.id} ({s.pod}) {s.store.state_name}"
-        for s in stores
-        if s.id != victim.store_id
-        and s.id not in fellow_victims
-        and s.store.state == 0
-        and s.store.state_name != "Up"
-    )
-    gone = frozenset(s.id for s in stores if s.store.state_name != "Up")
-    without_majority = regions_losing_majority(region_peers(regions, stores), frozenset(), gone)
+    # Safety: what is wrong beyond the victims (another store, PD, regions without a majority).
+    others, without_majority = _beyond_the_drill(stores, regions, fellow_victims | {victim.store_id or 0})
     return RecoveryObservation(
         seen_at=seen_at,
         pod_ready=ready,
@@ -193,17 +200,7 @@ async def observe_pd(kube: Kube, pd: PDClient, victim: Victim) -> PDRecoveryObse
     except PDError:
         # A follower forwards these to the leader: without one (the fault itself), nothing to add.
         stores, regions = [], None
-    others = tuple(
-        f"store {s.id} ({s.pod}) {s.store.state_name}"
-        for s in stores
-        if s.store.state == 0 and s.store.state_name != "Up"
-    )
-    gone = frozenset(s.id for s in stores if s.store.state_name != "Up")
-    without_majority = (
-        regions_losing_majority(region_peers(regions, stores), frozenset(), gone)
-        if regions is not None
-        else []
-    )
+    others, without_majority = _beyond_the_drill(stores, regions, frozenset())
     return PDRecoveryObservation(
         seen_at=seen_at,
         pod_ready=ready,

@@ -54,8 +54,8 @@ def test_apply_example_drill_passes(drill_env: DrillEnv) -> None:
         assert key in st["timeline"], key
 
     row = env.kubectl("get", "chaosdemos", "-n", env.ns, "--no-headers").stdout.split()
-    assert row[:4] == ["tikv-pod-kill", "Completed", "Pass", victim["pod"]]
-    assert row[4].endswith("s") and row[5].endswith("s") and row[6] == "tikv_pod_failure"
+    assert row[:5] == ["tikv-pod-kill", "Completed", "Pass", "pod-kill", victim["pod"]]
+    assert row[5].endswith("s") and row[6].endswith("s") and row[7] == "tikv_pod_failure"
     described = env.kubectl("describe", "chaosdemo", "tikv-pod-kill", "-n", env.ns).stdout
     for reason in (
         "Accepted",

@@ -30,6 +30,19 @@ def chaosdemo(*args: str, env: dict[str, str], timeout: float = 300) -> subproce
     )
 
 
+def demo_script(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The README's demo command, as a user runs it from the checkout."""
+    return subprocess.run(
+        ["bash", "scripts/demo.sh", "--yes", *args],
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+
+
 def test_sandbox_demo_report_and_down(tmp_path: Path) -> None:
     sandbox_dir = tmp_path / "sandbox"
     env = {**os.environ, "CHAOSDEMO_SANDBOX_DIR": str(sandbox_dir)}
@@ -57,15 +70,7 @@ def test_sandbox_demo_report_and_down(tmp_path: Path) -> None:
 
         watcher = threading.Thread(target=watch_phases, daemon=True)
         watcher.start()
-        demo = subprocess.run(
-            ["bash", "scripts/demo.sh", "--yes", "--load-seconds", "2"],
-            env=env,
-            cwd=Path(__file__).resolve().parents[2],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            stdin=subprocess.DEVNULL,
-        )
+        demo = demo_script("--load-seconds", "2", env=env)
         stop.set()
         watcher.join(5)
         out = demo.stdout
@@ -156,25 +161,7 @@ def test_sandbox_demo_report_and_down(tmp_path: Path) -> None:
             ("pd-leader-kill", "killed PD's leader", "pd_leader_loss"),
         ):
             wait_tickets_resolved()
-            run = subprocess.run(
-                [
-                    "bash",
-                    "scripts/demo.sh",
-                    "--yes",
-                    "--load-seconds",
-                    "1",
-                    "--fault",
-                    fault,
-                    "--duration",
-                    "30",
-                ],
-                env=env,
-                cwd=Path(__file__).resolve().parents[2],
-                capture_output=True,
-                text=True,
-                timeout=600,
-                stdin=subprocess.DEVNULL,
-            )
+            run = demo_script("--load-seconds", "1", "--fault", fault, "--duration", "30", env=env)
             assert run.returncode == 0, run.stdout + run.stderr
             flat = " ".join(run.stdout.split())
             assert shown in flat and cause in flat and "Pass" in flat, run.stdout
