@@ -142,6 +142,8 @@ class Target(_Spec):
 
 
 FaultAction = Literal["pod-kill", "store-outage", "pd-leader-kill"]
+# store-outage's stand-in for TiKV: the image every Kubernetes node already has for its sandboxes.
+DEFAULT_PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 
 
 class Fault(_Spec):
@@ -154,7 +156,7 @@ class Fault(_Spec):
     # pod-kill: how many TiKV pods go at once (refused when any region would lose its majority).
     count: int = Field(default=1, ge=1, le=10)
     duration_seconds: int = Field(default=60, alias="durationSeconds", ge=1, le=86_400)
-    pause_image: str = Field(default="registry.k8s.io/pause:3.10", alias="pauseImage", min_length=1)
+    pause_image: str = Field(default=DEFAULT_PAUSE_IMAGE, alias="pauseImage", min_length=1)
 
     @model_validator(mode="after")
     def _count_only_for_pod_kill(self) -> Fault:

@@ -19,7 +19,6 @@ from typing import Any, Literal
 from controller.operator.kube import Kube
 from controller.operator.state import Victim
 
-DEFAULT_PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 TIKV_CONTAINER = "tikv"
 
 SwapOutcome = Literal["swapped", "already", "gone", "changed"]
