@@ -16,11 +16,14 @@ _RFC3339_RE = re.compile(r"^(\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2})(\.\d+)?([Z
 def format_rfc3339(ts: float, *, digits: int = 9) -> str:
     """UTC, ``Z``, with up to ``digits`` fractional digits (trailing zeros dropped)."""
     whole = int(ts // 1)
-    nanos = round((ts - whole) * 1e9)
-    if nanos >= 1_000_000_000:
-        whole, nanos = whole + 1, nanos - 1_000_000_000
+    # Rounded, not cut: a parsed "…10.025" is the float 10.02499999…, and must write back as .025
+    # (cutting gave .024, so a figure computed from written moments drifted by a millisecond).
+    scale = 10**digits
+    units = round((ts - whole) * scale)
+    if units >= scale:
+        whole, units = whole + 1, units - scale
     base = datetime.fromtimestamp(whole, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    frac = f"{nanos:09d}"[:digits].rstrip("0")
+    frac = f"{units:0{digits}d}".rstrip("0") if digits else ""
     return f"{base}{'.' + frac if frac else ''}Z"
 
 

@@ -541,17 +541,22 @@ async def _injecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
         return await _stop_store(deps, w, run, spec, victim)
     victims = w.status.all_victims
     grace = spec.fault.grace_period_seconds
+
+    async def delete(v: Victim) -> tuple[str, float]:
+        return await deps.kube.delete_pod(v.namespace, v.pod, v.uid, grace), time.time()
+
     with using("spec.target"):
         # Several victims go at once, as a zone or a rack does; each delete names its pod's uid.
-        outcomes = await asyncio.gather(
-            *(deps.kube.delete_pod(v.namespace, v.pod, v.uid, grace) for v in victims)
-        )
+        results = await asyncio.gather(*(delete(v) for v in victims))
     crashpoint("pod-deleted")
     now = time.time()
+    outcomes = [outcome for outcome, _ in results]
+    # The kill is the first delete done: a monitor may see that store go before the others.
     # 'gone' means a previous attempt (before a crash) already deleted it: it happened right
     # after injectingAt was written, so that is the best record of the kill time.
-    deleted = "deleted" in outcomes
-    injected_at = now if deleted else (w.status.timeline.injecting_at or now)
+    deleted_at = [at for outcome, at in results if outcome == "deleted"]
+    deleted = bool(deleted_at)
+    injected_at = min(deleted_at) if deleted_at else (w.status.timeline.injecting_at or now)
     created = parse_optional_rfc3339(w.obj["metadata"].get("creationTimestamp"))
     if created and deleted:
         metrics.REACTION.observe(max(0.0, injected_at - created))

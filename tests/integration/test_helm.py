@@ -117,7 +117,8 @@ def test_helm_install_runs_a_drill_with_exactly_the_granted_rights(
 
         st, log = example_drill_as(cluster, kubeconfig, tmp_path / "drill")
         assert (st["phase"], st["verdict"]) == ("Completed", "Pass"), st
-        assert "Forbidden" not in log and "403" not in log, log
+        # The API server's every 403 says Forbidden (a bare "403" also matches ports and times).
+        assert "Forbidden" not in log, log
     finally:
         helm(cp, "uninstall", release, "-n", ns)
     left = cp.kubectl("get", "clusterrole", "drills-chaosdemo", check=False)
