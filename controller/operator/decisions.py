@@ -77,7 +77,7 @@ class RecoveryObservation:
     # with its original image back (store-outage).
     pod_back: bool
     pod_ready_since: float | None  # the Ready condition's lastTransitionTime (whole seconds)
-    pod_ready_resolution: float = 1.0  # finer when the moment is the controller's own swap back
+    pod_ready_resolution: float = 1.0  # 0: the moment is exact (the controller's own swap back)
     pd_error: str | None = None  # PD could not be asked: store facts below are unknown
     store_state: str | None = None  # PD's state_name; None when PD knows no such store
     store_started: float | None = None  # PD's start_ts, else start_timestamp

@@ -125,7 +125,7 @@ async def observe(
     ):
         # The pod stayed Ready through the outage (nothing probes the pause container): the store
         # ran again from the swap back, a moment the controller wrote itself.
-        ready_since, ready_resolution = restored_at, 0.001
+        ready_since, ready_resolution = restored_at, 0.0
     try:
         stores, regions, health = await asyncio.gather(pd.stores(), pd.regions(), pd.health())
     except PDError as exc:
