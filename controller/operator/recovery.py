@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from controller.operator.decisions import PDRecoveryObservation, RecoveryObservation, combined
 from controller.operator.kube import Kube
 from controller.operator.preflight import pod_ready
 from controller.operator.state import Victim
-from controller.pd import PDClient, PDError, StoreInfo
+from controller.pd import HealthMember, PDClient, PDError, StoreInfo
 from controller.pd.models import RegionCheck, pod_of_address
 from controller.pd.quorum import region_peers, regions_losing_majority
 from controller.timefmt import parse_rfc3339
@@ -94,20 +95,22 @@ def _runs_original_image(pod: Any, victim: Victim) -> bool:
     return index < len(containers) and containers[index].image == victim.original_image
 
 
-async def observe(
-    kube: Kube,
-    pd: PDClient,
-    victim: Victim,
-    restored_at: float | None = None,
-    fellow_victims: frozenset[int] = frozenset(),
-) -> RecoveryObservation:
-    """How the victim is now. A bare pod that is gone is recreated from its saved manifest.
-    ``restored_at``: when a stopped store's original image was put back (store-outage).
-    ``fellow_victims``: the stores of the drill's other victims, which are down by design."""
+@dataclass(frozen=True)
+class _PodLook:
+    seen_at: float
+    ready: bool
+    back: bool
+    ready_since: float | None
+    ready_resolution: float
+
+
+async def _look_at_pod(kube: Kube, victim: Victim, restored_at: float | None) -> _PodLook:
+    """The victim's pod now. A bare pod that is gone is recreated from its saved manifest.
+    ``restored_at``: when a stopped store's original image was put back (store-outage)."""
     pod = await kube.get_pod(victim.namespace, victim.pod)
     if pod is None and victim.manifest:
         await kube.create_pod(victim.namespace, json.loads(victim.manifest))
-    pod_seen_at = time.time()
+    seen_at = time.time()
     ready = pod is not None and pod_ready(pod)
     replaced = pod is not None and pod.metadata.uid != victim.uid
     # The pod runs the store again: a new pod (pod-kill), or the victim's own pod with its
@@ -116,7 +119,6 @@ async def observe(
         pod is not None and victim.outage and restored_at is not None and _runs_original_image(pod, victim)
     )
     ready_since = _ready_since(pod) if ready else None
-    ready_resolution = 1.0
     if (
         back
         and not replaced
@@ -125,20 +127,21 @@ async def observe(
     ):
         # The pod stayed Ready through the outage (nothing probes the pause container): the store
         # ran again from the swap back, a moment the controller wrote itself.
-        ready_since, ready_resolution = restored_at, 0.0
-    try:
-        stores, regions, health = await asyncio.gather(pd.stores(), pd.regions(), pd.health())
-    except PDError as exc:
-        return RecoveryObservation(
-            time.time(),
-            ready,
-            back,
-            ready_since,
-            pod_ready_resolution=ready_resolution,
-            pd_error=f"PD unavailable: {exc}",
-            pod_seen_at_=pod_seen_at,
-        )
-    seen_at = time.time()
+        return _PodLook(seen_at, ready, back, restored_at, 0.0)
+    return _PodLook(seen_at, ready, back, ready_since, 1.0)
+
+
+def _store_observation(
+    victim: Victim,
+    pod: _PodLook,
+    seen_at: float,
+    stores: list[StoreInfo],
+    regions: RegionCheck,
+    health: list[HealthMember],
+    victims: frozenset[int],
+) -> RecoveryObservation:
+    """One victim from its pod and one shared look at PD (``victims``: every victim's store,
+    which are down by design and so no safety problem)."""
     store = next(
         (s for s in stores if pod_of_address(s.store.address) == (victim.pod, victim.namespace)), None
     )
@@ -151,13 +154,13 @@ async def observe(
         or any(p.store_id == victim.store_id for p in region.pending_peers)
     )
     # Safety: what is wrong beyond the victims (another store, PD, regions without a majority).
-    others, without_majority = _beyond_the_drill(stores, regions, fellow_victims | {victim.store_id or 0})
+    others, without_majority = _beyond_the_drill(stores, regions, victims)
     return RecoveryObservation(
         seen_at=seen_at,
-        pod_ready=ready,
-        pod_back=back,
-        pod_ready_since=ready_since,
-        pod_ready_resolution=ready_resolution,
+        pod_ready=pod.ready,
+        pod_back=pod.back,
+        pod_ready_since=pod.ready_since,
+        pod_ready_resolution=pod.ready_resolution,
         store_state=store.store.state_name if store else None,
         store_started=_start_time(store) if store else None,
         store_started_resolution=_start_resolution(store) if store else 1.0,
@@ -165,7 +168,7 @@ async def observe(
         unhealthy_regions=unhealthy,
         leaders=store.status.leader_count if store else None,
         fair_leaders=total_leaders // len(up) if up else None,
-        pod_seen_at_=pod_seen_at,
+        pod_seen_at_=pod.seen_at,
         other_stores_not_up=others,
         pd_members_unhealthy=tuple(m.name for m in health if not m.health),
         regions_without_majority=tuple(without_majority),
@@ -222,6 +225,29 @@ async def observe_all(
     """Every victim of the run, seen as one (``decisions.combined``)."""
     if victims and victims[0].pd_member:
         return await observe_pd(kube, pd, victims[0])
-    stores = frozenset(v.store_id for v in victims if v.store_id is not None)
-    looks = await asyncio.gather(*(observe(kube, pd, v, restored_at, stores - {v.store_id}) for v in victims))
+    pods = await asyncio.gather(*(_look_at_pod(kube, v, restored_at) for v in victims))
+    # One look at PD serves every victim.
+    try:
+        stores, regions, health = await asyncio.gather(pd.stores(), pd.regions(), pd.health())
+    except PDError as exc:
+        failed = time.time()
+        looks = [
+            RecoveryObservation(
+                failed,
+                p.ready,
+                p.back,
+                p.ready_since,
+                pod_ready_resolution=p.ready_resolution,
+                pd_error=f"PD unavailable: {exc}",
+                pod_seen_at_=p.seen_at,
+            )
+            for p in pods
+        ]
+        return combined(looks, injected_at)
+    seen_at = time.time()
+    victim_stores = frozenset(v.store_id for v in victims if v.store_id is not None)
+    looks = [
+        _store_observation(v, p, seen_at, stores, regions, health, victim_stores)
+        for v, p in zip(victims, pods, strict=True)
+    ]
     return combined(looks, injected_at)
