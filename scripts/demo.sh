@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if [[ ! -x .venv/bin/chaosdemo ]] || ! .venv/bin/python -c 'from controller.sandbox.binaries import require_all; require_all()' 2>/dev/null; then
-  bash scripts/setup.sh
+  bash scripts/setup.sh --demo
 fi
 if ! .venv/bin/chaosdemo sandbox status >/dev/null 2>&1; then
   .venv/bin/chaosdemo sandbox down >/dev/null 2>&1 || true

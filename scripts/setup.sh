@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Set-up for a fresh machine (Debian, root, Go >= 1.26, Python >= 3.11). Idempotent: a warm
 # machine skips what it already has (Debian packages, cached Go binaries, the venv's packages).
+#   bash scripts/setup.sh          everything the tests need (what CI runs)
+#   bash scripts/setup.sh --demo   what `scripts/demo.sh` needs (no helm)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -24,8 +26,14 @@ else
   echo "already installed"
 fi
 
-say "Control-plane binaries (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok) and helm"
-bash tools/build.sh
+if [[ ${1:-} == --demo ]]; then
+  # The demo needs the control plane only; helm is for the chart's tests (plain setup builds it).
+  say "Control-plane binaries (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok)"
+  bash tools/build.sh control-plane
+else
+  say "Control-plane binaries (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok) and helm"
+  bash tools/build.sh
+fi
 
 say "Python virtual environment in .venv with the package and its test extra"
 python3 -m venv .venv

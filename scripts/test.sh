@@ -1,6 +1,14 @@
 #!/usr/bin/env bash
-# The test command: lint, type-check, then the whole test-suite (unit and integration, which
-# start a real control plane, the TiKV emulator and Prometheus as local processes).
+# The test command. Two tiers (README, "Tests"):
+#
+#   bash scripts/test.sh                    lint, type-check, then every test (what CI runs)
+#   bash scripts/test.sh --fast             lint, type-check, unit, contract and property tests:
+#                                           no control plane, no emulator, a few minutes
+#   bash scripts/test.sh --repeat N PATTERN run the tests whose id matches PATTERN (pytest -k)
+#                                           N times in a row, stopping at the first failure:
+#                                           how a flake is found before CI finds it
+#
+# Anything after the options goes to pytest. Every run prints the 20 slowest tests.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 py=.venv/bin
@@ -8,6 +16,47 @@ if [[ ! -x $py/pytest ]]; then
   echo "test: .venv is missing; run 'bash scripts/setup.sh' first" >&2
   exit 1
 fi
-$py/ruff check controller tests benchmarks
-$py/mypy
-exec $py/pytest "$@"
+
+mode=all
+repeat=0
+pattern=""
+case "${1:-}" in
+  --fast)
+    mode=fast
+    shift
+    ;;
+  --repeat)
+    mode=repeat
+    [[ $# -ge 3 ]] || { echo "usage: scripts/test.sh --repeat N PATTERN [pytest args]" >&2; exit 2; }
+    repeat=$2
+    pattern=$3
+    [[ $repeat =~ ^[1-9][0-9]*$ ]] || { echo "test: --repeat needs a positive count, got '$repeat'" >&2; exit 2; }
+    shift 3
+    ;;
+esac
+
+started=$(date +%s)
+report_time() { echo "test: $mode run took $(( $(date +%s) - started ))s"; }
+trap report_time EXIT
+
+if [[ $mode != repeat ]]; then
+  $py/ruff check controller tests benchmarks
+  $py/mypy
+fi
+
+case $mode in
+  fast)
+    # tests/unit holds everything that needs no real process beyond Python itself.
+    $py/pytest tests/unit --durations=20 "$@"
+    ;;
+  repeat)
+    for ((i = 1; i <= repeat; i++)); do
+      echo "==> run $i of $repeat: -k '$pattern'"
+      # Exit 5 (nothing collected) is a mistyped pattern, not a pass.
+      $py/pytest -k "$pattern" --durations=20 "$@"
+    done
+    ;;
+  *)
+    $py/pytest --durations=20 "$@"
+    ;;
+esac

@@ -55,7 +55,7 @@ from controller.operator.state import (
     Timeline,
     Victim,
 )
-from controller.operator.status import StatusWriter
+from controller.operator.status import StatusWriter, stop_requested
 from controller.pd import PDClient
 from controller.pd.client import PDUnavailable, cluster_name
 from controller.pd.models import pod_of_address
@@ -201,8 +201,8 @@ async def _advance(deps: Deps, obj: dict[str, Any]) -> None:
             return
         for _ in range(MAX_STEPS_PER_CALL):
             phase = w.status.phase or Phase.PENDING
-            if phase in TERMINAL_PHASES:
-                break
+            if phase in TERMINAL_PHASES or w.stop_requested:
+                break  # a deletion is the finalizer's; an abort is the next call's, from the top
             if await _past_deadline(deps, w, run, spec):
                 break
             if not await STEPS[phase](deps, w, w.status.run or run, spec):
@@ -256,6 +256,10 @@ async def _pin_run(deps: Deps, w: StatusWriter, generation: int, live: dict[str,
                 f"spec.target.pdAddress: {pd_address} is not among the controller's CHAOSDEMO_ALLOWED_PD_ADDRESSES",
             ),
         )
+        return None
+    refused = decisions.pause_image_refusal(spec, deps.config.allowed_pause_images)
+    if refused is not None:
+        await end_run(deps, w, None, Outcome(Phase.FAILED, Verdict.ERROR, "PauseImageNotAllowed", refused))
         return None
     sources = spec.detection.resolved(
         prometheus_url=deps.config.prometheus_url, alertmanager_url=deps.config.alertmanager_url
@@ -535,7 +539,28 @@ def _victim_record(deps: Deps, result: Preflight, namespace: str, name: str, act
     )
 
 
+async def _still_wanted(deps: Deps, w: StatusWriter) -> bool:
+    """Right before a destructive call: does the live object still want it?
+
+    The object is read afresh, and a no-op status write carrying its resourceVersion as the API
+    server's precondition proves nothing changed since (a deletion or an abort changes it:
+    409). What the call is about to do was recorded before (victim and injectingAt, written at
+    preflight), so a teardown that starts after this point knows what to put back."""
+    live = await deps.kube.get_chaosdemo(w.namespace, w.name)
+    if live is None or live["metadata"].get("uid") != w.uid or stop_requested(live):
+        return False
+    try:
+        await w.patch(resource_version=live["metadata"].get("resourceVersion"), phase=Phase.INJECTING.value)
+    except ApiException as exc:
+        if exc.status == 409:
+            return False
+        raise
+    return not w.stop_requested
+
+
 async def _injecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec) -> bool:
+    if not await _still_wanted(deps, w):
+        return False  # the finalizer or the abort takes it from here
     victim = _victim(w)
     if victim.outage:
         return await _stop_store(deps, w, run, spec, victim)
@@ -1140,6 +1165,11 @@ async def finalize(deps: Deps, obj: dict[str, Any]) -> tuple[bool, str]:
         task = deps.diagnoses.pop(uid, None)
         if task is not None:
             task.cancel()
+        # kopf's body is as old as the deletion: a step that was running meanwhile may have
+        # injected since. Decide from the object as it is now.
+        live = await deps.kube.get_chaosdemo(obj["metadata"]["namespace"], obj["metadata"]["name"])
+        if live is not None and live["metadata"].get("uid") == uid:
+            obj = live
         w = StatusWriter(deps.kube, obj)
         run = w.status.run
         if run is None or w.status.phase in TERMINAL_PHASES:

@@ -173,8 +173,20 @@ class Kube:
                 raise
 
     async def patch_status(
-        self, namespace: str, name: str, status: dict[str, Any], plural: str = PLURAL
+        self,
+        namespace: str,
+        name: str,
+        status: dict[str, Any],
+        plural: str = PLURAL,
+        *,
+        resource_version: str | None = None,
     ) -> dict[str, Any]:
+        """Merge-patch the status. With ``resource_version`` the API server applies it only if
+        the object is still at that version (else 409 Conflict): a write that proves nothing,
+        not even a deletion or an edit of the spec, happened since the object was read."""
+        body: dict[str, Any] = {"status": status}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
         return dict(
             await self.custom.patch_namespaced_custom_object_status(
                 GROUP,
@@ -182,7 +194,7 @@ class Kube:
                 namespace,
                 plural,
                 name,
-                {"status": status},
+                body,
                 _content_type=MERGE_PATCH,  # type: ignore[call-arg]
             )
         )

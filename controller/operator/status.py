@@ -29,6 +29,16 @@ def rfc3339(ts: float) -> str:
 parse_rfc3339 = parse_optional_rfc3339
 
 
+def stop_requested(obj: dict[str, Any]) -> str | None:
+    """'deletion' or 'abort' when the user asked the drill to stop (nothing may be injected
+    from then on); None otherwise."""
+    if (obj.get("metadata") or {}).get("deletionTimestamp"):
+        return "deletion"
+    if (obj.get("spec") or {}).get("abort") is True:
+        return "abort"
+    return None
+
+
 def _wire(value: Any) -> Any:
     if isinstance(value, BaseModel):
         return value.model_dump(by_alias=True, mode="json", exclude_none=True)
@@ -55,15 +65,28 @@ class StatusWriter:
     def uid(self) -> str:
         return str(self.obj["metadata"]["uid"])
 
-    async def patch(self, **fields: Any) -> None:
+    async def patch(self, *, resource_version: str | None = None, **fields: Any) -> None:
         """Merge-patch status fields (camelCase names; models, lists of models, plain values;
-        None deletes). The API server's answer becomes our view of the status."""
+        None deletes). The API server's answer becomes our view of the object: its status, and
+        its metadata and spec too, so a deletion or an abort requested meanwhile is seen at the
+        next write. ``resource_version``: write only if the object is still at that version."""
         patch = {name: _wire(value) for name, value in fields.items()}
         for name in ("message", "safetyAbort"):  # free text, often quoting an error: redacted
             if isinstance(patch.get(name), str):
                 patch[name] = redact(patch[name])
-        result = await self.kube.patch_status(self.namespace, self.name, patch)
+        if resource_version is None:
+            result = await self.kube.patch_status(self.namespace, self.name, patch)
+        else:
+            result = await self.kube.patch_status(
+                self.namespace, self.name, patch, resource_version=resource_version
+            )
         self.status = DrillStatus.of(result)
+        self.obj = {**self.obj, **{k: result[k] for k in ("metadata", "spec") if k in result}}
+
+    @property
+    def stop_requested(self) -> str | None:
+        """Why nothing more may be injected, as far as the last read or write showed."""
+        return stop_requested(self.obj)
 
     def condition(
         self, ctype: str, ok: bool, reason: str, message: str, now: float | None = None

@@ -17,7 +17,33 @@ ALERT_RULES = Path(__file__).resolve().parents[2] / "manifests" / "prometheus" /
 
 
 def _ms(seconds: float) -> str:
-    return f"{int(seconds * 1000)}ms"
+    return f"{round(seconds * 1000)}ms"
+
+
+def scaled_alert_rules(source: Path, time_scale: float, destination: Path) -> Path:
+    """The rules of ``source`` with every ``for:`` multiplied by ``time_scale``, written to
+    ``destination``; ``source`` itself when the scale is 1.
+
+    The emulator runs PD's and TiKV's timings (heartbeats, Disconnected after 20 s, elections)
+    scaled by one factor; a rule's ``for:`` is the same kind of duration, so a scaled sandbox
+    scales it too and every ratio stays real (Disconnected 20 s, then ``for: 1m``, becomes 4 s
+    then 12 s at 0.2). Expressions are left exactly as written: their range windows only bound
+    how long an alert stays firing afterwards."""
+    if time_scale == 1:
+        return source
+    from controller.alerting.matching import parse_go_duration
+
+    rules = yaml.safe_load(source.read_text())
+    for group in rules.get("groups", []):
+        for rule in group.get("rules", []):
+            if "for" in rule:
+                rule["for"] = _ms(parse_go_duration(rule["for"]) * time_scale)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    destination.write_text(
+        f"# {source.name} with every `for:` scaled by {time_scale} (controller/sandbox/prometheus.py)\n"
+        + yaml.safe_dump(rules, sort_keys=False)
+    )
+    return destination
 
 
 def scrape_config(

@@ -11,7 +11,7 @@ from pathlib import Path
 from controller.sandbox.alertmanager import Alertmanager
 from controller.sandbox.controlplane import ControlPlane
 from controller.sandbox.processes import ManagedProcess, ProcessExited, free_port, wait_until
-from controller.sandbox.prometheus import ALERT_RULES, Prometheus
+from controller.sandbox.prometheus import ALERT_RULES, Prometheus, scaled_alert_rules
 
 TIKV_CLUSTER_MANIFEST = Path(__file__).with_name("tikv-cluster.yaml")
 
@@ -108,7 +108,7 @@ class TikvCluster:
                 targets,
                 scrape_interval=self.scrape_interval,
                 evaluation_interval=self.evaluation_interval,
-                rule_files=(ALERT_RULES,) if self.with_alerting else (),
+                rule_files=(self._alert_rules(),) if self.with_alerting else (),
                 alertmanager=self.alertmanager.url.removeprefix("http://") if self.alertmanager else "",
                 detached=self.detached,
             ).start()
@@ -119,6 +119,10 @@ class TikvCluster:
             self.stop()
             raise
         return self
+
+    def _alert_rules(self) -> Path:
+        """The standard rules, their ``for:`` on the emulator's clock."""
+        return scaled_alert_rules(ALERT_RULES, self.time_scale, self.workdir / "alert-rules.yml")
 
     def _emulator_ready(self) -> bool:
         assert self.emulator is not None

@@ -24,8 +24,9 @@ def _ready_since(pod: dict) -> float:
 
 
 def test_slow_diagnosis_does_not_delay_recovery_measurement(tikv_cluster_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """The Messages API answers after 20 s; the recovery moments are still the pod's and PD's."""
-    api = MessagesAPIServer(mode="slow", delay_s=20).start()
+    """The Messages API answers after 10 s; the recovery moments are still the pod's and PD's,
+    recorded while the diagnosis was still unanswered."""
+    api = MessagesAPIServer(mode="slow", delay_s=10).start()
     cluster = tikv_cluster_factory()
     env = claude_drill_env(
         cluster, tmp_path / "drill", api.url, CHAOSDEMO_CLAUDE_TIMEOUT="60", CHAOSDEMO_CLAUDE_MAX_RETRIES="0"
@@ -44,10 +45,15 @@ def test_slow_diagnosis_does_not_delay_recovery_measurement(tikv_cluster_factory
     # The truth: the replacement's Ready condition (whole seconds) and PD's start of the store.
     assert abs(t["podReadyAt"] - _ready_since(pod)) <= 1.0, (st["timeline"], pod["status"]["conditions"])
     assert abs(t["storeUpAt"] - parse_rfc3339(store["status"]["start_ts"])) <= 0.1, (st["timeline"], store)
-    assert t["diagnosedAt"] - t["podReadyAt"] > 15, "the diagnosis took 20 s; the measurement did not wait"
+    [asked] = api.requests
+    assert t["recoveredAt"] < asked["answered_at"] <= t["diagnosedAt"], (
+        "the measurement did not wait for the diagnosis",
+        st["timeline"],
+        asked["answered_at"],
+    )
     assert t["recoveredAt"] == max(t["podReadyAt"], t["storeUpAt"], t["regionsHealthyAt"])
     ttr = st["metrics"]["timeToRecoverSeconds"]
-    assert ttr == pytest.approx(t["recoveredAt"] - t["injectedAt"], abs=0.002) and ttr < 10, (
+    assert ttr == pytest.approx(t["recoveredAt"] - t["injectedAt"], abs=0.002), (
         st["metrics"],
         st["timeline"],
     )
@@ -129,7 +135,8 @@ def test_an_edit_mid_run_becomes_the_next_run(drill_env: DrillEnv) -> None:
     first = st["history"][0]
     assert (first["generation"], first["verdict"]) == (1, "Undetected"), first
     ran_for = parse_rfc3339(first["completedAt"]) - parse_rfc3339(first["startedAt"])
-    assert ran_for < 40, f"the first run kept its 6 s timeout, not the edit's 3600 s ({ran_for:.0f}s)"
+    # Ended by its own 6 s timeout: far short of the edit's 3600 s, however slow the machine.
+    assert 6 <= ran_for < 600, f"the first run kept its 6 s timeout, not the edit's 3600 s ({ran_for:.0f}s)"
     assert st["run"]["generation"] == 2 and st["run"]["spec"]["detection"]["timeoutSeconds"] == 3600
     assert (st["verdict"], st["reason"]) == ("Pass", "DryRun"), st
     env.start_monitor()

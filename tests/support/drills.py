@@ -15,12 +15,25 @@ from typing import Any
 
 from controller.sandbox.binaries import REPO_ROOT, binary
 from controller.sandbox.controlplane import ControlPlane, write_kubeconfig
-from controller.sandbox.processes import ManagedProcess
+from controller.sandbox.processes import ManagedProcess, free_port, wait_ready
 from controller.sandbox.services import controller_process, monitor_process
 from controller.sandbox.tikv import TikvCluster
 
 
+def patience(seconds: float) -> float:
+    """How long a test waits for something that normally takes a fraction of ``seconds``.
+
+    A wait's deadline is not a claim about speed (figures are compared with the truth, never
+    with a window): it only bounds how long a broken run hangs. A slow or loaded machine
+    stretches every wait, so deadlines are generous and scale with
+    ``CHAOSDEMO_TEST_PATIENCE`` (default 3) for machines slower still."""
+    return seconds * float(os.environ.get("CHAOSDEMO_TEST_PATIENCE", "3"))
+
+
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):  # type: ignore[no-untyped-def]
+    """Poll ``predicate`` until it returns something true; ``timeout`` is stretched by
+    :func:`patience`."""
+    timeout = patience(timeout)
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -139,22 +152,32 @@ class DrillEnv:
     def kubectl(self, *args: str, **kw: Any):  # type: ignore[no-untyped-def]
         return self.cluster.control_plane.kubectl(*args, **kw)
 
-    def start_monitor(self, **ports: int) -> None:
-        """``ports``: metrics_port, health_port."""
+    def start_monitor(self, *, metrics_port: int = 0, health_port: int = 0) -> None:
+        """Start the monitor and return once it is ready: it knows the cluster and has finished
+        a cycle, so its baseline (every store's start time) predates anything the test breaks
+        next. A test that broke something before the baseline would race the monitor's start,
+        which on a slow machine takes seconds (importing the package alone)."""
+        health_port = health_port or free_port()
         self.monitor = monitor_process(
             pd_url=self.cluster.pd_url,
             prometheus_url=self.cluster.prometheus.url if self.cluster.prometheus else "",
             db=self.db_path,
             interval=self.monitor_interval,
             log_path=self.workdir / "monitor.log",
-            **ports,
+            metrics_port=metrics_port,
+            health_port=health_port,
         ).start()
+        wait_ready(self.monitor, f"http://127.0.0.1:{health_port}/readyz", timeout=patience(60))
 
     def stop_monitor(self) -> None:
         if self.monitor:
             self.monitor.stop()
 
-    def start_controller(self, *more_namespaces: str, **extra_env: str) -> ManagedProcess:
+    def start_controller(self, *more_namespaces: str, wait: bool = True, **extra_env: str) -> ManagedProcess:
+        """Start the controller and (unless ``wait`` is false: a controller meant to crash may
+        die before it serves) return once kopf serves its liveness endpoint, which it does only
+        after its startup handlers ran."""
+        health_port = free_port()
         self.controller = controller_process(
             kubeconfig=self.cluster.control_plane.kubeconfig,
             pd_url=self.cluster.pd_url,
@@ -162,8 +185,15 @@ class DrillEnv:
             db=self.db_path,
             log_path=self.workdir / "controller.log",
             namespaces=[self.ns, *more_namespaces],
-            env={"CHAOSDEMO_STEP_INTERVAL": "0.3", **self.controller_env, **extra_env},
+            env={
+                "CHAOSDEMO_STEP_INTERVAL": "0.3",
+                "CHAOSDEMO_HEALTH_PORT": str(health_port),
+                **self.controller_env,
+                **extra_env,
+            },
         ).start()
+        if wait:
+            wait_ready(self.controller, f"http://127.0.0.1:{health_port}/healthz", timeout=patience(60))
         return self.controller
 
     def kill_controller(self) -> None:

@@ -11,6 +11,7 @@ import asyncio
 import json
 import re
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,13 +62,19 @@ class MessagesAPIServer:
 
     async def _messages(self, request: web.Request) -> web.Response:
         body = await request.json()
-        self.requests.append(
-            {
-                "headers": {k.lower(): v for k, v in request.headers.items()},
-                "body": body,
-                "raw": json.dumps(body),
-            }
-        )
+        record: dict[str, Any] = {
+            "headers": {k.lower(): v for k, v in request.headers.items()},
+            "body": body,
+            "raw": json.dumps(body),
+            "received_at": time.time(),
+        }
+        self.requests.append(record)
+        try:
+            return await self._answer(body)
+        finally:
+            record["answered_at"] = time.time()
+
+    async def _answer(self, body: dict[str, Any]) -> web.Response:
         prompt = json.dumps(body.get("messages", []))
         ids = re.findall(r"\[(E\d+)\]", prompt)
         pod = (re.findall(r"pod=([a-z0-9-]+)", prompt) or ["the pod"])[0]
