@@ -108,7 +108,10 @@ class Monitor:
                 store_id=lead.store_id,
                 store_address=lead.store_address,
                 pod=lead.pod,
-                now=snap.taken_at,
+                # The ticket is dated when the monitor decided (after the probe's confirmations
+                # and the evaluation), like an alert at its firing evaluation; the snapshot's
+                # start would date it before the evidence that opened it was in.
+                now=time.time(),
             )
             self._clear_cycles[ticket.id] = 0
             if created:

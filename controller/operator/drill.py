@@ -65,6 +65,9 @@ from controller.timefmt import parse_optional_rfc3339
 
 log = logging.getLogger(__name__)
 MAX_STEPS_PER_CALL = 12
+# The outcome of an abort or a deletion whose restore gave up: the one ending that may leave a
+# store down, counted for the controller's critical alert (ChaosDemoRestoreGaveUp).
+RESTORE_GAVE_UP = "RestoreTimedOut"
 # Preflight refusals that a drill queued behind another one waits out rather than fails on.
 SETTLING_REASONS = frozenset({"OpenTicket", "StoreNotUp"})
 WAIT_RECHECK_SECONDS = 2.0
@@ -194,7 +197,10 @@ async def _advance(deps: Deps, obj: dict[str, Any]) -> None:
         spec = run.drill_spec()
         started = w.status.timeline.started_at
         metrics.drill_active(
-            w.namespace, w.name, started + decisions.lease_seconds(spec) if started else None
+            w.namespace,
+            w.name,
+            started + decisions.lease_seconds(spec) if started else None,
+            cluster=run.ticket_cluster,
         )
         if (fresh.get("spec") or {}).get("abort") is True or w.status.safety_abort:
             await _abort(deps, w, run, spec)
@@ -319,9 +325,11 @@ async def end_run(
         timeline=timeline,
         **fields,
     )
-    metrics.DRILLS.labels(
-        outcome.verdict.value, metrics.cluster_label(run.ticket_cluster if run else None)
-    ).inc()
+    cluster = metrics.cluster_label(run.ticket_cluster if run else None)
+    metrics.DRILLS.labels(outcome.verdict.value, cluster).inc()
+    if outcome.reason == RESTORE_GAVE_UP:
+        metrics.RESTORES_GAVE_UP.labels(cluster).inc()
+    metrics.drill_inactive(w.namespace, w.name)
     crashpoint("finished")
     if run is not None:
         await lock.release(deps.kube, run.target_namespace, w.obj)
@@ -549,8 +557,11 @@ async def _still_wanted(deps: Deps, w: StatusWriter) -> bool:
     live = await deps.kube.get_chaosdemo(w.namespace, w.name)
     if live is None or live["metadata"].get("uid") != w.uid or stop_requested(live):
         return False
+    timeline = w.status.timeline
+    if timeline.injection_sent_at is None:
+        timeline = timeline.model_copy(update={"injection_sent_at": time.time()})
     try:
-        await w.patch(resource_version=live["metadata"].get("resourceVersion"), phase=Phase.INJECTING.value)
+        await w.patch(resource_version=live["metadata"].get("resourceVersion"), timeline=timeline)
     except ApiException as exc:
         if exc.status == 409:
             return False
@@ -559,6 +570,9 @@ async def _still_wanted(deps: Deps, w: StatusWriter) -> bool:
 
 
 async def _injecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec) -> bool:
+    # An earlier attempt (before a crash) may have sent the delete: then a pod found gone or
+    # replaced went by our hand. Known only from the record, read before this attempt's own.
+    resumed = w.status.timeline.injection_sent_at is not None
     if not await _still_wanted(deps, w):
         return False  # the finalizer or the abort takes it from here
     victim = _victim(w)
@@ -575,13 +589,27 @@ async def _injecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
         results = await asyncio.gather(*(delete(v) for v in victims))
     crashpoint("pod-deleted")
     now = time.time()
-    outcomes = [outcome for outcome, _ in results]
-    # The kill is the first delete done: a monitor may see that store go before the others.
-    # 'gone' means a previous attempt (before a crash) already deleted it: it happened right
-    # after injectingAt was written, so that is the best record of the kill time.
+    outcomes = [outcome if outcome == "deleted" or not resumed else "gone" for outcome, _ in results]
     deleted_at = [at for outcome, at in results if outcome == "deleted"]
+    if not deleted_at and not resumed:
+        # Gone or replaced between preflight and now, by someone else: nothing of ours was
+        # touched, and someone else's restart is not ours to time.
+        changed = ", ".join(f"{v.pod} ({o})" for v, o in zip(victims, outcomes, strict=True))
+        detail = f"pod(s) no longer the ones chosen (uid precondition): {changed}; nothing deleted"
+        await end_run(
+            deps,
+            w,
+            run,
+            Outcome(Phase.FAILED, Verdict.ERROR, "VictimChanged", detail),
+            conditions=w.condition("Injected", False, "VictimChanged", detail),
+        )
+        return False
+    # The kill is the first delete done: a monitor may see that store go before the others.
+    # 'gone' after a crash: the earlier attempt deleted it right after injectionSentAt was
+    # written, so that is the best record of the kill time.
     deleted = bool(deleted_at)
-    injected_at = min(deleted_at) if deleted_at else (w.status.timeline.injecting_at or now)
+    sent_at = w.status.timeline.injection_sent_at or w.status.timeline.injecting_at or now
+    injected_at = min(deleted_at) if deleted_at else sent_at
     created = parse_optional_rfc3339(w.obj["metadata"].get("creationTimestamp"))
     if created and deleted:
         metrics.REACTION.observe(max(0.0, injected_at - created))
@@ -589,6 +617,8 @@ async def _injecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
         f"deleted pod {v.pod} (uid {v.uid[:8]}, grace {grace}s)"
         if outcome == "deleted"
         else f"pod {v.pod} (uid {v.uid[:8]}) was already gone"
+        if outcome == "gone"
+        else f"pod {v.pod} was replaced by someone else before our delete; not touched"
         for v, outcome in zip(victims, outcomes, strict=True)
     )
     reason = "PDLeaderKilled" if victim.pd_member else "PodKilled"
@@ -612,8 +642,9 @@ async def _stop_store(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: Drill
         )
         return False
     now = time.time()
-    # 'already': an attempt before a crash swapped it, right after injectingAt was written.
-    injected_at = now if swap.outcome == "swapped" else (w.status.timeline.injecting_at or now)
+    # 'already': an attempt before a crash swapped it, right after injectionSentAt was written.
+    t = w.status.timeline
+    injected_at = now if swap.outcome == "swapped" else (t.injection_sent_at or t.injecting_at or now)
     message = (
         f"stopped store {victim.store_id}: container {victim.container} of {victim.pod} runs "
         f"{victim.pause_image} instead of {victim.original_image} for {spec.fault.duration_seconds}s"
@@ -741,9 +772,10 @@ async def _detecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
         return False
     victims = w.status.all_victims
     injected_at = w.status.timeline.injected_at or time.time()
-    # One second of slack for clocks; preflight made sure no ticket was open before the kill.
-    # With several victims, the first ticket about any of them detected the fault.
-    since = injected_at - 1.0
+    # Only a ticket decided after the kill detected it (one opened before is an earlier incident,
+    # and preflight refused to start while one was open): no slack, so no TTD below zero to
+    # hide. With several victims, the first ticket about any of them detected the fault.
+    since = injected_at
     tickets = [
         t
         for v in victims
@@ -1147,7 +1179,7 @@ async def _abort(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec)
             deps,
             w,
             run,
-            Outcome(Phase.ABORTED, Verdict.ABORTED, "RestoreTimedOut", f"{why}; {result.message}"),
+            Outcome(Phase.ABORTED, Verdict.ABORTED, RESTORE_GAVE_UP, f"{why}; {result.message}"),
         )
     else:
         deps.backoff(w.uid, 0.5)
@@ -1173,6 +1205,7 @@ async def finalize(deps: Deps, obj: dict[str, Any]) -> tuple[bool, str]:
         w = StatusWriter(deps.kube, obj)
         run = w.status.run
         if run is None or w.status.phase in TERMINAL_PHASES:
+            metrics.drill_inactive(w.namespace, w.name)
             deps.forget(uid)
             deps.guards.pop(uid, None)
             return True, "nothing to restore"
@@ -1194,7 +1227,7 @@ async def finalize(deps: Deps, obj: dict[str, Any]) -> tuple[bool, str]:
             else Outcome(
                 Phase.ABORTED,
                 Verdict.ABORTED,
-                "RestoreTimedOut",
+                RESTORE_GAVE_UP,
                 f"gave up restoring: {result.message}; releasing the finalizer",
             )
         )

@@ -50,11 +50,10 @@ class Kube:
             raise
 
     async def delete_pod(self, namespace: str, name: str, uid: str, grace_seconds: int) -> str:
-        """Delete exactly this pod (uid precondition). Returns 'deleted' or 'gone'.
-
-        'gone' covers 404 (already deleted) and 409 (the name now belongs to a replacement with a
-        new uid): in both cases the pod we chose no longer exists, and we must not touch the other.
-        """
+        """Delete exactly this pod (uid precondition). Returns 'deleted', 'gone' (404: no pod of
+        that name) or 'changed' (409: the name belongs to another pod, a replacement with a new
+        uid). In neither of the last two is anything touched; whether the pod we chose went by
+        our hand (an earlier attempt) or another's is the caller's to know."""
         body = client.V1DeleteOptions(
             grace_period_seconds=grace_seconds, preconditions=client.V1Preconditions(uid=uid)
         )
@@ -62,8 +61,10 @@ class Kube:
             await self.core.delete_namespaced_pod(name, namespace, body=body)
             return "deleted"
         except ApiException as exc:
-            if exc.status in (404, 409):
+            if exc.status == 404:
                 return "gone"
+            if exc.status == 409:
+                return "changed"
             raise
 
     async def patch_pod_if(self, namespace: str, name: str, ops: list[dict[str, Any]]) -> str:

@@ -70,9 +70,14 @@ def observe_sources(sources: list[Any], cluster: str) -> None:
             SOURCE_DETECTION_MISSES.labels(s.name, s.type, cluster).inc()
 
 
-def drill_active(namespace: str, name: str, deadline: float | None) -> None:
+def drill_active(namespace: str, name: str, deadline: float | None, *, cluster: str = "") -> None:
     if deadline is not None:
         ACTIVE_DRILL_DEADLINE.labels(namespace, name).set(deadline)
+    if cluster:
+        # The give-up counter exists at 0 before it can first count: Prometheus' increase()
+        # sees nothing in a series whose first sample is already 1, so the critical alert on
+        # it would miss exactly the first give-up on a cluster.
+        RESTORES_GAVE_UP.labels(cluster_label(cluster))
 
 
 def drill_inactive(namespace: str, name: str) -> None:

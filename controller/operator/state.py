@@ -97,6 +97,10 @@ class Timeline(_Status):
     queued_at: Moment = Field(default=None, alias="queuedAt")
     locked_at: Moment = Field(default=None, alias="lockedAt")
     injecting_at: Moment = Field(default=None, alias="injectingAt")
+    # The first moment the destructive call was about to be sent (written, with the object's
+    # resourceVersion as precondition, right before it): after a crash, its presence says the
+    # call may have gone out, so a pod found gone or replaced was our own doing.
+    injection_sent_at: Moment = Field(default=None, alias="injectionSentAt")
     injected_at: Moment = Field(default=None, alias="injectedAt")
     detected_at: Moment = Field(default=None, alias="detectedAt")
     diagnosed_at: Moment = Field(default=None, alias="diagnosedAt")

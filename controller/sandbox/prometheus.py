@@ -14,6 +14,8 @@ from controller.sandbox.processes import ManagedProcess, free_port, wait_ready
 
 # The TiKV/PD alert rules the sandbox loads (also shipped with the kind manifests).
 ALERT_RULES = Path(__file__).resolve().parents[2] / "manifests" / "prometheus" / "alert-rules.yml"
+# The alert rules about ChaosDemo itself (shipped with the manifests and the chart).
+CHAOSDEMO_RULES = ALERT_RULES.with_name("chaosdemo-rules.yml")
 
 
 def _ms(seconds: float) -> str:
@@ -54,6 +56,7 @@ def scrape_config(
     evaluation_seconds: float | None = None,
     rule_files: tuple[Path, ...] = (),
     alertmanager: str = "",
+    extra_jobs: tuple[tuple[str, str], ...] = (),
 ) -> dict:
     interval = _ms(interval_seconds)
     config: dict = {
@@ -72,6 +75,8 @@ def scrape_config(
             },
         ],
     }
+    for job, address in extra_jobs:  # e.g. the controller's own /metrics
+        config["scrape_configs"].append({"job_name": job, "static_configs": [{"targets": [address]}]})
     if rule_files:
         config["rule_files"] = [str(f) for f in rule_files]
     if alertmanager:
@@ -88,6 +93,7 @@ class Prometheus:
     evaluation_interval: float | None = None
     rule_files: tuple[Path, ...] = ()
     alertmanager: str = ""  # host:port of the Alertmanager to send alerts to
+    extra_jobs: tuple[tuple[str, str], ...] = ()  # (job name, host:port) scraped as well
     port: int = 0
     detached: bool = False
     process: ManagedProcess | None = field(default=None, init=False)
@@ -111,6 +117,7 @@ class Prometheus:
                     evaluation_seconds=self.evaluation_interval,
                     rule_files=self.rule_files,
                     alertmanager=self.alertmanager,
+                    extra_jobs=self.extra_jobs,
                 )
             )
         )

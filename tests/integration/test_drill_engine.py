@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
+from controller.sandbox.processes import free_port
+from controller.sandbox.prometheus import CHAOSDEMO_RULES, Prometheus
 from controller.timefmt import parse_rfc3339
 from tests.support.drills import DrillEnv, claude_drill_env, wait_for
 from tests.support.messages_api import MessagesAPIServer
@@ -142,8 +145,37 @@ def test_an_edit_mid_run_becomes_the_next_run(drill_env: DrillEnv) -> None:
     env.start_monitor()
 
 
-def test_finalizer_gives_up_at_its_deadline_with_a_warning(drill_env: DrillEnv) -> None:
+def test_finalizer_gives_up_at_its_deadline_with_a_warning(drill_env: DrillEnv, tmp_path: Path) -> None:
+    """A deletion whose restore cannot be confirmed gives up at its deadline, with a Warning
+    Event and the controller's own critical alert, evaluated by a real Prometheus from the
+    shipped rules and the controller's real /metrics. A drill that ended normally leaves no
+    trace that could make ChaosDemoDrillStuck fire later."""
     env = drill_env
+    metrics_port = free_port()
+    env.kill_controller()
+    env.start_controller(CHAOSDEMO_METRICS_PORT=str(metrics_port))
+    prom = Prometheus(
+        tmp_path / "prometheus",
+        env.cluster.pd_url.removeprefix("http://"),
+        tmp_path / "no-tikv-targets.json",
+        scrape_interval=0.5,
+        rule_files=(CHAOSDEMO_RULES,),
+        extra_jobs=(("chaosdemo-controller", f"127.0.0.1:{metrics_port}"),),
+    ).start()
+    try:
+        _finalizer_gives_up(env, prom, metrics_port)
+    finally:
+        prom.stop()
+
+
+def _finalizer_gives_up(env: DrillEnv, prom: Prometheus, metrics_port: int) -> None:
+    deadline_metric = "chaosdemo_active_drill_deadline_timestamp_seconds"
+    env.drill("finishes", {"safety": {"dryRun": True}})
+    env.wait_phase("finishes", TERMINAL)
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+        exported = r.read().decode()
+    deadlines = [line for line in exported.splitlines() if line.startswith(deadline_metric)]
+    assert not [line for line in deadlines if 'name="finishes"' in line], deadlines
     env.stop_monitor()
     env.drill("stuck", {"detection": {"timeoutSeconds": 600}, "recovery": {"timeoutSeconds": 4}})
     env.wait_phase("stuck", {"Detecting"})
@@ -170,3 +202,14 @@ def test_finalizer_gives_up_at_its_deadline_with_a_warning(drill_env: DrillEnv) 
         (e["reason"], e["message"]) for e in events
     ]
     wait_for(lambda: env.ready_pods() == 3, 30, "the StatefulSet to bring the pod back anyway")
+    # The critical alert fires (it has no for:), about this cluster; the stuck drill's deadline
+    # is gone with it, and the finished drill never had one left.
+    fired = wait_for(
+        lambda: prom.query('ALERTS{alertname="ChaosDemoRestoreGaveUp",alertstate="firing"}'),
+        30,
+        "ChaosDemoRestoreGaveUp to fire in Prometheus",
+    )
+    assert fired[0]["metric"]["cluster"] == env.cluster.ticket_cluster, fired
+    assert prom.query(deadline_metric) == [], prom.query(deadline_metric)
+    assert prom.query('ALERTS{alertname="ChaosDemoDrillStuck"}') == []
+    env.start_monitor()

@@ -177,7 +177,8 @@ class DrillEnv:
         """Start the controller and (unless ``wait`` is false: a controller meant to crash may
         die before it serves) return once kopf serves its liveness endpoint, which it does only
         after its startup handlers ran."""
-        health_port = free_port()
+        chosen = {**self.controller_env, **extra_env}.get("CHAOSDEMO_HEALTH_PORT")
+        health_port = int(chosen) if chosen else free_port()
         self.controller = controller_process(
             kubeconfig=self.cluster.control_plane.kubeconfig,
             pd_url=self.cluster.pd_url,

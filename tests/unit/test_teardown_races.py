@@ -1,9 +1,9 @@
 """A deletion or an abort that arrives while a step runs: nothing is injected after it, and the
 teardown decides from the live object, never from the body kopf handed it at deletion time.
 
-The API server is a fake here on purpose: it makes the race certain (the request lands exactly
-between the step's first read and its destructive call) and it enforces the resourceVersion
-precondition the way the real one does (409 when the object changed since it was read)."""
+The API server is a fake here on purpose (tests/support/fake_api.py): it makes the race certain
+(the request lands exactly between the step's first read and its destructive call) and enforces
+the resourceVersion precondition as the real one does."""
 
 from __future__ import annotations
 
@@ -12,107 +12,10 @@ import time
 from typing import Any
 
 import pytest
-from kubernetes_asyncio.client.exceptions import ApiException
 
-from controller.operator.config import OperatorConfig
-from controller.operator.drill import Deps, advance, finalize
-from controller.operator.model import FINALIZER
-from controller.timefmt import format_rfc3339
-
-RUN = {
-    "generation": 1,
-    "spec": {},
-    "targetNamespace": "tikv",
-    "pdAddress": "http://127.0.0.1:9",
-    "ticketCluster": "pd-1",
-}
-KILL_VICTIM = {"namespace": "tikv", "pod": "tikv-1", "uid": "pod-uid-1", "storeId": 2}
-OUTAGE_VICTIM = {
-    **KILL_VICTIM,
-    "containerIndex": 0,
-    "container": "tikv",
-    "originalImage": "pingcap/tikv:v8.5.0",
-    "pauseImage": "registry.k8s.io/pause:3.10",
-}
-
-
-def drill(status: dict[str, Any], spec: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "metadata": {
-            "name": "d",
-            "namespace": "tikv",
-            "uid": "drill-uid",
-            "generation": 1,
-            "resourceVersion": "100",
-            "finalizers": [FINALIZER],
-        },
-        "spec": spec or {},
-        "status": {"observedGeneration": 1, "run": RUN, **status},
-    }
-
-
-class APIServer:
-    """One ChaosDemo and the calls a step and a teardown make; every destructive call recorded.
-
-    ``interrupt``: what the user does right after the step's first read of the object
-    ('deletion' or 'abort'), i.e. while the step is running."""
-
-    def __init__(self, obj: dict[str, Any], interrupt: str | None = None) -> None:
-        self.obj = obj
-        self.interrupt = interrupt
-        self.reads = 0
-        self.destructive: list[tuple[str, Any]] = []
-
-    def _bump(self) -> None:
-        meta = self.obj["metadata"]
-        meta["resourceVersion"] = str(int(meta["resourceVersion"]) + 1)
-
-    async def get_chaosdemo(self, namespace: str, name: str) -> dict[str, Any]:
-        self.reads += 1
-        seen = copy.deepcopy(self.obj)
-        if self.reads == 1 and self.interrupt == "deletion":
-            self.obj["metadata"]["deletionTimestamp"] = "2026-12-05T09:00:00Z"
-            self._bump()
-        elif self.reads == 1 and self.interrupt == "abort":
-            self.obj["spec"]["abort"] = True
-            self.obj["metadata"]["generation"] += 1
-            self._bump()
-        return seen
-
-    async def patch_status(
-        self, namespace: str, name: str, status: dict[str, Any], *, resource_version: str | None = None
-    ) -> dict[str, Any]:
-        if resource_version is not None and resource_version != self.obj["metadata"]["resourceVersion"]:
-            raise ApiException(status=409, reason="Conflict")
-        current = self.obj.setdefault("status", {})
-        for key, value in status.items():
-            if value is None:
-                current.pop(key, None)
-            else:
-                current[key] = value
-        self._bump()
-        return copy.deepcopy(self.obj)
-
-    async def emit_event(self, obj: dict[str, Any], event_type: str, reason: str, message: str) -> None:
-        return None
-
-    async def delete_pod(self, namespace: str, name: str, uid: str, grace_seconds: int) -> str:
-        self.destructive.append(("delete", name))
-        return "deleted"
-
-    async def patch_pod_if(self, namespace: str, name: str, ops: list[dict[str, Any]]) -> str:
-        self.destructive.append(("patch", [op.get("value") for op in ops if op["op"] == "replace"]))
-        return "patched"
-
-    async def get_pod(self, namespace: str, name: str) -> None:
-        return None
-
-    async def read_lease(self, namespace: str, name: str) -> None:
-        return None
-
-
-def deps_for(api: APIServer) -> Deps:
-    return Deps(kube=api, db=None, config=OperatorConfig())  # type: ignore[arg-type]
+from controller.operator.drill import advance, finalize
+from controller.timefmt import format_rfc3339, parse_rfc3339
+from tests.support.fake_api import KILL_VICTIM, OUTAGE_VICTIM, APIServer, deps_for, drill
 
 
 @pytest.mark.parametrize("interrupt", ["deletion", "abort"])
@@ -131,7 +34,9 @@ async def test_nothing_is_injected_once_a_stop_was_requested_mid_step(
 async def test_nothing_is_injected_when_the_object_changed_between_read_and_claim() -> None:
     """The precondition itself: the step's re-read sees no stop, but the object changes before
     its claim is written; the API server answers 409 and nothing is injected."""
-    obj = drill({"phase": "Injecting", "victim": KILL_VICTIM, "timeline": {"injectingAt": "2026-12-05T08:59:59Z"}})
+    obj = drill(
+        {"phase": "Injecting", "victim": KILL_VICTIM, "timeline": {"injectingAt": "2026-12-05T08:59:59Z"}}
+    )
 
     class ChangedUnderfoot(APIServer):
         async def get_chaosdemo(self, namespace: str, name: str) -> dict[str, Any]:
@@ -174,3 +79,41 @@ async def test_the_finalizer_of_a_drill_that_never_injected_touches_nothing() ->
     api = APIServer(copy.deepcopy(stale))
     done, message = await finalize(deps_for(api), stale)
     assert done and api.destructive == [] and "before anything was killed" in message, message
+
+
+async def test_a_pod_replaced_by_someone_else_is_not_killed_nor_timed() -> None:
+    """Between preflight and the delete, someone else replaced the victim (same name, new uid):
+    the uid-preconditioned delete answers 409; the drill refuses rather than time another's
+    restart as its own kill."""
+    obj = drill(
+        {"phase": "Injecting", "victim": KILL_VICTIM, "timeline": {"injectingAt": "2026-12-05T08:59:59Z"}}
+    )
+    api = APIServer(obj)
+    api.replaced.add("tikv-1")
+    await advance(deps_for(api), copy.deepcopy(obj))
+    status = api.obj["status"]
+    assert (status["phase"], status["verdict"], status["reason"]) == ("Failed", "Error", "VictimChanged"), (
+        status
+    )
+    assert "injectedAt" not in status["timeline"] and api.destructive == [], status
+
+
+async def test_after_a_crash_a_pod_our_earlier_attempt_deleted_is_our_kill() -> None:
+    """The record says the delete may have gone out before a crash: the replacement found now is
+    the StatefulSet's answer to our own kill, timed from that record."""
+    sent = "2026-12-05T09:00:00.500Z"
+    obj = drill(
+        {
+            "phase": "Injecting",
+            "victim": KILL_VICTIM,
+            "timeline": {"injectingAt": "2026-12-05T09:00:00Z", "injectionSentAt": sent},
+        }
+    )
+    api = APIServer(obj)
+    api.replaced.add("tikv-1")
+    await advance(deps_for(api), copy.deepcopy(obj))
+    status = api.obj["status"]
+    assert parse_rfc3339(status["timeline"]["injectedAt"]) == parse_rfc3339(sent), status
+    injected = next(c for c in status["conditions"] if c["type"] == "Injected")
+    assert (injected["status"], injected["reason"]) == ("True", "PodKilled"), injected
+    assert "already gone" in injected["message"] and api.destructive == [], injected
