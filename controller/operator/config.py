@@ -24,6 +24,9 @@ class OperatorConfig:
     # PD addresses a drill's target.pdAddress may name (empty: any). A ChaosDemo author could
     # otherwise point the safety checks at a fake PD that vouches "all Up".
     allowed_pd_addresses: frozenset[str] = field(default_factory=frozenset)
+    # Prometheus and Alertmanager URLs a drill's detection.sources[].url may name (empty: any).
+    # Without it a ChaosDemo author chooses where the controller sends requests.
+    allowed_source_urls: frozenset[str] = field(default_factory=frozenset)
     # The images a store-outage may run in a TiKV pod instead of TiKV (with TiKV's volumes,
     # token and network identity): the admin's choice; a spec can only pick one of them.
     allowed_pause_images: frozenset[str] = frozenset({DEFAULT_PAUSE_IMAGE})
@@ -43,6 +46,7 @@ class OperatorConfig:
             tickets_db=env.get("CHAOSDEMO_DB", cls.tickets_db),
             allowed_namespaces=_csv(env.get("CHAOSDEMO_ALLOWED_NAMESPACES", "")),
             allowed_pd_addresses=_csv(env.get("CHAOSDEMO_ALLOWED_PD_ADDRESSES", "")),
+            allowed_source_urls=_csv(env.get("CHAOSDEMO_ALLOWED_SOURCE_URLS", "")),
             allowed_pause_images=_csv(env.get("CHAOSDEMO_PAUSE_IMAGES", "")) or frozenset({DEFAULT_PAUSE_IMAGE}),
             step_interval=float(env.get("CHAOSDEMO_STEP_INTERVAL", cls.step_interval)),
             tikv_job=env.get("CHAOSDEMO_TIKV_JOB", cls.tikv_job),

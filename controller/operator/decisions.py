@@ -470,14 +470,3 @@ def next_run_needed(status: DrillStatus, generation: int) -> bool:
         and status.observed_generation != generation
     )
 
-
-def pause_image_refusal(spec: DrillSpec, allowed: frozenset[str]) -> str | None:
-    """Why a store-outage may not run its pause image, if it may not. The image runs in the TiKV
-    pod with TiKV's volumes, token and network identity, so only the admin's list counts (Helm
-    value ``storeOutage.pauseImages``, env CHAOSDEMO_PAUSE_IMAGES), never its name's shape."""
-    if spec.fault.action != "store-outage" or spec.fault.pause_image in allowed:
-        return None
-    return (
-        f"spec.fault.pauseImage: {spec.fault.pause_image!r} is not among the pause images the "
-        f"controller allows ({', '.join(sorted(allowed))}; its CHAOSDEMO_PAUSE_IMAGES)"
-    )

@@ -34,7 +34,7 @@ from controller.diagnosis.grading import grade
 from controller.diagnosis.inputs import DrillRecord
 from controller.diagnosis.schema import DiagnosisOutput
 from controller.diagnosis.service import diagnose_ticket
-from controller.operator import decisions, impact, lock, metrics, outage
+from controller.operator import admission, decisions, impact, lock, metrics, outage
 from controller.operator.config import OperatorConfig
 from controller.operator.crashpoints import crashpoint
 from controller.operator.decisions import Outcome, RecoveryObservation
@@ -72,12 +72,6 @@ RESTORE_GAVE_UP = "RestoreTimedOut"
 SETTLING_REASONS = frozenset({"OpenTicket", "StoreNotUp"})
 WAIT_RECHECK_SECONDS = 2.0
 PD_CLIENTS_KEPT = 32
-
-
-def normalize_url(url: str) -> str:
-    """One spelling per address: scheme added, trailing slash dropped (as PDClient does)."""
-    url = url.strip().rstrip("/")
-    return url if "://" in url else f"http://{url}"
 
 
 @dataclass
@@ -124,7 +118,7 @@ class Deps:
         self.not_before[uid] = time.monotonic() + seconds
 
     def pd(self, address: str) -> PDClient:
-        key = normalize_url(address)
+        key = admission.normalize_url(address)
         if key not in self._pd:
             if len(self._pd) >= PD_CLIENTS_KEPT:
                 # Every distinct address a spec names would otherwise keep a client for good.
@@ -245,27 +239,14 @@ async def _pin_run(deps: Deps, w: StatusWriter, generation: int, live: dict[str,
         )
         return None
     pd_address = spec.target.pd_address or deps.config.pd_address
-    allowed = deps.config.allowed_pd_addresses
-    if (
-        spec.target.pd_address
-        and allowed
-        and normalize_url(pd_address) not in {normalize_url(a) for a in allowed}
-    ):
-        await end_run(
-            deps,
-            w,
-            None,
-            Outcome(
-                Phase.FAILED,
-                Verdict.ERROR,
-                "PDAddressNotAllowed",
-                f"spec.target.pdAddress: {pd_address} is not among the controller's CHAOSDEMO_ALLOWED_PD_ADDRESSES",
-            ),
-        )
-        return None
-    refused = decisions.pause_image_refusal(spec, deps.config.allowed_pause_images)
-    if refused is not None:
-        await end_run(deps, w, None, Outcome(Phase.FAILED, Verdict.ERROR, "PauseImageNotAllowed", refused))
+    target_namespace = spec.target_namespace(w.namespace)
+    # Before any Lease or request: an untrusted namespace must not hold another's Lease, nor
+    # make the controller call an address of its choosing.
+    refusal = admission.spec_refusal(spec, deps.config) or await admission.trust_refusal(
+        deps.kube, target_namespace, w.namespace, deps.config
+    )
+    if refusal is not None:
+        await end_run(deps, w, None, Outcome(Phase.FAILED, Verdict.ERROR, refusal.reason, refusal.message))
         return None
     sources = spec.detection.resolved(
         prometheus_url=deps.config.prometheus_url, alertmanager_url=deps.config.alertmanager_url
@@ -274,7 +255,7 @@ async def _pin_run(deps: Deps, w: StatusWriter, generation: int, live: dict[str,
     run = RunSnapshot(
         generation=generation,
         spec=spec.model_dump(by_alias=True, mode="json"),
-        targetNamespace=spec.target_namespace(w.namespace),
+        targetNamespace=target_namespace,
         pdAddress=pd_address,
     )
     await w.patch(run=run)

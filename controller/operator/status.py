@@ -39,6 +39,28 @@ def stop_requested(obj: dict[str, Any]) -> str | None:
     return None
 
 
+# A string the controller writes to status is at most this long: much of it quotes what a PD,
+# a Prometheus or a model answered, and none of that may grow the object without bound.
+MAX_TEXT = 2000
+# Kept whole: the saved manifest of a bare pod is what recreates it (redacted when saved).
+_KEPT_WHOLE = frozenset({"manifest"})
+
+
+def scrub(value: Any, key: str = "") -> Any:
+    """Every string in a status write, at any depth, redacted and bounded: the one place that
+    keeps secrets and runaway answers out of status, whichever field carries them."""
+    if isinstance(value, str):
+        text = redact(value)
+        if key not in _KEPT_WHOLE and len(text) > MAX_TEXT:
+            text = text[: MAX_TEXT - 20] + " … [truncated]"
+        return text
+    if isinstance(value, dict):
+        return {k: scrub(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v, key) for v in value]
+    return value
+
+
 def _wire(value: Any) -> Any:
     if isinstance(value, BaseModel):
         return value.model_dump(by_alias=True, mode="json", exclude_none=True)
@@ -70,10 +92,7 @@ class StatusWriter:
         None deletes). The API server's answer becomes our view of the object: its status, and
         its metadata and spec too, so a deletion or an abort requested meanwhile is seen at the
         next write. ``resource_version``: write only if the object is still at that version."""
-        patch = {name: _wire(value) for name, value in fields.items()}
-        for name in ("message", "safetyAbort"):  # free text, often quoting an error: redacted
-            if isinstance(patch.get(name), str):
-                patch[name] = redact(patch[name])
+        patch = {name: scrub(_wire(value), name) for name, value in fields.items()}
         if resource_version is None:
             result = await self.kube.patch_status(self.namespace, self.name, patch)
         else:

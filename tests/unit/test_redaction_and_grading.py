@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from controller.redaction import REDACTED, redact
@@ -113,3 +115,44 @@ def test_several_victims_grade_only_when_every_one_is_named() -> None:
     assert grade(base, action="pod-kill", pod="tikv-1", store_id=2, others=(("tikv-3", 4),)).matches
     missing = grade(base, action="pod-kill", pod="tikv-1", store_id=2, others=(("tikv-4", 5),))
     assert not missing.matches and "tikv-4" in missing.reason
+
+
+async def test_every_string_written_to_status_is_redacted_and_bounded() -> None:
+    """The status writer is the one place: a secret quoted in an error body of a detection
+    source, in a condition or in a diagnosis never reaches status, and no answer grows it without
+    bound; the saved manifest of a bare pod stays whole (it recreates the pod)."""
+    from controller.operator.state import Condition, DetectionStatus, SourceStatus
+    from controller.operator.status import MAX_TEXT, StatusWriter
+
+    written: list[dict] = []
+
+    class Kube:
+        async def patch_status(self, namespace: str, name: str, status: dict) -> dict:
+            written.append(status)
+            return {"status": {}}
+
+    canary = "sk-ant-api03-canary-0123456789abcdef"
+    body = f'{{"error": "upstream said Authorization: Bearer {canary}"}}' + "x" * 50_000
+    manifest = "spec:\n" + "  image: pingcap/tikv:v8.5.0\n" * 500
+    w = StatusWriter(Kube(), {"metadata": {"name": "d", "namespace": "ns", "uid": "u"}})  # type: ignore[arg-type]
+    await w.patch(
+        detection=DetectionStatus(
+            sources=[SourceStatus(name="prom", type="prometheus", required=True, why=body)]
+        ),
+        conditions=[
+            Condition(
+                type="Detected",
+                status="False",
+                reason="Error",
+                message=f"password={canary}",
+                lastTransitionTime=0,
+            )
+        ],
+        diagnosis={"summary": f"the key {canary} leaked into a log line"},
+        victim={"namespace": "ns", "pod": "p", "uid": "u", "manifest": manifest},
+    )
+    [status] = written
+    flat = json.dumps(status)
+    assert canary not in flat and "[REDACTED]" in flat
+    assert len(status["detection"]["sources"][0]["why"]) <= MAX_TEXT
+    assert status["victim"]["manifest"] == manifest
