@@ -35,6 +35,7 @@ from controller.diagnosis.inputs import DrillRecord
 from controller.diagnosis.schema import DiagnosisOutput
 from controller.diagnosis.service import diagnose_ticket
 from controller.operator import admission, decisions, impact, lock, metrics, outage
+from controller.operator.clients import ClientCache
 from controller.operator.config import OperatorConfig
 from controller.operator.crashpoints import crashpoint
 from controller.operator.decisions import Outcome, RecoveryObservation
@@ -96,8 +97,7 @@ class Deps:
     db: TicketDB
     config: OperatorConfig
     prom: PrometheusClient | None = None
-    _pd: dict[str, PDClient] = field(default_factory=dict)
-    _closing: set[asyncio.Future[None]] = field(default_factory=set)
+    _pd: ClientCache[PDClient] = field(default_factory=lambda: ClientCache(PDClient, limit=PD_CLIENTS_KEPT))
     alerting: AlertingClients = field(default_factory=AlertingClients)
     # One step or teardown at a time per drill (by uid).
     guards: dict[str, asyncio.Lock] = field(default_factory=dict)
@@ -118,17 +118,7 @@ class Deps:
         self.not_before[uid] = time.monotonic() + seconds
 
     def pd(self, address: str) -> PDClient:
-        key = admission.normalize_url(address)
-        if key not in self._pd:
-            if len(self._pd) >= PD_CLIENTS_KEPT:
-                # Every distinct address a spec names would otherwise keep a client for good.
-                oldest = next(iter(self._pd))
-                stale = self._pd.pop(oldest)
-                closing = asyncio.ensure_future(stale.aclose())
-                self._closing.add(closing)
-                closing.add_done_callback(self._closing.discard)
-            self._pd[key] = PDClient(key)
-        return self._pd[key]
+        return self._pd.get(admission.normalize_url(address))
 
     def forget(self, uid: str) -> None:
         """A run ended: drop what was kept in memory for it."""
@@ -142,8 +132,7 @@ class Deps:
     async def aclose(self) -> None:
         for uid in list(self.diagnoses):
             self.forget(uid)
-        for client in self._pd.values():
-            await client.aclose()
+        await self._pd.aclose()
         await self.alerting.aclose()
 
 

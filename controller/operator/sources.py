@@ -11,6 +11,7 @@ from controller.alerting.alertmanager import AlertmanagerClient
 from controller.alerting.matching import AlertTiming, DrillFacts, RuleInfo, VictimIdentity, why_missed
 from controller.alerting.watch import SourceLook, alerting_rules, look_alertmanager, look_prometheus
 from controller.operator import decisions
+from controller.operator.clients import ClientCache
 from controller.operator.model import DetectionSource
 from controller.operator.state import Incident, SourceStatus, Timeline, Victim
 from controller.prom import PrometheusClient
@@ -18,22 +19,22 @@ from controller.prom import PrometheusClient
 
 @dataclass
 class AlertingClients:
-    """One client per URL, kept for the controller's life."""
+    """One client per URL, built once and kept while used (bounded: see ClientCache)."""
 
-    prometheus: dict[str, PrometheusClient] = field(default_factory=dict)
-    alertmanager: dict[str, AlertmanagerClient] = field(default_factory=dict)
+    prometheus: ClientCache[PrometheusClient] = field(default_factory=lambda: ClientCache(PrometheusClient))
+    alertmanager: ClientCache[AlertmanagerClient] = field(
+        default_factory=lambda: ClientCache(AlertmanagerClient)
+    )
 
     def prom(self, url: str) -> PrometheusClient:
-        return self.prometheus.setdefault(url, PrometheusClient(url))
+        return self.prometheus.get(url)
 
     def am(self, url: str) -> AlertmanagerClient:
-        return self.alertmanager.setdefault(url, AlertmanagerClient(url))
+        return self.alertmanager.get(url)
 
     async def aclose(self) -> None:
-        for p in self.prometheus.values():
-            await p.aclose()
-        for a in self.alertmanager.values():
-            await a.aclose()
+        await self.prometheus.aclose()
+        await self.alertmanager.aclose()
 
 
 def identity(victim: Victim) -> VictimIdentity:
