@@ -34,7 +34,15 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
         cp.stop()
 
 
-_cluster_counter = iter(range(11, 250))
+def _cluster_numbers() -> Iterator[int]:
+    """Numbers for emulated clusters (namespace tikv-N, status addresses 127.0.N.x): distinct
+    across pytest-xdist workers too, whose clusters share this machine's loopback range."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return iter(range(11 + int(worker or 0), 250, max(1, workers)))
+
+
+_cluster_counter = _cluster_numbers()
 
 
 @pytest.fixture
