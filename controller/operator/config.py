@@ -30,6 +30,9 @@ class OperatorConfig:
     # The images a store-outage may run in a TiKV pod instead of TiKV (with TiKV's volumes,
     # token and network identity): the admin's choice; a spec can only pick one of them.
     allowed_pause_images: frozenset[str] = frozenset({DEFAULT_PAUSE_IMAGE})
+    # PD's and Prometheus' clocks may differ from the controller's by this much (seconds) before
+    # preflight refuses: figures mix their moments.
+    max_clock_skew: float = 1.0
     step_interval: float = 0.5  # how often a running drill is advanced (kopf timer)
     tikv_job: str = "tikv"
     metrics_port: int = 0
@@ -48,6 +51,7 @@ class OperatorConfig:
             allowed_pd_addresses=_csv(env.get("CHAOSDEMO_ALLOWED_PD_ADDRESSES", "")),
             allowed_source_urls=_csv(env.get("CHAOSDEMO_ALLOWED_SOURCE_URLS", "")),
             allowed_pause_images=_csv(env.get("CHAOSDEMO_PAUSE_IMAGES", "")) or frozenset({DEFAULT_PAUSE_IMAGE}),
+            max_clock_skew=float(env.get("CHAOSDEMO_MAX_CLOCK_SKEW_SECONDS", cls.max_clock_skew)),
             step_interval=float(env.get("CHAOSDEMO_STEP_INTERVAL", cls.step_interval)),
             tikv_job=env.get("CHAOSDEMO_TIKV_JOB", cls.tikv_job),
             metrics_port=int(env.get("CHAOSDEMO_METRICS_PORT", "0")),

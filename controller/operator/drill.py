@@ -34,7 +34,7 @@ from controller.diagnosis.grading import grade
 from controller.diagnosis.inputs import DrillRecord
 from controller.diagnosis.schema import DiagnosisOutput
 from controller.diagnosis.service import diagnose_ticket
-from controller.operator import admission, decisions, impact, lock, metrics, outage
+from controller.operator import admission, clocks, decisions, impact, lock, metrics, outage
 from controller.operator.clients import ClientCache
 from controller.operator.config import OperatorConfig
 from controller.operator.crashpoints import crashpoint
@@ -439,6 +439,10 @@ async def _preflight(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
         return False
     if not result.ok:
         return await _refused(deps, w, run, result.reason, result.message)
+    with using("spec.target.pdAddress"):
+        skewed = clocks.skew_refusal(await clocks.clock_readings(pd, deps.prom), deps.config.max_clock_skew)
+    if skewed is not None:
+        return await _refused(deps, w, run, "ClockSkew", skewed)
     names = [p.metadata.name for p in result.candidates]
     chosen = result.chosen or [
         decisions.choose_victim(names, spec.target.pod, seed=f"{w.uid}/{run.generation}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -133,6 +134,20 @@ class PDClient:
         """``/regions``: every region with its peers (roles), leader, down and pending peers.
         Same shape as a region check's answer."""
         return self._parse(RegionCheck, await self._request("GET", "/regions"), "/regions")
+
+    async def server_time(self) -> float:
+        """PD's own clock, from the HTTP Date header of its answer (Go's server sets it on every
+        response): whole seconds, truncated."""
+        url = f"{self.base_url}{API}/cluster"
+        try:
+            response = await self._client.get(url)
+        except httpx.TransportError as exc:
+            raise PDUnavailable(self.base_url, f"{type(exc).__name__}: {exc}") from exc
+        date = response.headers.get("date")
+        try:
+            return parsedate_to_datetime(date).timestamp() if date else float("nan")
+        except (TypeError, ValueError):
+            return float("nan")
 
     async def cluster_id(self) -> int:
         """``/cluster``'s ``id``: the one identity of a PD cluster, whatever its address's spelling."""
