@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     import kopf
 
-    import controller.operator.handlers  # noqa: F401  (registers the handlers)
+    import controller.handlers  # noqa: F401  (registers the handlers)
 
     configure(args.verbose)
     # kopf serves /healthz only once its startup handlers are done (the ticket store open, the

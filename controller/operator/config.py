@@ -50,7 +50,8 @@ class OperatorConfig:
             allowed_namespaces=_csv(env.get("CHAOSDEMO_ALLOWED_NAMESPACES", "")),
             allowed_pd_addresses=_csv(env.get("CHAOSDEMO_ALLOWED_PD_ADDRESSES", "")),
             allowed_source_urls=_csv(env.get("CHAOSDEMO_ALLOWED_SOURCE_URLS", "")),
-            allowed_pause_images=_csv(env.get("CHAOSDEMO_PAUSE_IMAGES", "")) or frozenset({DEFAULT_PAUSE_IMAGE}),
+            allowed_pause_images=_csv(env.get("CHAOSDEMO_PAUSE_IMAGES", ""))
+            or frozenset({DEFAULT_PAUSE_IMAGE}),
             max_clock_skew=float(env.get("CHAOSDEMO_MAX_CLOCK_SKEW_SECONDS", cls.max_clock_skew)),
             step_interval=float(env.get("CHAOSDEMO_STEP_INTERVAL", cls.step_interval)),
             tikv_job=env.get("CHAOSDEMO_TIKV_JOB", cls.tikv_job),

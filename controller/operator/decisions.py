@@ -469,4 +469,3 @@ def next_run_needed(status: DrillStatus, generation: int) -> bool:
         status.phase in (Phase.COMPLETED, Phase.FAILED, Phase.ABORTED)
         and status.observed_generation != generation
     )
-

@@ -21,7 +21,7 @@ sys.meta_path.insert(0, Absent())
 import importlib.util
 importlib.util.find_spec = (lambda original: lambda name, *a: None
     if name in ("controller.sandbox", "controller.emulator") else original(name, *a))(importlib.util.find_spec)
-import controller.operator.handlers, controller.commands.monitor, controller.monitor.loop
+import controller.handlers, controller.commands.monitor, controller.monitor.loop
 from controller.cli import main
 for argv in (["--help"], ["tickets", "list", "--help"], ["controller", "--help"], ["monitor", "--help"]):
     try:

@@ -1,5 +1,7 @@
-"""The kopf handlers: thin. Everything they do is in ``drill`` and friends, which tests call
-directly. Run with ``kopf run -m controller.operator.handlers`` or ``chaosdemo controller``."""
+"""kopf handlers for both resources, ChaosDemo and ChaosDemoSchedule, in one module above
+``operator/`` and ``schedule/`` (so neither imports the other's way up). Thin: everything they do
+is in the drill engine and the schedule reconciler, which tests call directly. Run with
+``kopf run -m controller.handlers`` or ``chaosdemo controller``."""
 
 from __future__ import annotations
 

@@ -1,0 +1,81 @@
+"""What every part of the drill engine is handed: the API server, the ticket store, the
+configuration, the clients kept per address and what is remembered per drill between steps."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from controller.diagnosis.schema import DiagnosisOutput
+from controller.operator import admission
+from controller.operator.clients import ClientCache
+from controller.operator.config import OperatorConfig
+from controller.operator.kube import Kube
+from controller.operator.sources import AlertingClients
+from controller.pd import PDClient
+from controller.prom import PrometheusClient
+from controller.tickets import TicketDB
+
+PD_CLIENTS_KEPT = 32
+
+
+@dataclass
+class Retry:
+    first_failure: float
+    attempts: int = 0
+
+
+@dataclass
+class Diagnosed:
+    output: DiagnosisOutput
+    diagnoser: str
+    model: str | None
+    fallback_reason: str | None
+    blind: bool
+    prompt_version: str | None
+
+
+@dataclass
+class Deps:
+    kube: Kube
+    db: TicketDB
+    config: OperatorConfig
+    prom: PrometheusClient | None = None
+    _pd: ClientCache[PDClient] = field(default_factory=lambda: ClientCache(PDClient, limit=PD_CLIENTS_KEPT))
+    alerting: AlertingClients = field(default_factory=AlertingClients)
+    # One step or teardown at a time per drill (by uid).
+    guards: dict[str, asyncio.Lock] = field(default_factory=dict)
+    # Drills that are only waiting (for a lock, for the cluster, for a retry) are looked at again
+    # no sooner than this (by uid): hundreds of queued drills must not poll every tick.
+    not_before: dict[str, float] = field(default_factory=dict)
+    retries: dict[str, Retry] = field(default_factory=dict)
+    diagnoses: dict[str, asyncio.Task[Diagnosed]] = field(default_factory=dict)
+    # When each recovery moment was last seen not to hold yet (by uid): its lower bound.
+    recovery_bounds: dict[str, dict[str, float]] = field(default_factory=dict)
+    # When the detection sources were last asked (by uid, monotonic): at most once a second.
+    sources_asked: dict[str, float] = field(default_factory=dict)
+
+    def guard(self, uid: str) -> asyncio.Lock:
+        return self.guards.setdefault(uid, asyncio.Lock())
+
+    def backoff(self, uid: str, seconds: float) -> None:
+        self.not_before[uid] = time.monotonic() + seconds
+
+    def pd(self, address: str) -> PDClient:
+        return self._pd.get(admission.normalize_url(address))
+
+    def forget(self, uid: str) -> None:
+        """A run ended: drop what was kept in memory for it."""
+        self.retries.pop(uid, None)
+        self.recovery_bounds.pop(uid, None)
+        self.sources_asked.pop(uid, None)
+        task = self.diagnoses.pop(uid, None)
+        if task is not None and not task.done():
+            task.cancel()
+
+    async def aclose(self) -> None:
+        for uid in list(self.diagnoses):
+            self.forget(uid)
+        await self._pd.aclose()
+        await self.alerting.aclose()

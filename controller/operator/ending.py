@@ -1,0 +1,72 @@
+"""The one place a run ends (verdict, Event, metrics, lock release), and the one way a stopped
+store is started again, which every ending goes through first."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from controller.operator import decisions, lock, metrics, outage
+from controller.operator.crashpoints import crashpoint
+from controller.operator.decisions import Outcome
+from controller.operator.deps import Deps
+from controller.operator.model import Verdict
+from controller.operator.state import (
+    RunSnapshot,
+)
+from controller.operator.status import StatusWriter
+
+# The outcome of an abort or a deletion whose restore gave up: the one ending that may leave a
+# store down, counted for the controller's critical alert (ChaosDemoRestoreGaveUp).
+RESTORE_GAVE_UP = "RestoreTimedOut"
+
+
+async def end_run(
+    deps: Deps, w: StatusWriter, run: RunSnapshot | None, outcome: Outcome, **fields: Any
+) -> None:
+    """The one place a run ends: its verdict and an Event, metrics, the target lock released.
+    Whatever way a run ends, a stopped store's image is put back first."""
+    if decisions.was_killed(w.status):
+        await start_store_again(deps, w)
+    timeline = fields.pop("timeline", None) or w.status.timeline
+    timeline = timeline.model_copy(update={"completed_at": time.time()})
+    await w.transition(
+        outcome.phase,
+        outcome.reason,
+        outcome.message,
+        event_type="Normal" if outcome.verdict in (Verdict.PASS, None) else "Warning",
+        verdict=outcome.verdict.value,
+        timeline=timeline,
+        **fields,
+    )
+    cluster = metrics.cluster_label(run.ticket_cluster if run else None)
+    metrics.DRILLS.labels(outcome.verdict.value, cluster).inc()
+    if outcome.reason == RESTORE_GAVE_UP:
+        metrics.RESTORES_GAVE_UP.labels(cluster).inc()
+    metrics.drill_inactive(w.namespace, w.name)
+    crashpoint("finished")
+    if run is not None:
+        await lock.release(deps.kube, run.target_namespace, w.obj)
+    deps.forget(w.uid)
+
+
+async def start_store_again(deps: Deps, w: StatusWriter) -> str | None:
+    """store-outage: swap the original image back, exactly once, and record when. Returns what
+    happened, or None when there is nothing (left) to put back."""
+    victim = w.status.victim
+    t = w.status.timeline
+    if victim is None or not victim.outage or t.injecting_at is None or t.restored_at is not None:
+        return None
+    if t.restoring_at is None:
+        t = t.model_copy(update={"restoring_at": time.time()})
+        await w.patch(timeline=t)
+        crashpoint("image-restoring")
+    swap = await outage.swap_victim(deps.kube, victim, back=True)
+    crashpoint("image-restored")
+    now = time.time()
+    # 'already': the swap back was sent before a crash, right after restoringAt was written.
+    restored_at = now if swap.outcome in ("swapped", "gone") else (t.restoring_at or now)
+    await w.patch(timeline=t.model_copy(update={"restored_at": restored_at}))
+    message = f"store {victim.store_id} started again: {swap.detail}"
+    await deps.kube.emit_event(w.obj, "Normal", "StoreStarted", message)
+    return message

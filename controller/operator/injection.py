@@ -1,0 +1,151 @@
+"""The one destructive phase (Injecting): the pods deleted or the store stopped, each only
+after the live object was read afresh and a claim written with its resourceVersion as the API
+server's precondition, so nothing is injected once a deletion or an abort was requested."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from controller.operator import metrics, outage
+from controller.operator.crashpoints import crashpoint
+from controller.operator.decisions import Outcome
+from controller.operator.deps import Deps
+from controller.operator.ending import end_run
+from controller.operator.errors import using
+from controller.operator.model import DrillSpec, Phase, Verdict
+from controller.operator.state import (
+    DetectionStatus,
+    RunSnapshot,
+    SourceStatus,
+    Victim,
+)
+from controller.operator.status import StatusWriter, stop_requested
+from controller.operator.victims import victim_of
+from controller.timefmt import parse_optional_rfc3339
+
+
+async def _still_wanted(deps: Deps, w: StatusWriter) -> bool:
+    """Right before a destructive call: does the live object still want it?
+
+    The object is read afresh, and a no-op status write carrying its resourceVersion as the API
+    server's precondition proves nothing changed since (a deletion or an abort changes it:
+    409). What the call is about to do was recorded before (victim and injectingAt, written at
+    preflight), so a teardown that starts after this point knows what to put back."""
+    live = await deps.kube.get_chaosdemo(w.namespace, w.name)
+    if live is None or live["metadata"].get("uid") != w.uid or stop_requested(live):
+        return False
+    timeline = w.status.timeline
+    if timeline.injection_sent_at is None:
+        timeline = timeline.model_copy(update={"injection_sent_at": time.time()})
+    try:
+        await w.patch(resource_version=live["metadata"].get("resourceVersion"), timeline=timeline)
+    except ApiException as exc:
+        if exc.status == 409:
+            return False
+        raise
+    return not w.stop_requested
+
+
+async def injecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec) -> bool:
+    # An earlier attempt (before a crash) may have sent the delete: then a pod found gone or
+    # replaced went by our hand. Known only from the record, read before this attempt's own.
+    resumed = w.status.timeline.injection_sent_at is not None
+    if not await _still_wanted(deps, w):
+        return False  # the finalizer or the abort takes it from here
+    victim = victim_of(w)
+    if victim.outage:
+        return await _stop_store(deps, w, run, spec, victim)
+    victims = w.status.all_victims
+    grace = spec.fault.grace_period_seconds
+
+    async def delete(v: Victim) -> tuple[str, float]:
+        return await deps.kube.delete_pod(v.namespace, v.pod, v.uid, grace), time.time()
+
+    with using("spec.target"):
+        # Several victims go at once, as a zone or a rack does; each delete names its pod's uid.
+        results = await asyncio.gather(*(delete(v) for v in victims))
+    crashpoint("pod-deleted")
+    now = time.time()
+    outcomes = [outcome if outcome == "deleted" or not resumed else "gone" for outcome, _ in results]
+    deleted_at = [at for outcome, at in results if outcome == "deleted"]
+    if not deleted_at and not resumed:
+        # Gone or replaced between preflight and now, by someone else: nothing of ours was
+        # touched, and someone else's restart is not ours to time.
+        changed = ", ".join(f"{v.pod} ({o})" for v, o in zip(victims, outcomes, strict=True))
+        detail = f"pod(s) no longer the ones chosen (uid precondition): {changed}; nothing deleted"
+        await end_run(
+            deps,
+            w,
+            run,
+            Outcome(Phase.FAILED, Verdict.ERROR, "VictimChanged", detail),
+            conditions=w.condition("Injected", False, "VictimChanged", detail),
+        )
+        return False
+    # The kill is the first delete done: a monitor may see that store go before the others.
+    # 'gone' after a crash: the earlier attempt deleted it right after injectionSentAt was
+    # written, so that is the best record of the kill time.
+    deleted = bool(deleted_at)
+    sent_at = w.status.timeline.injection_sent_at or w.status.timeline.injecting_at or now
+    injected_at = min(deleted_at) if deleted_at else sent_at
+    created = parse_optional_rfc3339(w.obj["metadata"].get("creationTimestamp"))
+    if created and deleted:
+        metrics.REACTION.observe(max(0.0, injected_at - created))
+    message = "; ".join(
+        f"deleted pod {v.pod} (uid {v.uid[:8]}, grace {grace}s)"
+        if outcome == "deleted"
+        else f"pod {v.pod} (uid {v.uid[:8]}) was already gone"
+        if outcome == "gone"
+        else f"pod {v.pod} was replaced by someone else before our delete; not touched"
+        for v, outcome in zip(victims, outcomes, strict=True)
+    )
+    reason = "PDLeaderKilled" if victim.pd_member else "PodKilled"
+    await _record_injected(w, spec, injected_at, reason, message)
+    return True
+
+
+async def _stop_store(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec, victim: Victim) -> bool:
+    """store-outage: swap the TiKV container's image for the pause image (at most once)."""
+    with using("spec.target"):
+        swap = await outage.swap_victim(deps.kube, victim, back=False)
+    crashpoint("image-swapped")
+    if swap.outcome in ("gone", "changed"):
+        # The pod changed between preflight and now: nothing of ours was touched.
+        await end_run(
+            deps,
+            w,
+            run,
+            Outcome(Phase.FAILED, Verdict.ERROR, "VictimChanged", f"store not stopped: {swap.detail}"),
+            conditions=w.condition("Injected", False, "VictimChanged", swap.detail),
+        )
+        return False
+    now = time.time()
+    # 'already': an attempt before a crash swapped it, right after injectionSentAt was written.
+    t = w.status.timeline
+    injected_at = now if swap.outcome == "swapped" else (t.injection_sent_at or t.injecting_at or now)
+    message = (
+        f"stopped store {victim.store_id}: container {victim.container} of {victim.pod} runs "
+        f"{victim.pause_image} instead of {victim.original_image} for {spec.fault.duration_seconds}s"
+    )
+    await _record_injected(w, spec, injected_at, "StoreStopped", message)
+    return True
+
+
+async def _record_injected(
+    w: StatusWriter, spec: DrillSpec, injected_at: float, reason: str, message: str
+) -> None:
+    await w.transition(
+        Phase.DETECTING,
+        reason,
+        message,
+        timeline=w.status.timeline.model_copy(update={"injected_at": injected_at}),
+        detection=DetectionStatus(
+            sources=[
+                SourceStatus(name=s.label, type=s.type, required=s.required) for s in spec.detection.sources
+            ]
+        ),
+        conditions=w.condition("Injected", True, reason, message),
+    )
+    crashpoint("injected-recorded")
