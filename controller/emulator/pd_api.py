@@ -141,7 +141,9 @@ def region_json(
 
 
 # Served by whichever member is asked; everything else a follower forwards to the leader.
-MEMBER_LOCAL_PATHS = frozenset({"/pd/api/v1/health", "/pd/api/v1/members", "/pd/api/v1/leader", "/pd/api/v1/ping"})
+MEMBER_LOCAL_PATHS = frozenset(
+    {"/pd/api/v1/health", "/pd/api/v1/members", "/pd/api/v1/leader", "/pd/api/v1/ping"}
+)
 
 
 def _no_leader_middleware(cluster: EmulatedCluster) -> Any:
@@ -326,6 +328,21 @@ def make_pd_app(cluster: EmulatedCluster, pd_url: str) -> web.Application:
                 "regions": [region_json(cluster, r, down, pending) for r in cluster.regions],
             }
         )
+
+    @routes.get("/pd/api/v1/regions/store/{id}")
+    async def store_regions(request: web.Request) -> web.Response:
+        # PD's GetStoreRegions: every region with a peer on the store (none for an unknown id).
+        try:
+            store_id = int(request.match_info["id"])
+        except ValueError:
+            return _json(
+                f'strconv.ParseUint: parsing "{request.match_info["id"]}": invalid syntax', status=400
+            )
+        cluster.tick()
+        down = {r.id: ids for r, ids in cluster.regions_with("down-peer")}
+        pending = {r.id: ids for r, ids in cluster.regions_with("pending-peer")}
+        hits = [r for r in cluster.regions if store_id in r.peer_store_ids]
+        return _json({"count": len(hits), "regions": [region_json(cluster, r, down, pending) for r in hits]})
 
     @routes.get("/pd/api/v1/regions/check/{check}")
     async def region_check(request: web.Request) -> web.Response:

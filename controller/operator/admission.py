@@ -63,6 +63,8 @@ async def trust_refusal(
     with using("spec.target.namespace"):
         annotations = await kube.namespace_annotations(target_namespace)
     if annotations is None:
-        return Refusal("TargetNamespaceNotFound", f"namespace {target_namespace!r} does not exist")
+        return Refusal(
+            "TargetNamespaceNotFound", f"spec.target.namespace: namespace {target_namespace!r} does not exist"
+        )
     refused = namespace_trust(target_namespace, source_namespace, annotations, config.allowed_namespaces)
-    return None if refused is None else Refusal(refused.reason, refused.message)
+    return None if refused is None else Refusal(refused.reason, f"spec.target.namespace: {refused.message}")

@@ -89,6 +89,28 @@ def _beyond_the_drill(
     return others, regions_losing_majority(region_peers(regions, stores), frozenset(), gone)
 
 
+async def regions_at_risk(pd: PDClient, stores: list[StoreInfo], victims: frozenset[int]) -> RegionCheck:
+    """Every region that can be short of a healthy Raft majority now, without PD's whole region
+    list (10^5-10^6 regions in real clusters, on every step):
+
+    - a region with a down or a pending peer is in PD's region checks (small when healthy);
+    - a region's voters can be lost only to stores that are not Up. While those are the victims
+      alone, preflight showed that every region keeps its majority without them, so only the
+      region checks can add a risk; once another store is not Up, the regions of every store
+      that is not Up are asked for (``/regions/store/{id}``), victims included.
+    The answer holds every region with a down or pending peer, so it also says which of the
+    victims' regions are unhealthy."""
+    risky = await pd.unhealthy_regions()
+    not_up = [s.id for s in stores if s.store.state_name != "Up"]
+    if not set(not_up) - victims:
+        return risky
+    by_id = {r.id: r for r in risky.regions}
+    for store_id in not_up:
+        for region in (await pd.regions_of_store(store_id)).regions:
+            by_id.setdefault(region.id, region)
+    return RegionCheck(count=len(by_id), regions=list(by_id.values()))
+
+
 def _runs_original_image(pod: Any, victim: Victim) -> bool:
     containers = pod.spec.containers or []
     index = victim.container_index or 0
@@ -199,7 +221,8 @@ async def observe_pd(kube: Kube, pd: PDClient, victim: Victim) -> PDRecoveryObse
         )
     seen_at = time.time()
     try:
-        stores, regions = await asyncio.gather(pd.stores(), pd.regions())
+        stores = await pd.stores()
+        regions = await regions_at_risk(pd, stores, frozenset())
     except PDError:
         # A follower forwards these to the leader: without one (the fault itself), nothing to add.
         stores, regions = [], None
@@ -226,9 +249,11 @@ async def observe_all(
     if victims and victims[0].pd_member:
         return await observe_pd(kube, pd, victims[0])
     pods = await asyncio.gather(*(_look_at_pod(kube, v, restored_at) for v in victims))
+    victim_stores = frozenset(v.store_id for v in victims if v.store_id is not None)
     # One look at PD serves every victim.
     try:
-        stores, regions, health = await asyncio.gather(pd.stores(), pd.regions(), pd.health())
+        stores, health = await asyncio.gather(pd.stores(), pd.health())
+        regions = await regions_at_risk(pd, stores, victim_stores)
     except PDError as exc:
         failed = time.time()
         looks = [
@@ -245,7 +270,6 @@ async def observe_all(
         ]
         return combined(looks, injected_at)
     seen_at = time.time()
-    victim_stores = frozenset(v.store_id for v in victims if v.store_id is not None)
     looks = [
         _store_observation(v, p, seen_at, stores, regions, health, victim_stores)
         for v, p in zip(victims, pods, strict=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import httpx
+from prometheus_client import Counter
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from controller.pd.models import HealthMember, PDConfig, RegionCheck, StoreInfo, StoresResponse
@@ -16,6 +18,17 @@ API = "/pd/api/v1"
 REGION_CHECK_KINDS = ("down-peer", "pending-peer", "miss-peer", "offline-peer", "extra-peer", "learner-peer")
 _PD_ERROR_RE = re.compile(r"^\[(?P<code>PD:[^\]]+)\](?P<message>.*)$", re.DOTALL)
 M = TypeVar("M", bound=BaseModel)
+
+
+# What the PD clients of this process fetched, by endpoint (ids dropped): the cost of looking
+# at a cluster, which must not grow with its size on every step.
+RESPONSE_BYTES = Counter(
+    "chaosdemo_pd_response_bytes_total", "Bytes of PD's answers, by endpoint", ["endpoint"]
+)
+
+
+def _endpoint(path: str) -> str:
+    return re.sub(r"/\d+(?=/|$)", "/{id}", path.split("?", 1)[0])
 
 
 class PDError(Exception):
@@ -74,14 +87,18 @@ class PDClient:
             if response.is_success:
                 raise PDBadResponse(response.status_code, f"non-JSON body from {path}: {snippet!r}") from exc
             body = snippet
+        RESPONSE_BYTES.labels(_endpoint(path)).inc(len(response.content))
         if response.is_success:
             return body
-        text = body if isinstance(body, str) else json.dumps(body)[:300]
+        self._raise_for(response.status_code, body if isinstance(body, str) else json.dumps(body)[:300])
+
+    @staticmethod
+    def _raise_for(status: int, text: str) -> NoReturn:
         match = _PD_ERROR_RE.match(text)
         code, message = (match.group("code"), match.group("message")) if match else ("", text)
         if code.endswith("ErrStoreNotFound"):
-            raise PDStoreNotFound(response.status_code, message, code)
-        raise PDError(response.status_code, message, code)
+            raise PDStoreNotFound(status, message, code)
+        raise PDError(status, message, code)
 
     @staticmethod
     def _parse(model: type[M], body: Any, what: str) -> M:
@@ -132,8 +149,43 @@ class PDClient:
 
     async def regions(self) -> RegionCheck:
         """``/regions``: every region with its peers (roles), leader, down and pending peers.
-        Same shape as a region check's answer."""
-        return self._parse(RegionCheck, await self._request("GET", "/regions"), "/regions")
+        Same shape as a region check's answer. Real clusters hold 10^5-10^6 regions: ask for it
+        once per drill at most (preflight's quorum check), never per step."""
+        return await self._regions("/regions")
+
+    async def regions_of_store(self, store_id: int) -> RegionCheck:
+        """``/regions/store/{id}``: the regions with a peer on that store."""
+        return await self._regions(f"/regions/store/{store_id}")
+
+    async def unhealthy_regions(self) -> RegionCheck:
+        """The regions with a down or a pending peer (PD's two region checks, one answer): small
+        in a healthy cluster, whatever its size."""
+        down, pending = await asyncio.gather(
+            self._regions("/regions/check/down-peer"), self._regions("/regions/check/pending-peer")
+        )
+        by_id = {r.id: r for r in [*down.regions, *pending.regions]}
+        return RegionCheck(count=len(by_id), regions=list(by_id.values()))
+
+    async def _regions(self, path: str) -> RegionCheck:
+        """A region list, decoded and validated in a worker thread: a big cluster's answer takes
+        seconds to parse, which the event loop must not wait out."""
+        url = f"{self.base_url}{API}{path}"
+        try:
+            response = await self._client.get(url)
+        except httpx.TransportError as exc:
+            raise PDUnavailable(self.base_url, f"{type(exc).__name__}: {exc}") from exc
+        RESPONSE_BYTES.labels(_endpoint(path)).inc(len(response.content))
+        if not response.is_success:
+            self._raise_for(response.status_code, response.content[:300].decode("utf-8", errors="replace"))
+        return await asyncio.to_thread(self._decode_regions, response.content, path)
+
+    @classmethod
+    def _decode_regions(cls, content: bytes, path: str) -> RegionCheck:
+        try:
+            body = json.loads(content)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise PDBadResponse(200, f"non-JSON body from {path}: {content[:200]!r}") from exc
+        return cls._parse(RegionCheck, body, path)
 
     async def server_time(self) -> float:
         """PD's own clock, from the HTTP Date header of its answer (Go's server sets it on every

@@ -97,7 +97,9 @@ def test_guards_refuse_and_dry_run_deletes_nothing(drill_env: DrillEnv) -> None:
         ):
             st = env.wait_phase(name, TERMINAL)
             assert (st["phase"], st["verdict"], st["reason"]) == ("Failed", "Error", reason), st
-            assert st["message"].startswith("preflight refused")
+            # Consent is checked at admission, before any Lease; the rest by preflight.
+            admitted = reason != "NamespaceNotOptedIn"
+            assert st["message"].startswith("preflight refused" if admitted else "spec.target.namespace:"), st
         dry = env.wait_phase("dry", TERMINAL)
         assert (dry["phase"], dry["verdict"], dry["reason"]) == ("Completed", "Pass", "DryRun")
         assert dry["victim"]["pod"].startswith("tikv-") and "would kill" in dry["message"]

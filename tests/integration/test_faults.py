@@ -112,6 +112,10 @@ def test_store_outage_end_to_end(tikv_cluster_factory, tmp_path: Path) -> None: 
         victim_store = st["victim"]["storeId"]
         regions = _pd(env, "/pd/api/v1/regions")["regions"]
         pods = {p["metadata"]["name"]: p for p in cluster.tikv_pods()}
+        # kubectl leaves managedFields out unless asked.
+        victim_pod = json.loads(
+            env.kubectl("get", "pod", "tikv-1", "-n", env.ns, "-o", "json", "--show-managed-fields").stdout
+        )
         tickets = _tickets_for(env, victim_store)
     finally:
         env.stop()
@@ -126,7 +130,7 @@ def test_store_outage_end_to_end(tikv_cluster_factory, tmp_path: Path) -> None: 
     # swap out, and restoredAt is when the API server took it (its record of the pod's last spec
     # write, whole seconds; the moment is taken as the patch returns).
     assert t["restoredAt"] - t["injectedAt"] >= 20.0, st["timeline"]
-    spec_written = _last_spec_write(pods["tikv-1"])
+    spec_written = _last_spec_write(victim_pod)
     assert spec_written - 0.5 <= t["restoredAt"] <= spec_written + 1.5, (st["timeline"], spec_written)
     assert t["podReadyAt"] == t["restoredAt"], "the pod stayed Ready; the store ran from the swap back"
     assert t["storeUpAt"] >= t["restoredAt"] - 1.0 and t["recoveredAt"] >= t["storeUpAt"]
