@@ -30,6 +30,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--targets-file", type=Path, default=None, help="write Prometheus file_sd targets for the stores here"
     )
     p.add_argument("--load-rps", type=int, default=0, help="synthetic client load, requests per second")
+    p.add_argument("--regions", type=int, default=24, help="how many regions the cluster holds (scale runs)")
     p.set_defaults(handler=run)
 
 
@@ -49,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         status_ip_prefix=args.status_ip_prefix,
         targets_file=args.targets_file,
         synthetic_load_rps=args.load_rps,
+        regions=args.regions,
     )
     asyncio.run(Emulator(settings).run())
     return 0

@@ -36,6 +36,7 @@ class EmulatorSettings:
     status_ip_prefix: str = "127.0.10"
     targets_file: Path | None = None  # Prometheus file_sd output for the TiKV job
     synthetic_load_rps: int = 0
+    regions: int = 24
 
 
 class Emulator:
@@ -46,6 +47,7 @@ class Emulator:
             headless_service=settings.headless_service,
             time_scale=settings.time_scale,
             status_ip_prefix=settings.status_ip_prefix,
+            region_count=settings.regions,
         )
         self.status_servers = StatusServers(self.cluster)
         self.pd_url = f"http://{settings.pd_host}:{settings.pd_port}"

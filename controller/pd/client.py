@@ -25,6 +25,13 @@ M = TypeVar("M", bound=BaseModel)
 RESPONSE_BYTES = Counter(
     "chaosdemo_pd_response_bytes_total", "Bytes of PD's answers, by endpoint", ["endpoint"]
 )
+REQUESTS = Counter("chaosdemo_pd_requests_total", "Requests answered by PD, by endpoint", ["endpoint"])
+
+
+def _count(path: str, content: bytes) -> None:
+    endpoint = _endpoint(path)
+    REQUESTS.labels(endpoint).inc()
+    RESPONSE_BYTES.labels(endpoint).inc(len(content))
 
 
 def _endpoint(path: str) -> str:
@@ -87,7 +94,7 @@ class PDClient:
             if response.is_success:
                 raise PDBadResponse(response.status_code, f"non-JSON body from {path}: {snippet!r}") from exc
             body = snippet
-        RESPONSE_BYTES.labels(_endpoint(path)).inc(len(response.content))
+        _count(path, response.content)
         if response.is_success:
             return body
         self._raise_for(response.status_code, body if isinstance(body, str) else json.dumps(body)[:300])
@@ -174,7 +181,7 @@ class PDClient:
             response = await self._client.get(url)
         except httpx.TransportError as exc:
             raise PDUnavailable(self.base_url, f"{type(exc).__name__}: {exc}") from exc
-        RESPONSE_BYTES.labels(_endpoint(path)).inc(len(response.content))
+        _count(path, response.content)
         if not response.is_success:
             self._raise_for(response.status_code, response.content[:300].decode("utf-8", errors="replace"))
         return await asyncio.to_thread(self._decode_regions, response.content, path)

@@ -33,6 +33,7 @@ class TikvCluster:
     scrape_interval: float = 0.5
     status_ip_prefix: str = "127.0.10"
     stores: int = 3
+    regions: int = 24
     emulator: ManagedProcess | None = None
     prometheus: Prometheus | None = None
     pd_port: int = 0
@@ -90,6 +91,8 @@ class TikvCluster:
                 self.status_ip_prefix,
                 "--targets-file",
                 str(targets),
+                "--regions",
+                str(self.regions),
             ],
             self.workdir / "emulator.log",
             die_with_parent=not self.detached,
