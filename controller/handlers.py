@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from typing import Any
 
 import kopf
@@ -20,7 +21,8 @@ from controller.operator.config import OperatorConfig
 from controller.operator.kube import Kube
 from controller.operator.model import FINALIZER, GROUP, PLURAL, VERSION
 from controller.prom import PrometheusClient
-from controller.schedule.model import SCHEDULE_PLURAL
+from controller.schedule.model import SCHEDULE_LABEL, SCHEDULE_PLURAL
+from controller.schedule.pacing import SchedulePacing
 from controller.schedule.reconcile import reconcile as reconcile_schedule
 from controller.tickets import TicketDB
 
@@ -58,6 +60,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.api = api
     memo.lag_probe = asyncio.create_task(looplag.measure_forever())
     memo.reactions = set()
+    memo.schedule_pacing = SchedulePacing()
     log.info(
         "chaosdemo controller ready: pd=%s prometheus=%s db=%s allowed=%s",
         cfg.pd_address,
@@ -101,6 +104,9 @@ async def react(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) ->
     """Step a drill as soon as it changes (created, finalizer added, spec edited), instead of
     waiting up to a timer interval: this is what keeps creation-to-kill fast. The step runs in
     its own task, so a slow one (a diagnosis) never holds up kopf's handling of this object."""
+    schedule = (body.get("metadata", {}).get("labels") or {}).get(SCHEDULE_LABEL)
+    if schedule:  # a schedule's run changed: its schedule looks at it at its next tick
+        memo.schedule_pacing.child_changed(body["metadata"]["namespace"], schedule)
     if type == "DELETED" or drill.settled(dict(body)):
         return
     task = asyncio.create_task(drill.advance(memo.deps, dict(body)))
@@ -126,7 +132,8 @@ async def restore_on_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         raise kopf.TemporaryError(f"restoring: {message}", delay=1)
 
 
-# Schedules: one reconcile a second (runs are due at whole seconds at the finest); errors are
+# Schedules: a tick a second (runs are due at whole seconds at the finest), but a look (which
+# LISTs the schedule's ChaosDemos) only when SchedulePacing says one is needed; errors are
 # retried by kopf after two seconds.
 SCHEDULE_INTERVAL = 1.0
 
@@ -134,4 +141,17 @@ SCHEDULE_INTERVAL = 1.0
 @kopf.timer(GROUP, VERSION, SCHEDULE_PLURAL, interval=SCHEDULE_INTERVAL, backoff=2.0, timeout=60.0)
 async def run_schedule(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     deps: drill.Deps = memo.deps
-    await reconcile_schedule(deps.kube, dict(body))
+    pacing: SchedulePacing = memo.schedule_pacing
+    meta = body["metadata"]
+    key = (meta["uid"], meta.get("generation"), meta["namespace"], meta["name"])
+    now = time.time()
+    if not pacing.due(*key, now):
+        return  # nothing due, nothing changed: no LIST
+    status = await reconcile_schedule(deps.kube, dict(body), now=now)
+    pacing.looked(*key, status, now)
+
+
+@kopf.on.event(GROUP, VERSION, SCHEDULE_PLURAL)
+async def schedule_gone(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:
+    if type == "DELETED":
+        memo.schedule_pacing.forget(body["metadata"]["uid"])

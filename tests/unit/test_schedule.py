@@ -121,3 +121,25 @@ def test_history_limits_prune_the_oldest_finished_runs_by_outcome() -> None:
     assert sorted(p.delete) == ["nightly-1", "nightly-2", "nightly-f1", "nightly-f2"]
     assert [r.name for r in p.status.last_runs] == ["nightly-4", "nightly-f3", "nightly-3"]
     assert p.status.last_verdict == "Pass"  # the newest finished run
+
+
+def test_a_schedule_is_looked_at_only_when_a_run_is_due_or_something_changed() -> None:
+    """The timer ticks every second; the LIST behind a look happens only when needed."""
+    from controller.schedule.model import ScheduleStatus
+    from controller.schedule.pacing import LOOK_AT_LEAST_EVERY, SchedulePacing
+
+    pacing = SchedulePacing()
+    key = ("uid-1", 1, "ns", "nightly")
+    now = 1_000.0
+    assert pacing.due(*key, now), "never looked at: look"
+    pacing.looked(*key, ScheduleStatus.model_validate({"nextScheduleTime": now + 30}), now)
+    assert not pacing.due(*key, now + 1) and not pacing.due(*key, now + 29.9)
+    assert pacing.due(*key, now + 30), "the run is due"
+    assert pacing.due("uid-1", 2, "ns", "nightly", now + 1), "the spec changed"
+    pacing.child_changed("ns", "nightly")
+    assert pacing.due(*key, now + 1), "one of its ChaosDemos changed"
+    # Suspended (no next run) and quiet: looked at only as a backstop.
+    pacing.looked(*key, ScheduleStatus.model_validate({}), now)
+    assert not pacing.due(*key, now + LOOK_AT_LEAST_EVERY - 1) and pacing.due(*key, now + LOOK_AT_LEAST_EVERY)
+    pacing.child_changed("ns", "other")
+    assert not pacing.due(*key, now + 1), "another schedule's run is not this one's business"
