@@ -8,7 +8,7 @@ from typing import Any
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from controller.operator import clocks, decisions, lock, outage
+from controller.operator import clocks, decisions, lock, metrics, outage
 from controller.operator.crashpoints import crashpoint
 from controller.operator.decisions import Outcome
 from controller.operator.deps import Deps
@@ -73,6 +73,7 @@ async def preflight(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSp
         try:
             with using("spec.target.pdAddress"):
                 run = run.model_copy(update={"ticket_cluster": cluster_name(await pd.cluster_id())})
+            metrics.cluster_known(run.ticket_cluster)
             await w.patch(run=run)
         except PDUnavailable:
             pass

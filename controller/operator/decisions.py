@@ -61,9 +61,12 @@ def choose_victims(
 
 
 def was_killed(status: DrillStatus) -> bool:
-    """Could this run have deleted its victim? True from the moment the delete may have been
-    sent (injectingAt is written before it): from then on, restore before letting go."""
-    return status.victim is not None and status.timeline.injecting_at is not None
+    """Could this run have deleted its victim (or stopped its store)? True from the moment the
+    destructive call may have been sent: injectionSentAt is written, behind the object's
+    resourceVersion, right before it (injectedAt after it). A run stopped before that point
+    changed nothing, and its teardown must not wait for a recovery that cannot come."""
+    t = status.timeline
+    return status.victim is not None and (t.injection_sent_at is not None or t.injected_at is not None)
 
 
 # -- recovery -----------------------------------------------------------------------------------------

@@ -74,10 +74,14 @@ def drill_active(namespace: str, name: str, deadline: float | None, *, cluster: 
     if deadline is not None:
         ACTIVE_DRILL_DEADLINE.labels(namespace, name).set(deadline)
     if cluster:
-        # The give-up counter exists at 0 before it can first count: Prometheus' increase()
-        # sees nothing in a series whose first sample is already 1, so the critical alert on
-        # it would miss exactly the first give-up on a cluster.
-        RESTORES_GAVE_UP.labels(cluster_label(cluster))
+        cluster_known(cluster)
+
+
+def cluster_known(cluster: str) -> None:
+    """A drill's cluster is known (before anything is injected): its give-up counter exists at
+    0 from now on. Prometheus' increase() sees nothing in a series whose first sample is already
+    1, so the critical alert on it would miss exactly the first give-up on a cluster."""
+    RESTORES_GAVE_UP.labels(cluster_label(cluster))
 
 
 def drill_inactive(namespace: str, name: str) -> None:

@@ -48,7 +48,12 @@ def _victim() -> Victim:
 def test_was_killed_from_the_moment_the_delete_may_have_been_sent() -> None:
     assert not decisions.was_killed(DrillStatus())
     assert not decisions.was_killed(DrillStatus(victim=_victim()))
-    assert decisions.was_killed(DrillStatus(victim=_victim(), timeline=Timeline(injectingAt=KILL)))
+    # Chosen and recorded, but stopped before the claim that precedes the delete: nothing to
+    # restore (a teardown waiting for a pod to come back would wait for nothing).
+    assert not decisions.was_killed(DrillStatus(victim=_victim(), timeline=Timeline(injectingAt=KILL)))
+    sent = Timeline(injectingAt=KILL, injectionSentAt=KILL + 0.01)
+    assert decisions.was_killed(DrillStatus(victim=_victim(), timeline=sent))
+    assert decisions.was_killed(DrillStatus(victim=_victim(), timeline=Timeline(injectedAt=KILL)))
 
 
 def _obs(seen: float, **kw: object) -> RecoveryObservation:

@@ -117,3 +117,16 @@ async def test_after_a_crash_a_pod_our_earlier_attempt_deleted_is_our_kill() -> 
     injected = next(c for c in status["conditions"] if c["type"] == "Injected")
     assert (injected["status"], injected["reason"]) == ("True", "PodKilled"), injected
     assert "already gone" in injected["message"] and api.destructive == [], injected
+
+
+async def test_a_drill_deleted_after_choosing_its_victim_but_before_its_claim_releases_at_once() -> None:
+    """The victim is recorded (phase Injecting) but the claim before the delete was never written:
+    nothing was sent, so the finalizer lets go at once instead of waiting for a recovery that
+    cannot come (found by the schedule test: a replaced run deleted with its schedule)."""
+    live = drill(
+        {"phase": "Injecting", "victim": KILL_VICTIM, "timeline": {"injectingAt": "2026-12-05T09:00:00Z"}}
+    )
+    live["metadata"]["deletionTimestamp"] = format_rfc3339(time.time())
+    api = APIServer(live)
+    done, message = await finalize(deps_for(api), copy.deepcopy(live))
+    assert done and api.destructive == [] and "before anything was killed" in message, message
