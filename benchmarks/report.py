@@ -127,6 +127,16 @@ def section(data: dict[str, Any]) -> list[str]:
             f"- event-loop lag p99 (histogram bucket upper bound): "
             f"{data['event_loop_lag_p99_seconds_upper_bound']} s",
         ]
+    elif name == "region_scale":
+        lines += [
+            f"- verdicts: {data['verdicts']}",
+            f"- event-loop lag p99 (histogram bucket upper bound): "
+            f"{data['event_loop_lag_p99_seconds_upper_bound']} s",
+            f"- fetched from PD per step: {data['bytes_per_step']} bytes over {data['steps_looking_at_pd']:.0f} "
+            f"steps; PD's whole `/regions` (what each step used to fetch): {data['whole_regions_list_bytes']} bytes",
+            f"- requests by endpoint: {data['pd_requests_by_endpoint']}",
+            f"- bytes by endpoint: {data['pd_bytes_by_endpoint']}",
+        ]
     elif name == "monitor_cost":
         lines += ["| stores | CPU per cycle | wall per cycle | invariants alone |", "|---|---|---|---|"]
         for n, row in data["by_stores"].items():
@@ -170,6 +180,7 @@ def main() -> None:
         "soak",
         "reaction",
         "scale",
+        "region_scale",
         "idle",
         "monitor_cost",
         "tickets_store",
