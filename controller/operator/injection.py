@@ -30,10 +30,11 @@ from controller.timefmt import parse_optional_rfc3339
 async def _still_wanted(deps: Deps, w: StatusWriter) -> bool:
     """Right before a destructive call: does the live object still want it?
 
-    The object is read afresh, and a no-op status write carrying its resourceVersion as the API
-    server's precondition proves nothing changed since (a deletion or an abort changes it:
-    409). What the call is about to do was recorded before (victim and injectingAt, written at
-    preflight), so a teardown that starts after this point knows what to put back."""
+    The object is read afresh, and the claim (``injectionSentAt``, kept from an earlier attempt)
+    is written with its resourceVersion as the API server's precondition: the write proves
+    nothing changed since the read (a deletion or an abort changes it: 409, and nothing is
+    sent). The victim was recorded at preflight; with the claim, a teardown that starts after
+    this point knows the call may have gone out and what to put back."""
     live = await deps.kube.get_chaosdemo(w.namespace, w.name)
     if live is None or live["metadata"].get("uid") != w.uid or stop_requested(live):
         return False
