@@ -89,7 +89,9 @@ def _beyond_the_drill(
     return others, regions_losing_majority(region_peers(regions, stores), frozenset(), gone)
 
 
-async def regions_at_risk(pd: PDClient, stores: list[StoreInfo], victims: frozenset[int]) -> RegionCheck:
+async def regions_at_risk(
+    pd: PDClient, stores: list[StoreInfo], victims: frozenset[int], risky: RegionCheck | None = None
+) -> RegionCheck:
     """Every region that can be short of a healthy Raft majority now, without PD's whole region
     list (10^5-10^6 regions in real clusters, on every step):
 
@@ -99,8 +101,9 @@ async def regions_at_risk(pd: PDClient, stores: list[StoreInfo], victims: frozen
       region checks can add a risk; once another store is not Up, the regions of every store
       that is not Up are asked for (``/regions/store/{id}``), victims included.
     The answer holds every region with a down or pending peer, so it also says which of the
-    victims' regions are unhealthy."""
-    risky = await pd.unhealthy_regions()
+    victims' regions are unhealthy. ``risky``: PD's region checks, when already asked (together
+    with the stores, so one look takes one round trip)."""
+    risky = risky if risky is not None else await pd.unhealthy_regions()
     not_up = [s.id for s in stores if s.store.state_name != "Up"]
     if not set(not_up) - victims:
         return risky
@@ -252,8 +255,8 @@ async def observe_all(
     victim_stores = frozenset(v.store_id for v in victims if v.store_id is not None)
     # One look at PD serves every victim.
     try:
-        stores, health = await asyncio.gather(pd.stores(), pd.health())
-        regions = await regions_at_risk(pd, stores, victim_stores)
+        stores, health, risky = await asyncio.gather(pd.stores(), pd.health(), pd.unhealthy_regions())
+        regions = await regions_at_risk(pd, stores, victim_stores, risky)
     except PDError as exc:
         failed = time.time()
         looks = [

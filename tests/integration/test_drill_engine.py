@@ -28,9 +28,15 @@ def _ready_since(pod: dict) -> float:
 
 def test_slow_diagnosis_does_not_delay_recovery_measurement(tikv_cluster_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """The Messages API answers after 10 s; the recovery moments are still the pod's and PD's,
-    recorded while the diagnosis was still unanswered."""
+    recorded while the diagnosis was still unanswered.
+
+    Flake found by `--repeat 5` beside a busy core (2026-12-05), fixed: leadersBalancedAt needs
+    a look that sees the victim lead nothing, which lasts PD's balance-leader idle back-off (5 s)
+    times the time scale. At 0.1 that was 0.5 s against the controller's 0.3 s steps (real
+    clusters: 5 s against 0.5 s), and a loaded machine missed it. The emulated clock runs at 0.3
+    here, so the window is five steps long as on a real cluster."""
     api = MessagesAPIServer(mode="slow", delay_s=10).start()
-    cluster = tikv_cluster_factory()
+    cluster = tikv_cluster_factory(time_scale=0.3)
     env = claude_drill_env(
         cluster, tmp_path / "drill", api.url, CHAOSDEMO_CLAUDE_TIMEOUT="60", CHAOSDEMO_CLAUDE_MAX_RETRIES="0"
     )
