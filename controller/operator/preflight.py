@@ -18,6 +18,7 @@ from controller.pd import PDClient, PDError, StoreInfo
 from controller.pd.client import PDUnavailable
 from controller.pd.models import pod_of_address
 from controller.pd.quorum import keeps_majority, majority, region_peers, regions_losing_majority
+from controller.pd.risk import regions_for_quorum_check
 from controller.tickets import Ticket, TicketDB
 
 
@@ -164,7 +165,8 @@ async def run_preflight(
     # others (a store Down, a peer pending) may cost that region its majority. Such a candidate
     # is never chosen; if none is left, nothing is killed and the regions are named.
     try:
-        regions = region_peers(await pd.regions(), stores)
+        candidate_ids = frozenset(by_name[p.metadata.name] for p in candidates)
+        regions = region_peers(await regions_for_quorum_check(pd, stores, candidate_ids, count), stores)
     except PDError as exc:
         return refuse("PDUnavailable", f"cannot read PD's regions to check quorum: {exc}")
     gone = frozenset(s.id for s in stores if s.id not in {u.id for u in up})

@@ -18,6 +18,7 @@ from controller.operator.state import Victim
 from controller.pd import HealthMember, PDClient, PDError, StoreInfo
 from controller.pd.models import RegionCheck, pod_of_address
 from controller.pd.quorum import region_peers, regions_losing_majority
+from controller.pd.risk import regions_at_risk
 from controller.timefmt import parse_rfc3339
 
 # Fields the API server owns: a manifest saved for re-creation must not carry them.
@@ -87,31 +88,6 @@ def _beyond_the_drill(
         return others, []
     gone = frozenset(s.id for s in stores if s.store.state_name != "Up")
     return others, regions_losing_majority(region_peers(regions, stores), frozenset(), gone)
-
-
-async def regions_at_risk(
-    pd: PDClient, stores: list[StoreInfo], victims: frozenset[int], risky: RegionCheck | None = None
-) -> RegionCheck:
-    """Every region that can be short of a healthy Raft majority now, without PD's whole region
-    list (10^5-10^6 regions in real clusters, on every step):
-
-    - a region with a down or a pending peer is in PD's region checks (small when healthy);
-    - a region's voters can be lost only to stores that are not Up. While those are the victims
-      alone, preflight showed that every region keeps its majority without them, so only the
-      region checks can add a risk; once another store is not Up, the regions of every store
-      that is not Up are asked for (``/regions/store/{id}``), victims included.
-    The answer holds every region with a down or pending peer, so it also says which of the
-    victims' regions are unhealthy. ``risky``: PD's region checks, when already asked (together
-    with the stores, so one look takes one round trip)."""
-    risky = risky if risky is not None else await pd.unhealthy_regions()
-    not_up = [s.id for s in stores if s.store.state_name != "Up"]
-    if not set(not_up) - victims:
-        return risky
-    by_id = {r.id: r for r in risky.regions}
-    for store_id in not_up:
-        for region in (await pd.regions_of_store(store_id)).regions:
-            by_id.setdefault(region.id, region)
-    return RegionCheck(count=len(by_id), regions=list(by_id.values()))
 
 
 def _runs_original_image(pod: Any, victim: Victim) -> bool:

@@ -12,9 +12,9 @@ from aiohttp.test_utils import TestServer
 
 from controller.emulator.model import EmulatedCluster
 from controller.emulator.pd_api import make_pd_app
-from controller.operator.recovery import regions_at_risk
 from controller.pd import PDClient
 from controller.pd.quorum import region_peers, regions_losing_majority
+from controller.pd.risk import regions_at_risk, regions_for_quorum_check
 
 
 class Clock:
@@ -81,3 +81,29 @@ async def test_another_store_down_brings_in_the_regions_of_every_store_not_up(pd
     gone = frozenset({2, 3})
     expected = regions_losing_majority(region_peers(whole, stores), frozenset(), gone)
     assert expected and regions_losing_majority(region_peers(regions, stores), frozenset(), gone) == expected
+
+
+async def test_preflight_of_one_kill_on_a_healthy_cluster_asks_only_the_region_checks(pd_and_cluster) -> None:  # type: ignore[no-untyped-def]
+    pd, _, asked, _ = pd_and_cluster
+    stores = await pd.stores()
+    asked.clear()
+    regions = await regions_for_quorum_check(pd, stores, frozenset({1, 2, 3}), count=1)
+    assert sorted(asked) == [
+        "/pd/api/v1/regions/check/down-peer",
+        "/pd/api/v1/regions/check/miss-peer",
+        "/pd/api/v1/regions/check/pending-peer",
+    ]
+    assert regions.regions == []
+
+
+async def test_preflight_of_two_kills_finds_what_the_whole_list_finds(pd_and_cluster) -> None:  # type: ignore[no-untyped-def]
+    pd, _, asked, _ = pd_and_cluster
+    stores = await pd.stores()
+    asked.clear()
+    regions = await regions_for_quorum_check(pd, stores, frozenset({1, 2}), count=2)
+    assert {"/pd/api/v1/regions/store/1", "/pd/api/v1/regions/store/2"} <= set(asked), asked
+    assert "/pd/api/v1/regions" not in asked
+    whole = await pd.regions()
+    killed = frozenset({1, 2})
+    expected = regions_losing_majority(region_peers(whole, stores), killed, frozenset())
+    assert expected and regions_losing_majority(region_peers(regions, stores), killed, frozenset()) == expected
