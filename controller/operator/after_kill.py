@@ -6,13 +6,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from controller.operator import decisions, impact, metrics
+from controller.operator import decisions, impact, metrics, recovery_moments
 from controller.operator.crashpoints import crashpoint
-from controller.operator.decisions import Outcome, RecoveryObservation
+from controller.operator.decisions import Outcome
 from controller.operator.deps import Deps
 from controller.operator.ending import end_run, start_store_again
 from controller.operator.model import DrillSpec, Phase, Verdict
 from controller.operator.recovery import observe_all
+from controller.operator.recovery_moments import RecoveryObservation
 from controller.operator.sources import watch_sources
 from controller.operator.state import (
     DetectionStatus,
@@ -46,14 +47,14 @@ async def _sample(deps: Deps, w: StatusWriter, run: RunSnapshot) -> RecoveryObse
     victims = w.status.all_victims
     obs = await observe_all(deps.kube, deps.pd(run.pd_address), victims, injected_at, before.restored_at)
     bounds = deps.recovery_bounds.setdefault(w.uid, {})
-    after = decisions.record_recovery(
+    after = recovery_moments.record_recovery(
         before, obs, not_before=injected_at, bounds=bounds, leaders_before=leaders_before(victims)
     )
     for moment in _MOMENTS:
         if getattr(after, moment) is None:
             bounds[moment] = obs.seen_at  # not yet at this look: the moment is later
     if after != before:
-        await w.patch(timeline=after, metrics=decisions.recovery_metrics(w.status.metrics, after))
+        await w.patch(timeline=after, metrics=recovery_moments.recovery_metrics(w.status.metrics, after))
         if before.pod_ready_at is None and after.pod_ready_at is not None:
             crashpoint("pod-ready")
     return obs
@@ -105,7 +106,7 @@ async def detecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSp
     if tickets:
         ticket = min(tickets, key=lambda t: t.opened_at)
         crashpoint("ticket-found")
-        ttd = decisions.seconds_between(injected_at, ticket.opened_at)
+        ttd = recovery_moments.seconds_between(injected_at, ticket.opened_at)
         metrics.TIME_TO_DETECT.labels(metrics.cluster_label(run.ticket_cluster)).observe(ttd)
         within = ttd <= spec.detection.expect_within_seconds
         message = (
@@ -127,7 +128,7 @@ async def detecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSp
             metrics=w.status.metrics.model_copy(
                 update={
                     "time_to_detect_seconds": ttd,
-                    "time_to_detect": decisions.seconds_text(ttd),
+                    "time_to_detect": recovery_moments.seconds_text(ttd),
                 }
             ),
             conditions=w.condition("Detected", True, "TicketOpened" if within else "DetectedLate", message),
@@ -210,7 +211,7 @@ async def _end_after_kill(
     if sources:
         ttd, _ = decisions.headline_detection(sources)
         metrics_now = metrics_now.model_copy(
-            update={"time_to_detect_seconds": ttd, "time_to_detect": decisions.seconds_text(ttd)}
+            update={"time_to_detect_seconds": ttd, "time_to_detect": recovery_moments.seconds_text(ttd)}
         )
     outcome = decisions.verdict(spec, metrics_now, recovered=recovered, detail=detail, sources=sources)
     drill_impact = await _impact(deps, w)

@@ -15,8 +15,8 @@ import asyncio
 import math
 from dataclasses import dataclass
 
-from controller.operator.decisions import seconds_between
 from controller.operator.model import Slo
+from controller.operator.recovery_moments import seconds_between
 from controller.operator.state import Impact, ImpactFigures, StoreLeaders, Timeline, WorstMoment
 from controller.prom import PrometheusClient, PrometheusError, Series
 from controller.timefmt import format_rfc3339

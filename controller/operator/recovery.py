@@ -11,9 +11,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from controller.operator.decisions import PDRecoveryObservation, RecoveryObservation, combined
 from controller.operator.kube import Kube
 from controller.operator.preflight import pod_ready
+from controller.operator.recovery_moments import PDRecoveryObservation, RecoveryObservation, combined
 from controller.operator.state import Victim
 from controller.pd import HealthMember, PDClient, PDError, StoreInfo
 from controller.pd.models import RegionCheck, pod_of_address
@@ -224,7 +224,7 @@ async def observe_pd(kube: Kube, pd: PDClient, victim: Victim) -> PDRecoveryObse
 async def observe_all(
     kube: Kube, pd: PDClient, victims: list[Victim], injected_at: float, restored_at: float | None = None
 ) -> RecoveryObservation:
-    """Every victim of the run, seen as one (``decisions.combined``)."""
+    """Every victim of the run, seen as one (``recovery_moments.combined``)."""
     if victims and victims[0].pd_member:
         return await observe_pd(kube, pd, victims[0])
     pods = await asyncio.gather(*(_look_at_pod(kube, v, restored_at) for v in victims))

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from controller.alerting.alertmanager import AlertmanagerClient
 from controller.alerting.matching import AlertTiming, DrillFacts, RuleInfo, VictimIdentity, why_missed
 from controller.alerting.watch import SourceLook, alerting_rules, look_alertmanager, look_prometheus
-from controller.operator import decisions
+from controller.operator import recovery_moments
 from controller.operator.clients import ClientCache
 from controller.operator.model import DetectionSource
 from controller.operator.state import Incident, SourceStatus, Timeline, Victim
@@ -95,7 +95,7 @@ async def watch_sources(
             st.firing_at = found.firing_at
             st.seen_at = now
             st.ttd_seconds = (
-                None if found.firing_at is None else decisions.seconds_between(kill, found.firing_at)
+                None if found.firing_at is None else recovery_moments.seconds_between(kill, found.firing_at)
             )
             if spec.type == "tickets" and incident is not None:
                 st.ticket_id = incident.ticket_id

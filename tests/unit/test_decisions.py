@@ -8,10 +8,10 @@ import pytest
 from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from controller.operator import decisions
-from controller.operator.decisions import RecoveryObservation, record_recovery
+from controller.operator import decisions, recovery_moments
 from controller.operator.errors import PermanentError, classify, field_of, using
 from controller.operator.model import DrillSpec, Phase, Verdict
+from controller.operator.recovery_moments import RecoveryObservation, record_recovery
 from controller.operator.state import DrillMetrics, DrillStatus, Timeline, Victim
 from controller.pd import quorum
 from controller.pd.client import PDBadResponse, PDError, PDUnavailable
@@ -97,7 +97,7 @@ def test_recovery_moments_come_from_the_sources_own_times_not_the_look() -> None
     assert after.regions_healthy_at is not None and after.regions_healthy_at >= after.store_up_at
     assert after.recovered_at == max(after.pod_ready_at, after.store_up_at, after.regions_healthy_at)
     assert after.leaders_balanced_at is None  # 0 leaders of 8
-    m = decisions.recovery_metrics(DrillMetrics(), after)
+    m = recovery_moments.recovery_metrics(DrillMetrics(), after)
     assert m.time_to_recover_seconds == pytest.approx(after.recovered_at - KILL, abs=0.001)
     assert m.time_to_recover_seconds is not None and m.time_to_recover_seconds < 9 - 1  # not the look's time
     assert m.time_to_recover == f"{m.time_to_recover_seconds:.1f}s"
@@ -144,10 +144,10 @@ def test_leaders_back(leaders: int, before: int | None, fair: int, back: bool) -
 
 
 def test_estimate_moment_narrows_to_what_every_source_allows() -> None:
-    assert decisions.estimate_moment(None, 10.0, 12.0, 0.0) == 11.0
-    assert decisions.estimate_moment(10.0, 9.0, 20.0, 1.0) == 10.5
-    assert decisions.estimate_moment(10.0, 10.8, 20.0, 1.0) == pytest.approx(10.9)
-    assert decisions.estimate_moment(30.0, 9.0, 20.0, 1.0) == 20.0  # source disagrees: our look
+    assert recovery_moments.estimate_moment(None, 10.0, 12.0, 0.0) == 11.0
+    assert recovery_moments.estimate_moment(10.0, 9.0, 20.0, 1.0) == 10.5
+    assert recovery_moments.estimate_moment(10.0, 10.8, 20.0, 1.0) == pytest.approx(10.9)
+    assert recovery_moments.estimate_moment(30.0, 9.0, 20.0, 1.0) == 20.0  # source disagrees: our look
 
 
 def _spec(**kw: object) -> DrillSpec:
@@ -425,10 +425,12 @@ def test_several_victims_recover_when_the_last_one_does() -> None:
         unhealthy_regions=1,
         leaders=2,
     )
-    both = decisions.combined([a, b], KILL)
+    both = recovery_moments.combined([a, b], KILL)
     assert both.pod_ready_since == KILL + 4 and both.store_started == KILL + 4.2
     assert both.unhealthy_regions == 1 and both.leaders == 3 and not both.whole(KILL)
     # One store not back yet decides: the pair is not re-registered, whatever the other did.
     c = _obs(KILL + 5.2, store_state="Disconnected", store_started=KILL - 100)
-    assert not decisions.combined([a, c], KILL).store_reregistered(KILL)
-    assert decisions.combined([a, b.__class__(**{**b.__dict__, "unhealthy_regions": 0})], KILL).whole(KILL)
+    assert not recovery_moments.combined([a, c], KILL).store_reregistered(KILL)
+    assert recovery_moments.combined([a, b.__class__(**{**b.__dict__, "unhealthy_regions": 0})], KILL).whole(
+        KILL
+    )

@@ -106,4 +106,6 @@ async def test_preflight_of_two_kills_finds_what_the_whole_list_finds(pd_and_clu
     whole = await pd.regions()
     killed = frozenset({1, 2})
     expected = regions_losing_majority(region_peers(whole, stores), killed, frozenset())
-    assert expected and regions_losing_majority(region_peers(regions, stores), killed, frozenset()) == expected
+    assert (
+        expected and regions_losing_majority(region_peers(regions, stores), killed, frozenset()) == expected
+    )
