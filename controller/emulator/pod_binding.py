@@ -1,7 +1,9 @@
 """Drive the emulated cluster from the real pods: watch TiKV and PD pods in one namespace.
 
-Each Running+Ready TiKV pod is a live store; a pod that is deleted, marked for deletion, not
-Ready or running a pause image in place of TiKV is a stopped store (its status server closes at once, so Prometheus sees ``up`` 0).
+Each Running+Ready TiKV pod is a live store; a pod that is deleted, not Ready or running a pause
+image in place of TiKV is a stopped store. A pod marked for deletion with a grace period serves
+until the kubelet (kwok) reports its containers stopped, as TiKV does until it exits after
+SIGTERM. A stopped store's status server closes at once, so Prometheus sees ``up`` 0.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ COMPONENT_LABEL = "app.kubernetes.io/component"
 
 
 def pod_is_serving(pod: Any) -> bool:
-    if pod.metadata.deletion_timestamp is not None or pod.status is None:
+    if pod.status is None:
         return False
     if pod.status.phase != "Running":
         return False

@@ -15,6 +15,7 @@ from controller.operator.decisions import Outcome
 from controller.operator.deps import Deps
 from controller.operator.ending import end_run
 from controller.operator.errors import using
+from controller.operator.graceful import ContainerStop, container_stopped
 from controller.operator.model import DrillSpec, Phase, Verdict
 from controller.operator.state import (
     DetectionStatus,
@@ -62,16 +63,22 @@ async def injecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSp
     victims = w.status.all_victims
     grace = spec.fault.grace_period_seconds
 
-    async def delete(v: Victim) -> tuple[str, float]:
-        return await deps.kube.delete_pod(v.namespace, v.pod, v.uid, grace), time.time()
+    async def delete(v: Victim) -> tuple[str, float, ContainerStop | None]:
+        outcome = await deps.kube.delete_pod(v.namespace, v.pod, v.uid, grace)
+        returned = time.time()
+        if outcome != "deleted" or grace == 0:
+            return outcome, returned, None
+        # With a grace period TiKV serves on until its container stops: that is the kill.
+        return outcome, returned, await container_stopped(deps.kube, v.namespace, v.pod, v.uid, returned)
 
     with using("spec.target"):
         # Several victims go at once, as a zone or a rack does; each delete names its pod's uid.
         results = await asyncio.gather(*(delete(v) for v in victims))
     crashpoint("pod-deleted")
     now = time.time()
-    outcomes = [outcome if outcome == "deleted" or not resumed else "gone" for outcome, _ in results]
-    deleted_at = [at for outcome, at in results if outcome == "deleted"]
+    outcomes = [outcome if outcome == "deleted" or not resumed else "gone" for outcome, _, _ in results]
+    deleted_at = [stop.at if stop else at for outcome, at, stop in results if outcome == "deleted"]
+    delete_returned = [at for outcome, at, _ in results if outcome == "deleted"]
     if not deleted_at and not resumed:
         # Gone or replaced between preflight and now, by someone else: nothing of ours was
         # touched, and someone else's restart is not ours to time.
@@ -93,18 +100,25 @@ async def injecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSp
     injected_at = min(deleted_at) if deleted_at else sent_at
     created = parse_optional_rfc3339(w.obj["metadata"].get("creationTimestamp"))
     if created and deleted:
-        metrics.REACTION.observe(max(0.0, injected_at - created))
+        metrics.REACTION.observe(max(0.0, min(delete_returned) - created))
     message = "; ".join(
-        f"deleted pod {v.pod} (uid {v.uid[:8]}, grace {grace}s)"
+        _deleted_text(v, grace, returned, stop)
         if outcome == "deleted"
         else f"pod {v.pod} (uid {v.uid[:8]}) was already gone"
         if outcome == "gone"
         else f"pod {v.pod} was replaced by someone else before our delete; not touched"
-        for v, outcome in zip(victims, outcomes, strict=True)
+        for v, outcome, (_, returned, stop) in zip(victims, outcomes, results, strict=True)
     )
     reason = "PDLeaderKilled" if victim.pd_member else "PodKilled"
     await _record_injected(w, spec, injected_at, reason, message)
     return True
+
+
+def _deleted_text(v: Victim, grace: int, returned: float, stop: ContainerStop | None) -> str:
+    text = f"deleted pod {v.pod} (uid {v.uid[:8]}, grace {grace}s)"
+    if stop is None:
+        return text
+    return f"{text}; its container stopped {stop.at - returned:+.1f}s after the delete returned ({stop.how})"
 
 
 async def _stop_store(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec, victim: Victim) -> bool:

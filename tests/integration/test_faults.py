@@ -21,7 +21,14 @@ from controller.diagnosis.facts import RESTART_SLACK_BEFORE_TICKET
 from controller.operator.crashpoints import OUTAGE_POINTS
 from controller.tickets import TicketDB
 from controller.timefmt import parse_rfc3339
-from tests.support.drills import DrillEnv, ImageHistory, PodHistory, started_drill_env, wait_for
+from tests.support.drills import (
+    DrillEnv,
+    ImageHistory,
+    PodFieldHistory,
+    PodHistory,
+    started_drill_env,
+    wait_for,
+)
 
 TERMINAL = {"Completed", "Failed", "Aborted"}
 PAUSE = "registry.k8s.io/pause:3.10"
@@ -268,6 +275,41 @@ def test_store_outage_refused_without_a_pause_image(drill_env: DrillEnv) -> None
     assert (st["verdict"], st["reason"]) == ("Error", "PauseImageNotAllowed"), st
     assert "registry.k8s.io/pause:3.10" in st["message"] and "lockedAt" not in st["timeline"], st
     assert images.sequence() == [TIKV_IMAGE], images.images
+
+
+def test_pod_kill_with_a_grace_period_is_timed_from_the_container_stop(drill_env: DrillEnv) -> None:
+    """With gracePeriodSeconds > 0 the delete returns at once and TiKV serves on until its
+    container stops (the sandbox's kubelet, kwok, takes 0.5-2 s after SIGTERM, then records the
+    container terminated and the pod not Ready, then removes it). The kill is timed from that
+    stop, as the API server delivered it (a watch of the pod's Ready condition, ours alone), not
+    from when the delete returned; detection is timed from it too."""
+    env = drill_env
+    pod = "tikv-1"
+    ready_path = '.status.conditions[?(@.type=="Ready")].status'
+    with PodFieldHistory(env.cluster, pod, ready_path) as ready:
+        env.drill(
+            "graceful",
+            {
+                "target": {"pod": pod},
+                "fault": {"action": "pod-kill", "gracePeriodSeconds": 5},
+                "recovery": {"waitForLeadersSeconds": 0},
+            },
+        )
+        st = env.wait_phase("graceful", TERMINAL, timeout=120)
+    assert (st["phase"], st["verdict"]) == ("Completed", "Pass"), st
+    t = {k: parse_rfc3339(v) for k, v in st["timeline"].items()}
+    victim_uid = st["victim"]["uid"]
+    stopped = [arrived for arrived, uid, value in ready.changes if uid == victim_uid and value == "False"]
+    assert stopped, ready.changes
+    # The delete went out at injectionSentAt; the container stopped at least kwok's 0.5 s later.
+    assert t["injectedAt"] - t["injectionSentAt"] >= 0.4, st["timeline"]
+    assert t["injectedAt"] == pytest.approx(stopped[0], abs=0.25), (st["timeline"], ready.changes)
+    ticket = _tickets_for(env, st["victim"]["storeId"])[0]
+    assert st["metrics"]["timeToDetectSeconds"] == pytest.approx(
+        ticket.opened_at - t["injectedAt"], abs=0.002
+    )
+    injected = next(c for c in st["conditions"] if c["type"] == "Injected")
+    assert "container stopped" in injected["message"] and "finishedAt" in injected["message"], injected
 
 
 def test_pod_kill_count_two_on_five_stores(tikv_cluster_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from controller.sandbox.binaries import REPO_ROOT, binary
 from controller.sandbox.controlplane import ControlPlane, write_kubeconfig
@@ -79,19 +79,19 @@ class PodHistory:
         return {name: len(uids) - 1 for name, uids in self.uids.items() if len(uids) > 1}
 
 
-class ImageHistory:
-    """Every image one pod's container had, in order, from a watch on the real API server (each
-    change is an event, however quickly another follows)."""
+class PodFieldHistory:
+    """Every value one pod's field had, in order, with when the watch delivered it, from a watch
+    on the real API server (each change is an event, however quickly another follows)."""
 
-    def __init__(self, cluster: TikvCluster, pod: str, container: str = "tikv") -> None:
-        self.cluster, self.pod, self.container = cluster, pod, container
-        self.images: list[tuple[str, str]] = []  # (uid, image), consecutive repeats dropped
+    def __init__(self, cluster: TikvCluster, pod: str, field_path: str) -> None:
+        self.cluster, self.pod, self.field_path = cluster, pod, field_path
+        self.changes: list[tuple[float, str, str]] = []  # (arrived, uid, value), repeats dropped
         self._proc: subprocess.Popen[str] | None = None
         self._thread = threading.Thread(target=self._read, daemon=True)
 
-    def __enter__(self) -> ImageHistory:
+    def __enter__(self) -> Self:
         cp = self.cluster.control_plane
-        template = f'{{.metadata.uid}} {{.spec.containers[?(@.name=="{self.container}")].image}}{{"\\n"}}'
+        template = f'{{.metadata.uid}} {{{self.field_path}}}{{"\\n"}}'
         self._proc = subprocess.Popen(
             [
                 *(str(binary("kubectl")), "--kubeconfig", str(cp.kubeconfig)),
@@ -111,15 +111,16 @@ class ImageHistory:
             text=True,
         )
         self._thread.start()
-        wait_for(lambda: self.images, 10, f"the watch on {self.pod} to start")
+        wait_for(lambda: self.changes, 10, f"the watch on {self.pod} to start")
         return self
 
     def _read(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
         for line in self._proc.stdout:
+            arrived = time.time()
             parts = line.split()
-            if len(parts) == 2 and (not self.images or self.images[-1] != (parts[0], parts[1])):
-                self.images.append((parts[0], parts[1]))
+            if len(parts) == 2 and (not self.changes or self.changes[-1][1:] != (parts[0], parts[1])):
+                self.changes.append((arrived, parts[0], parts[1]))
 
     def __exit__(self, *exc: object) -> None:
         time.sleep(0.5)  # let the watch deliver the last change
@@ -129,7 +130,18 @@ class ImageHistory:
         self._thread.join(5)
 
     def sequence(self) -> list[str]:
-        return [image for _, image in self.images]
+        return [value for _, _, value in self.changes]
+
+
+class ImageHistory(PodFieldHistory):
+    """Every image one pod's container had, in order."""
+
+    def __init__(self, cluster: TikvCluster, pod: str, container: str = "tikv") -> None:
+        super().__init__(cluster, pod, f'.spec.containers[?(@.name=="{container}")].image')
+
+    @property
+    def images(self) -> list[tuple[str, str]]:
+        return [(uid, image) for _, uid, image in self.changes]
 
 
 @dataclass
