@@ -1,4 +1,5 @@
-"""Named crash points for crash-safety tests: the process SIGKILLs itself at a step boundary.
+"""Named crash and hold points for safety tests: the process SIGKILLs itself, or a drill waits,
+at a step boundary.
 
 Set ``CHAOSDEMO_CRASH_AT=<point>`` and ``CHAOSDEMO_CRASH_MARKER=<file>``: the first time the
 point is reached the marker is written and the process dies on the spot, as if the node had
@@ -7,6 +8,7 @@ gone; the restarted controller (marker present) runs on. Unset, this costs one d
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from pathlib import Path
@@ -42,3 +44,31 @@ def crashpoint(name: str) -> None:
         return
     marker.write_text(name)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+HOLD_CONTROL = "CHAOSDEMO_HOLD_CONTROL"
+
+
+async def holdpoint(name: str) -> None:
+    """Wait here while the file named by ``CHAOSDEMO_HOLD_CONTROL`` says ``name``, so a test can
+    land a deletion or an abort at exactly this point against the real API server. ``<file>.held``
+    is written on arrival; the test removes the control file to let the step go on. One
+    controller serves a whole matrix of points: the file is read on every pass. Unset, this
+    costs one dict lookup."""
+    control = os.environ.get(HOLD_CONTROL)
+    if not control:
+        return
+    path = Path(control)
+
+    def holding() -> bool:
+        try:
+            return path.read_text().strip() == name
+        except FileNotFoundError:
+            return False
+
+    if not await asyncio.to_thread(holding):
+        return
+    await asyncio.to_thread(Path(f"{control}.held").write_text, name)
+    # The signal is a file another process removes: nothing to wait on but the file itself.
+    while await asyncio.to_thread(holding):  # noqa: ASYNC110
+        await asyncio.sleep(0.05)

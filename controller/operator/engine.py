@@ -12,6 +12,7 @@ from typing import Any
 from controller.operator import decisions, metrics
 from controller.operator.after_kill import detecting, recovering
 from controller.operator.before_kill import pending, preflight
+from controller.operator.crashpoints import holdpoint
 from controller.operator.decisions import Outcome
 from controller.operator.deps import Deps, Retry
 from controller.operator.diagnosing import diagnosing
@@ -89,6 +90,7 @@ async def _advance(deps: Deps, obj: dict[str, Any]) -> None:
                 break  # a deletion is the finalizer's; an abort is the next call's, from the top
             if await _past_deadline(deps, w, run, spec):
                 break
+            await holdpoint(f"before-{phase.value}")
             if not await STEPS[phase](deps, w, w.status.run or run, spec):
                 break
         deps.retries.pop(w.uid, None)

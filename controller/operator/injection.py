@@ -10,7 +10,7 @@ import time
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from controller.operator import metrics, outage
-from controller.operator.crashpoints import crashpoint
+from controller.operator.crashpoints import crashpoint, holdpoint
 from controller.operator.decisions import Outcome
 from controller.operator.deps import Deps
 from controller.operator.ending import end_run
@@ -39,6 +39,7 @@ async def _still_wanted(deps: Deps, w: StatusWriter) -> bool:
     live = await deps.kube.get_chaosdemo(w.namespace, w.name)
     if live is None or live["metadata"].get("uid") != w.uid or stop_requested(live):
         return False
+    await holdpoint("claim-read")  # a stop landing here must make the claim's write fail
     timeline = w.status.timeline
     if timeline.injection_sent_at is None:
         timeline = timeline.model_copy(update={"injection_sent_at": time.time()})
@@ -57,6 +58,7 @@ async def injecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSp
     resumed = w.status.timeline.injection_sent_at is not None
     if not await _still_wanted(deps, w):
         return False  # the finalizer or the abort takes it from here
+    await holdpoint("claim-written")  # past the claim, a stop is the teardown's to put right
     victim = victim_of(w)
     if victim.outage:
         return await _stop_store(deps, w, run, spec, victim)
