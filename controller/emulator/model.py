@@ -12,6 +12,7 @@ import random
 import re
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -288,6 +289,7 @@ class EmulatedCluster:
         it has none on (the one with fewest regions), which becomes a voter once it has caught up;
         the Down store's peer is then removed. With three stores there is nowhere to put it."""
         down = {s.id for s in self.stores.values() if not s.alive and self.state_name(s) == "Down"}
+        holding: Counter[int] | None = None  # regions per store, counted once if a repair starts
         for region in self.regions:
             if region.repair is not None:
                 old, new, done_at = region.repair
@@ -301,7 +303,10 @@ class EmulatedCluster:
                 continue
             spare = [s for s in self.stores.values() if s.alive and s.id not in region.peer_store_ids]
             if spare:
-                target = min(spare, key=lambda s: (self.region_count_of(s), s.id))
+                if holding is None:
+                    holding = Counter(sid for r in self.regions for sid in r.peer_store_ids)
+                target = min(spare, key=lambda s: (holding[s.id], s.id))
+                holding[target.id] += 1
                 region.repair = (lost, target.id, now + self.scaled(REPLICA_REPAIR_SECONDS))
 
     def leaderless_regions(self) -> list[Region]:
@@ -374,20 +379,24 @@ class EmulatedCluster:
         offline-peer / extra-peer / learner-peer / empty-region: never in this emulator.
         """
         now = self.clock()
+        # Which stores' peers the check counts: the same for every region they are in. PD keeps
+        # these lists as it goes, so asking is cheap on a healthy cluster of any size.
+        counted = {
+            store.id
+            for store in self.stores.values()
+            if not store.alive
+            and store.died_at is not None
+            and (
+                (check == "pending-peer" and store.id not in self._pending_elections)
+                or (check == "down-peer" and now - store.died_at > self.scaled(MAX_PEER_DOWN_DURATION))
+                or (check == "miss-peer" and self.state_name(store) == "Down")
+            )
+        }
+        if not counted and (check != "pending-peer" or not any(r.repair for r in self.regions)):
+            return []
         affected: list[tuple[Region, list[int]]] = []
         for region in self.regions:
-            stores = [self.store_by_id(sid) for sid in region.peer_store_ids]
-            hit: list[int] = []
-            for store in stores:
-                if store is None or store.alive or store.died_at is None:
-                    continue
-                dead_for = now - store.died_at
-                if (
-                    (check == "pending-peer" and store.id not in self._pending_elections)
-                    or (check == "down-peer" and dead_for > self.scaled(MAX_PEER_DOWN_DURATION))
-                    or (check == "miss-peer" and self.state_name(store) == "Down")
-                ):
-                    hit.append(store.id)
+            hit = [sid for sid in region.peer_store_ids if sid in counted]
             if check == "pending-peer" and region.repair is not None:
                 hit.append(region.repair[1])  # the new replica, still catching up
             if hit:
@@ -422,15 +431,17 @@ class EmulatedCluster:
         self._rebalance_regions()
 
     def _move_leaders_off(self, store_id: int) -> None:
+        # Counted once and kept up to date: 10^5 regions must not cost 10^10 steps.
+        dead = self.dead_store_ids()
+        leading = Counter(r.leader_store_id for r in self.regions)
         for region in self.regions:
             if region.leader_store_id != store_id:
                 continue
             # The followers elect one of themselves (the old leader, even if back, lost its term).
-            survivors = [
-                sid for sid in region.peer_store_ids if sid != store_id and sid not in self.dead_store_ids()
-            ]
+            survivors = [sid for sid in region.peer_store_ids if sid != store_id and sid not in dead]
             if survivors:
                 # The follower with the fewest leaders wins, as PD's balance would settle it.
-                region.leader_store_id = min(
-                    survivors, key=lambda sid: sum(1 for r in self.regions if r.leader_store_id == sid)
-                )
+                winner = min(survivors, key=lambda sid: leading[sid])
+                leading[region.leader_store_id] -= 1
+                leading[winner] += 1
+                region.leader_store_id = winner

@@ -124,7 +124,7 @@ def test_history_limits_prune_the_oldest_finished_runs_by_outcome() -> None:
 
 
 def test_a_schedule_is_looked_at_only_when_a_run_is_due_or_something_changed() -> None:
-    """The timer ticks every second; the LIST behind a look happens only when needed."""
+    """The LIST behind a look happens only when needed."""
     from controller.schedule.model import ScheduleStatus
     from controller.schedule.pacing import LOOK_AT_LEAST_EVERY, SchedulePacing
 
@@ -143,3 +143,44 @@ def test_a_schedule_is_looked_at_only_when_a_run_is_due_or_something_changed() -
     assert not pacing.due(*key, now + LOOK_AT_LEAST_EVERY - 1) and pacing.due(*key, now + LOOK_AT_LEAST_EVERY)
     pacing.child_changed("ns", "other")
     assert not pacing.due(*key, now + 1), "another schedule's run is not this one's business"
+
+
+async def test_a_schedule_daemon_sleeps_until_due_and_wakes_on_a_change() -> None:
+    """The daemon sleeps until the next run (kopf's stop flag, with a timeout, is the clock);
+    a change to one of its runs wakes it at once; a stop ends the sleep."""
+    import asyncio
+
+    from kopf._cogs.aiokits.aioenums import AsyncFlagWaiter, FlagSetter
+
+    from controller.schedule.model import ScheduleStatus
+    from controller.schedule.pacing import SchedulePacing
+
+    pacing = SchedulePacing()
+    setter: FlagSetter[object] = FlagSetter()
+    stopped = AsyncFlagWaiter(setter)  # what kopf hands an async daemon
+    loop = asyncio.get_running_loop()
+    now = 1_000.0
+    pacing.looked(
+        "u", 1, "ns", "nightly", ScheduleStatus.model_validate({"nextScheduleTime": now + 0.2}), now
+    )
+    started = loop.time()
+    await pacing.sleep("u", "ns", "nightly", stopped, now)  # type: ignore[arg-type]
+    assert loop.time() - started >= 0.19, "slept until the run was due"
+
+    pacing.looked(
+        "u", 1, "ns", "nightly", ScheduleStatus.model_validate({"nextScheduleTime": now + 3600}), now
+    )
+    sleeping = asyncio.create_task(pacing.sleep("u", "ns", "nightly", stopped, now))  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    assert not sleeping.done(), "nothing due, nothing changed: asleep"
+    pacing.child_changed("ns", "other")
+    await asyncio.sleep(0.05)
+    assert not sleeping.done(), "another schedule's run does not wake it"
+    pacing.child_changed("ns", "nightly")
+    await asyncio.wait_for(sleeping, 1.0)
+    assert pacing.due("u", 1, "ns", "nightly", now + 1), "woken by a change, and the look is due"
+
+    sleeping = asyncio.create_task(pacing.sleep("u", "ns", "nightly", stopped, now))  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    setter.set()
+    await asyncio.wait_for(sleeping, 1.0)
