@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import tempfile
@@ -14,6 +15,7 @@ from controller.sandbox.controlplane import ControlPlane
 from controller.sandbox.processes import ManagedProcess, free_port
 from controller.sandbox.services import controller_process, monitor_process
 from controller.sandbox.tikv import TikvCluster
+from controller.tickets import TicketDB
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,3 +84,13 @@ def wait(predicate, timeout: float, interval: float = 0.2) -> bool:  # type: ign
             return True
         time.sleep(interval)
     return False
+
+
+def no_open_tickets(db_path: Path) -> bool:
+    """The monitor has no incident open: a drill's preflight would refuse one (OpenTicket)."""
+
+    async def count() -> int:
+        async with TicketDB(db_path) as db:
+            return len(await db.open_tickets())
+
+    return asyncio.run(count()) == 0

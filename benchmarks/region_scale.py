@@ -19,7 +19,15 @@ import urllib.request
 from pathlib import Path
 
 from benchmarks.common import write
-from benchmarks.harness import chaosdemo_status, control_plane, opt_in, start_controller, start_monitor, wait
+from benchmarks.harness import (
+    chaosdemo_status,
+    control_plane,
+    no_open_tickets,
+    opt_in,
+    start_controller,
+    start_monitor,
+    wait,
+)
 from benchmarks.scale import lag_quantile
 from controller.sandbox.processes import free_port
 from controller.sandbox.tikv import TikvCluster
@@ -61,6 +69,8 @@ def main() -> None:
             verdicts = []
             for i in range(DRILLS):
                 name = f"big-{i}"
+                # The monitor's baseline, and the previous drill's incident, resolved first.
+                wait(lambda: no_open_tickets(Path(tmp) / "tickets.db"), 300, interval=1)
                 cp.kubectl(
                     "apply",
                     "-n",
@@ -83,8 +93,6 @@ def main() -> None:
                 st = chaosdemo_status(cp, "tikv", name)
                 verdicts.append(f"{st.get('verdict')}/{st.get('reason')}")
                 print(f"{name}: {verdicts[-1]}", flush=True)
-                # The next drill waits for the monitor to resolve this one's ticket anyway.
-                time.sleep(10)
             with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as r:
                 metrics_text = r.read().decode()
         finally:
