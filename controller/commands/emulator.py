@@ -31,6 +31,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("--load-rps", type=int, default=0, help="synthetic client load, requests per second")
     p.add_argument("--regions", type=int, default=24, help="how many regions the cluster holds (scale runs)")
+    p.add_argument(
+        "--hosts-file",
+        type=Path,
+        default=None,
+        help="write the stores' advertised names and their loopback addresses here (the sandbox's DNS)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -51,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         targets_file=args.targets_file,
         synthetic_load_rps=args.load_rps,
         regions=args.regions,
+        hosts_file=args.hosts_file,
     )
     asyncio.run(Emulator(settings).run())
     return 0

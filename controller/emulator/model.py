@@ -8,6 +8,7 @@ same ratios.
 
 from __future__ import annotations
 
+import bisect
 import random
 import re
 import time
@@ -59,6 +60,29 @@ class Region:
     version: int = 10
     # A replica being rebuilt: (the Down store it replaces, the new store, when it has caught up).
     repair: tuple[int, int, float] | None = None
+
+    @property
+    def learner_store_id(self) -> int | None:
+        """A replica being rebuilt is a learner until it has caught up."""
+        return self.repair[1] if self.repair is not None else None
+
+    def peer_id(self, store_id: int) -> int:
+        """The id of the region's peer on a store (region ids are 4 apart: room for 3 voters)."""
+        if store_id == self.learner_store_id:
+            return self.id * 100 + store_id
+        return self.id + 1 + self.peer_store_ids.index(store_id)
+
+    @property
+    def start(self) -> bytes:
+        return bytes.fromhex(self.start_key)
+
+    @property
+    def end(self) -> bytes:
+        """b"" is the end of the key space."""
+        return bytes.fromhex(self.end_key)
+
+    def holds(self, key: bytes) -> bool:
+        return self.start <= key and (not self.end_key or key < self.end)
 
 
 @dataclass
@@ -117,6 +141,9 @@ class EmulatedCluster:
     started_at: float = 0.0
     _rng: random.Random = field(init=False)
     _pending_elections: dict[int, float] = field(default_factory=dict)  # store id -> election done at
+    _starts: list[bytes] = field(default_factory=list)
+    _by_id: dict[int, int] = field(default_factory=dict)
+    _indexed: list[Region] | None = None
     _last_tick: float = 0.0
     _last_balance: float = 0.0
 
@@ -218,6 +245,28 @@ class EmulatedCluster:
             self.pd_leader = campaigning[0]
             self._pd_election_at = None
             self._pd_electorate = set()
+
+    def _index(self) -> None:
+        # Key ranges and ids change only when the regions are laid out again (a new list).
+        if self._indexed is not self.regions:
+            self._starts = [r.start for r in self.regions]
+            self._by_id = {r.id: i for i, r in enumerate(self.regions)}
+            self._indexed = self.regions
+
+    def region_index_for_key(self, key: bytes) -> int | None:
+        """The position of the region whose [start, end) holds the key (regions are in key order)."""
+        self._index()
+        index = bisect.bisect_right(self._starts, key) - 1
+        return index if index >= 0 and self.regions[index].holds(key) else None
+
+    def region_for_key(self, key: bytes) -> Region | None:
+        index = self.region_index_for_key(key)
+        return None if index is None else self.regions[index]
+
+    def region_by_id(self, region_id: int) -> Region | None:
+        self._index()
+        index = self._by_id.get(region_id)
+        return None if index is None else self.regions[index]
 
     def store_by_id(self, store_id: int) -> Store | None:
         return next((s for s in self.stores.values() if s.id == store_id), None)

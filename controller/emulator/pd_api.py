@@ -95,12 +95,12 @@ def region_json(
     down_ids: dict[int, list[int]],
     pending_ids: dict[int, list[int]],
 ) -> dict[str, Any]:
-    learner = region.repair[1] if region.repair is not None else None
+    learner = region.learner_store_id
 
     def peer(sid: int) -> dict[str, Any]:
-        if sid == learner:  # a replica being rebuilt: a learner until it has caught up
-            return {"id": region.id * 100 + sid, "store_id": sid, "role_name": "Learner", "is_learner": True}
-        return {"id": region.id + 1 + region.peer_store_ids.index(sid), "store_id": sid, "role_name": "Voter"}
+        if sid == learner:
+            return {"id": region.peer_id(sid), "store_id": sid, "role_name": "Learner", "is_learner": True}
+        return {"id": region.peer_id(sid), "store_id": sid, "role_name": "Voter"}
 
     data: dict[str, Any] = {
         "id": region.id,

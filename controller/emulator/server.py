@@ -1,4 +1,5 @@
-"""The emulator process: PD's API, one status server per store, the pod watch, a clock tick.
+"""The emulator process: PD's API (HTTP and gRPC on one port), one status server and one gRPC
+server per store, the pod watch, a clock tick.
 
 Also a small admin API (not PD's) that tests and the sandbox use to inject faults into the
 emulator itself: stop serving PD, or add synthetic client load.
@@ -13,9 +14,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 from aiohttp import web
 from kubernetes_asyncio import client, config
 
+from controller.emulator.grpc_servers import PortMux, StoreServers, start_pd_grpc
+from controller.emulator.grpc_tikv import RawData
 from controller.emulator.model import HEARTBEAT_INTERVAL, EmulatedCluster, Store
 from controller.emulator.pd_api import make_pd_app
 from controller.emulator.pod_binding import PodBinding
@@ -37,6 +41,7 @@ class EmulatorSettings:
     targets_file: Path | None = None  # Prometheus file_sd output for the TiKV job
     synthetic_load_rps: int = 0
     regions: int = 24
+    hosts_file: Path | None = None  # the stores' advertised names -> their loopback addresses
 
 
 class Emulator:
@@ -50,17 +55,22 @@ class Emulator:
             region_count=settings.regions,
         )
         self.status_servers = StatusServers(self.cluster)
+        self.store_servers = StoreServers(self.cluster, RawData(), settings.hosts_file)
         self.pd_url = f"http://{settings.pd_host}:{settings.pd_port}"
         self._pd_runner: web.AppRunner | None = None
+        self._pd_grpc: grpc.aio.Server | None = None
+        self._pd_mux: PortMux | None = None
         self.load_rps = settings.synthetic_load_rps
 
     # -- store lifecycle hooks -------------------------------------------------------------------
     async def _store_up(self, store: Store) -> None:
         await self.status_servers.open(store)
+        await self.store_servers.open(store)
         self._write_targets()
 
     async def _store_down(self, pod: str) -> None:
         await self.status_servers.close(pod)
+        await self.store_servers.close(pod)
 
     def _write_targets(self) -> None:
         """Every store ever seen stays a scrape target, so a dead one reads ``up`` 0."""
@@ -77,14 +87,26 @@ class Emulator:
 
     # -- PD serving (admin can stop it, to emulate PD being down) ------------------------------
     async def start_pd(self) -> None:
+        """PD's HTTP API and gRPC service, each on a loopback port of its own, behind one port."""
         if self._pd_runner is not None:
             return
         runner = web.AppRunner(make_pd_app(self.cluster, self.pd_url), access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, self.settings.pd_host, self.settings.pd_port, reuse_address=True).start()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._pd_grpc, grpc_port = await start_pd_grpc(self.cluster, self.pd_url)
+        self._pd_mux = PortMux(self.settings.pd_host, self.settings.pd_port, grpc_port, http_port)
+        await self._pd_mux.start()
         self._pd_runner = runner
 
     async def stop_pd(self) -> None:
+        if self._pd_mux is not None:
+            await self._pd_mux.stop()
+            self._pd_mux = None
+        if self._pd_grpc is not None:
+            await self._pd_grpc.stop(grace=None)
+            self._pd_grpc = None
         if self._pd_runner is not None:
             await self._pd_runner.cleanup()
             self._pd_runner = None
@@ -161,4 +183,5 @@ class Emulator:
                         await task
                 await self.stop_pd()
                 await self.status_servers.close_all()
+                await self.store_servers.close_all()
                 await admin_runner.cleanup()

@@ -8,6 +8,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from controller.emulator.kvproto import sandbox_dns_library
 from controller.sandbox.alertmanager import Alertmanager
 from controller.sandbox.controlplane import ControlPlane
 from controller.sandbox.processes import ManagedProcess, ProcessExited, free_port, wait_until
@@ -93,6 +94,8 @@ class TikvCluster:
                 str(targets),
                 "--regions",
                 str(self.regions),
+                "--hosts-file",
+                str(self.hosts_file),
             ],
             self.workdir / "emulator.log",
             die_with_parent=not self.detached,
@@ -122,6 +125,21 @@ class TikvCluster:
             self.stop()
             raise
         return self
+
+    @property
+    def hosts_file(self) -> Path:
+        """The stores' advertised names -> their loopback addresses (the sandbox's DNS)."""
+        return self.workdir / "hosts"
+
+    @property
+    def pd_address(self) -> str:
+        """PD as a TiKV client is given it: host:port (gRPC and HTTP on the one port)."""
+        return f"127.0.0.1:{self.pd_port}"
+
+    def client_env(self) -> dict[str, str]:
+        """What a process running a TiKV client needs to reach the stores by the names they
+        advertise: the sandbox's stand-in for cluster DNS (tools/sandbox_dns.c)."""
+        return {"LD_PRELOAD": str(sandbox_dns_library()), "CHAOSDEMO_HOSTS_FILE": str(self.hosts_file)}
 
     def _alert_rules(self) -> Path:
         """The standard rules, their ``for:`` on the emulator's clock."""

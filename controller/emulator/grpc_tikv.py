@@ -1,0 +1,197 @@
+"""TiKV's gRPC service (kvproto's ``tikvpb.Tikv``), raw KV, one server per live store.
+
+What a client meets, as on a real store: a request names a region (id, epoch, peer) in its
+``kvrpcpb.Context``. The store answers it only as that region's leader; otherwise it says why
+inside a successful response (``region_error``), and the client asks PD again and retries:
+
+- NotLeader: the store holds a follower. The hint is the leader it knows of: none while the
+  region's leader is dead and the election has not finished (the client backs off).
+- EpochNotMatch: the region's epoch moved (a replica was rebuilt): here are the current ones.
+- RegionNotFound: the store holds no peer of that region.
+- KeyNotInRegion: the key is outside the region's range.
+
+A stopped store has no server: connections are refused, as on a pod whose TiKV is gone.
+
+Every request handled is counted in ``tikv_grpc_msg_duration_seconds`` (type ``raw_get`` …), and
+none in ``tikv_grpc_msg_fail_total``: TiKV counts a gRPC failure only when sending the response
+fails, never a region error, which is a successful response.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from controller.emulator import kvproto
+from controller.emulator.model import EmulatedCluster, Region
+
+
+@dataclass
+class RawData:
+    """The cluster's raw key-value data (the default column family), one copy: Raft keeps the
+    replicas equal, and only a region's leader serves, so one copy answers what any would."""
+
+    values: dict[bytes, bytes] = field(default_factory=dict)
+
+
+class TikvService:
+    """One store's service; registered with ``tikvpb_pb2_grpc.add_TikvServicer_to_server``."""
+
+    def __init__(self, cluster: EmulatedCluster, pod: str, data: RawData) -> None:
+        self.cluster = cluster
+        self.pod = pod
+        self.data = data
+        self.kvrpcpb = kvproto.kvrpcpb()
+        self.errorpb = kvproto.errorpb()
+        self.metapb = kvproto.metapb()
+
+    # -- the region check every request goes through --------------------------------------------
+    def _region_error(self, ctx: Any, keys: list[bytes]) -> Any | None:
+        self.cluster.tick()
+        store = self.cluster.stores.get(self.pod)
+        region = self.cluster.region_by_id(ctx.region_id)
+        e = self.errorpb
+        if (
+            store is None
+            or region is None
+            or store.id not in [*region.peer_store_ids, region.learner_store_id]
+        ):
+            return e.Error(
+                message="region not found", region_not_found=e.RegionNotFound(region_id=ctx.region_id)
+            )
+        epoch = ctx.region_epoch
+        if epoch.version != region.version or epoch.conf_ver != region.conf_ver:
+            return e.Error(
+                message="epoch not match",
+                epoch_not_match=e.EpochNotMatch(current_regions=[self._meta(region)]),
+            )
+        if region.leader_store_id != store.id:
+            leader = self.cluster.store_by_id(region.leader_store_id)
+            hint = e.NotLeader(region_id=region.id)
+            if leader is not None and leader.alive:
+                hint.leader.CopyFrom(self._peer(region, leader.id))
+            return e.Error(message=f"peer is not leader for region {region.id}", not_leader=hint)
+        for key in keys:
+            if not region.holds(key):
+                return e.Error(
+                    message="key not in region",
+                    key_not_in_region=e.KeyNotInRegion(
+                        key=key, region_id=region.id, start_key=region.start, end_key=region.end
+                    ),
+                )
+        return None
+
+    def _peer(self, region: Region, store_id: int) -> Any:
+        return self.metapb.Peer(id=region.peer_id(store_id), store_id=store_id)
+
+    def _meta(self, region: Region) -> Any:
+        m = self.metapb
+        return m.Region(
+            id=region.id,
+            start_key=region.start,
+            end_key=region.end,
+            region_epoch=m.RegionEpoch(conf_ver=region.conf_ver, version=region.version),
+            peers=[self._peer(region, sid) for sid in region.peer_store_ids],
+        )
+
+    def _handled(self, started: float) -> None:
+        store = self.cluster.stores.get(self.pod)
+        if store is not None:
+            store.record_requests(1, time.perf_counter() - started)
+
+    # -- raw KV ------------------------------------------------------------------------------------
+    async def RawGet(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        started = time.perf_counter()
+        response = self.kvrpcpb.RawGetResponse()
+        error = self._region_error(request.context, [request.key])
+        if error is not None:
+            response.region_error.CopyFrom(error)
+        elif (value := self.data.values.get(request.key)) is None:
+            response.not_found = True
+        else:
+            response.value = value
+        self._handled(started)
+        return response
+
+    async def RawBatchGet(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        started = time.perf_counter()
+        response = self.kvrpcpb.RawBatchGetResponse()
+        error = self._region_error(request.context, list(request.keys))
+        if error is not None:
+            response.region_error.CopyFrom(error)
+        else:
+            for key in request.keys:
+                if (value := self.data.values.get(key)) is not None:
+                    response.pairs.append(self.kvrpcpb.KvPair(key=key, value=value))
+        self._handled(started)
+        return response
+
+    async def RawPut(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        started = time.perf_counter()
+        response = self.kvrpcpb.RawPutResponse()
+        error = self._region_error(request.context, [request.key])
+        if error is not None:
+            response.region_error.CopyFrom(error)
+        else:
+            self.data.values[bytes(request.key)] = bytes(request.value)
+        self._handled(started)
+        return response
+
+    async def RawBatchPut(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        started = time.perf_counter()
+        response = self.kvrpcpb.RawBatchPutResponse()
+        error = self._region_error(request.context, [p.key for p in request.pairs])
+        if error is not None:
+            response.region_error.CopyFrom(error)
+        else:
+            for pair in request.pairs:
+                self.data.values[bytes(pair.key)] = bytes(pair.value)
+        self._handled(started)
+        return response
+
+    async def RawDelete(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        started = time.perf_counter()
+        response = self.kvrpcpb.RawDeleteResponse()
+        error = self._region_error(request.context, [request.key])
+        if error is not None:
+            response.region_error.CopyFrom(error)
+        else:
+            self.data.values.pop(bytes(request.key), None)
+        self._handled(started)
+        return response
+
+    async def RawBatchDelete(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        started = time.perf_counter()
+        response = self.kvrpcpb.RawBatchDeleteResponse()
+        error = self._region_error(request.context, list(request.keys))
+        if error is not None:
+            response.region_error.CopyFrom(error)
+        else:
+            for key in request.keys:
+                self.data.values.pop(bytes(key), None)
+        self._handled(started)
+        return response
+
+    async def RawScan(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        started = time.perf_counter()
+        response = self.kvrpcpb.RawScanResponse()
+        error = self._region_error(request.context, [request.start_key])
+        if error is not None:
+            response.region_error.CopyFrom(error)
+        else:
+            region = self.cluster.region_by_id(request.context.region_id)
+            assert region is not None  # checked above
+            end = bytes(request.end_key) or region.end
+            keys = sorted(
+                k
+                for k in self.data.values
+                if k >= request.start_key and (not end or k < end) and (not region.end or k < region.end)
+            )
+            for key in keys[: request.limit or None]:
+                value = b"" if request.key_only else self.data.values[key]
+                response.kvs.append(self.kvrpcpb.KvPair(key=key, value=value))
+        self._handled(started)
+        return response
