@@ -4,8 +4,8 @@ What a client meets, as on a real store: a request names a region (id, epoch, pe
 ``kvrpcpb.Context``. The store answers it only as that region's leader; otherwise it says why
 inside a successful response (``region_error``), and the client asks PD again and retries:
 
-- NotLeader: the store holds a follower. The hint is the leader it knows of: none while the
-  region's leader is dead and the election has not finished (the client backs off).
+- NotLeader: the store holds a follower, or was the leader and restarted (it lost its term).
+  The hint is the leader it knows of: none while the region elects one (the client backs off).
 - EpochNotMatch: the region's epoch moved (a replica was rebuilt): here are the current ones.
 - RegionNotFound: the store holds no peer of that region.
 - KeyNotInRegion: the key is outside the region's range.
@@ -68,11 +68,11 @@ class TikvService:
                 message="epoch not match",
                 epoch_not_match=e.EpochNotMatch(current_regions=[self._meta(region)]),
             )
-        if region.leader_store_id != store.id:
-            leader = self.cluster.store_by_id(region.leader_store_id)
+        leader = self.cluster.serving_leader(region)
+        if leader != store.id:
             hint = e.NotLeader(region_id=region.id)
-            if leader is not None and leader.alive:
-                hint.leader.CopyFrom(self._peer(region, leader.id))
+            if leader is not None:
+                hint.leader.CopyFrom(self._peer(region, leader))
             return e.Error(message=f"peer is not leader for region {region.id}", not_leader=hint)
         for key in keys:
             if not region.holds(key):

@@ -85,6 +85,18 @@ class Region:
         return self.start <= key and (not self.end_key or key < self.end)
 
 
+@dataclass(frozen=True)
+class Election:
+    """The emulator's record of one store's regions electing new leaders: the truth a client's
+    view of a kill is compared with."""
+
+    store_id: int
+    pod: str
+    died_at: float
+    elected_at: float  # from this moment the regions' new leaders answer
+    regions: tuple[int, ...]  # the regions that had their leader on the store
+
+
 @dataclass
 class Store:
     id: int
@@ -141,6 +153,8 @@ class EmulatedCluster:
     started_at: float = 0.0
     _rng: random.Random = field(init=False)
     _pending_elections: dict[int, float] = field(default_factory=dict)  # store id -> election done at
+    elections: list[Election] = field(default_factory=list)
+    _died_at: dict[int, float] = field(default_factory=dict)  # store id -> the death its election follows
     _starts: list[bytes] = field(default_factory=list)
     _by_id: dict[int, int] = field(default_factory=dict)
     _indexed: list[Region] | None = None
@@ -209,7 +223,9 @@ class EmulatedCluster:
         store.alive = False
         store.died_at = now
         lo, hi = ELECTION_TIMEOUT
-        self._pending_elections[store.id] = now + self.scaled(self._rng.uniform(lo, hi))
+        if store.id not in self._pending_elections:
+            self._died_at[store.id] = now
+            self._pending_elections[store.id] = now + self.scaled(self._rng.uniform(lo, hi))
         return store
 
     # -- PD members -----------------------------------------------------------------------------
@@ -263,6 +279,14 @@ class EmulatedCluster:
         index = self.region_index_for_key(key)
         return None if index is None else self.regions[index]
 
+    def serving_leader(self, region: Region) -> int | None:
+        """The store that answers for the region now: its leader, unless that store is dead, or
+        back but its regions still electing (the restarted peer lost its term): then none."""
+        store = self.store_by_id(region.leader_store_id)
+        if store is None or not store.alive or store.id in self._pending_elections:
+            return None
+        return store.id
+
     def region_by_id(self, region_id: int) -> Region | None:
         self._index()
         index = self._by_id.get(region_id)
@@ -290,8 +314,13 @@ class EmulatedCluster:
         elected = False
         for store_id, done_at in list(self._pending_elections.items()):
             if now >= done_at:
+                elected_store = self.store_by_id(store_id)
+                led = tuple(r.id for r in self.regions if r.leader_store_id == store_id)
                 self._move_leaders_off(store_id)
                 del self._pending_elections[store_id]
+                if elected_store is not None:
+                    died_at = self._died_at.get(store_id, now)
+                    self.elections.append(Election(store_id, elected_store.pod, died_at, now, led))
                 elected = True
         self._repair_replicas(now)
         self._elect_pd_leader(now)

@@ -329,6 +329,22 @@ def make_pd_app(cluster: EmulatedCluster, pd_url: str) -> web.Application:
             }
         )
 
+    @routes.get("/pd/api/v1/regions/key")
+    async def scan_regions(request: web.Request) -> web.Response:
+        # PD's ScanRegions: the regions from the one holding `key` on, at most `limit` (16).
+        try:
+            limit = int(request.query.get("limit", "16"))
+        except ValueError:
+            return _json("limit is invalid", status=400)
+        start = request.query.get("key", "").encode("latin-1")
+        end = request.query.get("end_key", "").encode("latin-1")
+        cluster.tick()
+        index = cluster.region_index_for_key(start) or 0
+        hits = [r for r in cluster.regions[index:] if not end or r.start < end][: max(limit, 0) or None]
+        down = {r.id: ids for r, ids in cluster.regions_with("down-peer")}
+        pending = {r.id: ids for r, ids in cluster.regions_with("pending-peer")}
+        return _json({"count": len(hits), "regions": [region_json(cluster, r, down, pending) for r in hits]})
+
     @routes.get("/pd/api/v1/regions/store/{id}")
     async def store_regions(request: web.Request) -> web.Response:
         # PD's GetStoreRegions: every region with a peer on the store (none for an unknown id).

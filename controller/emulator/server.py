@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass
@@ -138,6 +139,7 @@ class Emulator:
                 {
                     "pd_serving": self._pd_runner is not None,
                     "load_rps": self.load_rps,
+                    "elections": [dataclasses.asdict(e) for e in self.cluster.elections],
                     "stores": {
                         s.pod: {"id": s.id, "alive": s.alive, "state": self.cluster.state_name(s)}
                         for s in self.cluster.stores.values()

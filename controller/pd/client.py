@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import urllib.parse
 from email.utils import parsedate_to_datetime
 from typing import Any, NoReturn, TypeVar
 
@@ -159,6 +160,11 @@ class PDClient:
         Same shape as a region check's answer. Real clusters hold 10^5-10^6 regions: ask for it
         once per drill at most (preflight's quorum check), never per step."""
         return await self._regions("/regions")
+
+    async def scan_regions(self, start: bytes = b"", limit: int = 16) -> RegionCheck:
+        """``/regions/key``: the regions from the one holding ``start`` on, at most ``limit``."""
+        query = urllib.parse.urlencode({"key": start.decode("latin-1"), "limit": limit})
+        return await self._regions(f"/regions/key?{query}")
 
     async def regions_of_store(self, store_id: int) -> RegionCheck:
         """``/regions/store/{id}``: the regions with a peer on that store."""

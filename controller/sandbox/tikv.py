@@ -185,6 +185,11 @@ class TikvCluster:
         with urllib.request.urlopen(req, timeout=5) as r:
             return dict(json.load(r))
 
+    def admin_state(self) -> dict:
+        """The emulator's own view: stores, PD serving, and its record of every election."""
+        with urllib.request.urlopen(f"{self.admin_url}/emulator/state", timeout=5) as r:
+            return dict(json.load(r))
+
     def pd_store(self, store_id: int) -> dict:
         """PD's /store/{id} as JSON (what the controller sees)."""
         with urllib.request.urlopen(f"{self.pd_url}/pd/api/v1/store/{store_id}", timeout=5) as r:
