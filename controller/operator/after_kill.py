@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from controller.operator import decisions, impact, metrics, recovery_moments
+from controller.operator import decisions, impact, metrics, probing, recovery_moments
 from controller.operator.crashpoints import crashpoint
 from controller.operator.decisions import Outcome
 from controller.operator.deps import Deps
@@ -16,6 +16,7 @@ from controller.operator.recovery import observe_all
 from controller.operator.recovery_moments import RecoveryObservation
 from controller.operator.sources import watch_sources
 from controller.operator.state import (
+    ClientImpact,
     DetectionStatus,
     Impact,
     Incident,
@@ -214,7 +215,7 @@ async def _end_after_kill(
             update={"time_to_detect_seconds": ttd, "time_to_detect": recovery_moments.seconds_text(ttd)}
         )
     outcome = decisions.verdict(spec, metrics_now, recovered=recovered, detail=detail, sources=sources)
-    drill_impact = await _impact(deps, w)
+    drill_impact = impact.with_traffic_note(await _impact(deps, w), await _client_impact(deps, w, spec))
     breaches = impact.slo_breaches(spec.slo, drill_impact)
     if breaches and outcome.verdict == Verdict.PASS:
         outcome = Outcome(Phase.FAILED, Verdict.FAIL, "SLOBreached", "; ".join(breaches))
@@ -231,6 +232,17 @@ async def _impact(deps: Deps, w: StatusWriter) -> Impact | None:
         deps.prom, deps.config.tikv_job, kill=t.injected_at, recovered=t.recovered_at, until=time.time()
     )
     return impact.with_leaderless(measured, t, leaders_before(w.status.all_victims))
+
+
+async def _client_impact(deps: Deps, w: StatusWriter, spec: DrillSpec) -> ClientImpact | None:
+    """What TiKV's own client met, from the drill's prober (spec.impact.probe)."""
+    if not spec.impact.probe.enabled:
+        return None
+    probe = deps.probes.pop(w.uid, None)
+    if probe is None:
+        return ClientImpact(error=deps.probe_errors.get(w.uid) or probing.LOST)
+    records = await probing.finish(probe)
+    return probing.figures(probe, records, w.status.timeline, until=time.time())
 
 
 async def _watch_sources(deps: Deps, w: StatusWriter, spec: DrillSpec) -> bool:

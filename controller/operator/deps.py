@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from controller.diagnosis.schema import DiagnosisOutput
-from controller.operator import admission
+from controller.operator import admission, probing
 from controller.operator.clients import ClientCache
 from controller.operator.config import OperatorConfig
 from controller.operator.kube import Kube
@@ -55,6 +55,9 @@ class Deps:
     recovery_bounds: dict[str, dict[str, float]] = field(default_factory=dict)
     # When the detection sources were last asked (by uid, monotonic): at most once a second.
     sources_asked: dict[str, float] = field(default_factory=dict)
+    # The client prober of each drill that asked for one (by uid), or why it could not start.
+    probes: dict[str, probing.RunningProbe] = field(default_factory=dict)
+    probe_errors: dict[str, str] = field(default_factory=dict)
 
     def guard(self, uid: str) -> asyncio.Lock:
         return self.guards.setdefault(uid, asyncio.Lock())
@@ -73,9 +76,13 @@ class Deps:
         task = self.diagnoses.pop(uid, None)
         if task is not None and not task.done():
             task.cancel()
+        probe = self.probes.pop(uid, None)
+        if probe is not None:
+            probing.cancel(probe)
+        self.probe_errors.pop(uid, None)
 
     async def aclose(self) -> None:
-        for uid in list(self.diagnoses):
+        for uid in {*self.diagnoses, *self.probes}:
             self.forget(uid)
         await self._pd.aclose()
         await self.alerting.aclose()

@@ -17,7 +17,14 @@ from dataclasses import dataclass
 
 from controller.operator.model import Slo
 from controller.operator.recovery_moments import seconds_between
-from controller.operator.state import Impact, ImpactFigures, StoreLeaders, Timeline, WorstMoment
+from controller.operator.state import (
+    ClientImpact,
+    Impact,
+    ImpactFigures,
+    StoreLeaders,
+    Timeline,
+    WorstMoment,
+)
 from controller.prom import PrometheusClient, PrometheusError, Series
 from controller.timefmt import format_rfc3339
 
@@ -133,10 +140,29 @@ def with_leaderless(impact: Impact, timeline: Timeline, leaders_before: int | No
     )
 
 
+NO_TRAFFIC = "no client traffic during the drill: impact unknown"
+
+
+def with_traffic_note(server: Impact | None, client: ClientImpact | None) -> Impact | None:
+    """The server's figures (Prometheus) and the client's (the prober) in one status, and a
+    plain word when no client sent anything: then no figure here is the fault's cost."""
+    impact = server if server is not None else (Impact() if client is not None else None)
+    if impact is None:
+        return None
+    client_traffic = client is not None and client.during is not None and client.during.requests > 0
+    server_traffic = impact.during is not None and (impact.during.requests_per_second or 0.0) > 0
+    note = None if client_traffic or server_traffic else NO_TRAFFIC
+    return impact.model_copy(update={"client": client, "note": note})
+
+
 def slo_breaches(slo: Slo, impact: Impact | None) -> list[str]:
-    """Each SLO figure the drill went past, as a sentence naming it; the SLO cannot pass unmeasured."""
+    """Each SLO figure the drill went past, as a sentence naming it; the SLO cannot pass unmeasured.
+    With the client prober's figures, those are judged (what a client met); else the server's."""
     if not slo.set:
         return []
+    client = impact.client if impact is not None else None
+    if client is not None:
+        return _client_slo_breaches(slo, client)
     if impact is None or impact.error or impact.during is None:
         why = impact.error if impact and impact.error else "no client requests were measured during the drill"
         return [f"spec.slo cannot be checked: {why}"]
@@ -188,3 +214,28 @@ async def measure(
     curves = Curves(times, _aligned(rate, times), _aligned(failed, times), _aligned(p99, times), step)
     by_store = {s.labels.get("instance", "?"): s.points for s in leaders}
     return summarize(curves, kill=kill, recovered=recovered, until=until, leaders=by_store)
+
+
+def _client_slo_breaches(slo: Slo, client: ClientImpact) -> list[str]:
+    during = client.during
+    if client.error or during is None or during.requests == 0:
+        why = client.error or NO_TRAFFIC
+        return [f"spec.slo cannot be checked: the client prober has no figures ({why})"]
+    out = []
+    source = "TiKV's client"
+    if slo.max_error_ratio is not None and during.error_ratio > slo.max_error_ratio:
+        out.append(
+            f"{source}: {during.failed} failed and {during.stalled} stalled of {during.requests} requests "
+            f"(error ratio {during.error_ratio:.3f}) exceeds spec.slo.maxErrorRatio {slo.max_error_ratio}"
+        )
+    if slo.max_p99_seconds is not None and during.p99_seconds > slo.max_p99_seconds:
+        out.append(
+            f"{source}: p99 latency {during.p99_seconds:.3f}s exceeds spec.slo.maxP99Seconds {slo.max_p99_seconds}"
+        )
+    unavailable = client.unavailable_seconds or 0.0
+    if slo.max_unavailable_seconds is not None and unavailable > slo.max_unavailable_seconds:
+        out.append(
+            f"{source}: {unavailable:.1f}s in which some region answered nothing exceeds "
+            f"spec.slo.maxUnavailableSeconds {slo.max_unavailable_seconds}"
+        )
+    return out

@@ -9,7 +9,8 @@ import time
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from controller.operator import metrics, outage
+from controller.client_probe.prober import ProberError
+from controller.operator import metrics, outage, probing
 from controller.operator.crashpoints import crashpoint, holdpoint
 from controller.operator.decisions import Outcome
 from controller.operator.deps import Deps
@@ -52,10 +53,33 @@ async def _still_wanted(deps: Deps, w: StatusWriter) -> bool:
     return not w.stop_requested
 
 
+async def _probe_ready(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec) -> bool:
+    """spec.impact.probe: TiKV's client reads from before the kill (its baseline). A prober that
+    cannot start does not stop the drill: the status says why it has no client figures."""
+    probe = deps.probes.get(w.uid)
+    if probe is None and w.uid not in deps.probe_errors:
+        try:
+            probe = await probing.start(deps.pd(run.pd_address), run.pd_address, spec.impact.probe)
+        except ProberError as exc:
+            deps.probe_errors[w.uid] = str(exc)
+            await deps.kube.emit_event(w.obj, "Warning", "ProbeUnavailable", str(exc))
+            return True
+        deps.probes[w.uid] = probe
+    if probe is None:
+        return True
+    left = probing.baseline_left(probe, time.time())
+    if left > 0:
+        deps.backoff(w.uid, left)
+        return False
+    return True
+
+
 async def injecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec) -> bool:
     # An earlier attempt (before a crash) may have sent the delete: then a pod found gone or
     # replaced went by our hand. Known only from the record, read before this attempt's own.
     resumed = w.status.timeline.injection_sent_at is not None
+    if spec.impact.probe.enabled and not resumed and not await _probe_ready(deps, w, run, spec):
+        return False  # the prober's baseline first
     if not await _still_wanted(deps, w):
         return False  # the finalizer or the abort takes it from here
     await holdpoint("claim-written")  # past the claim, a stop is the teardown's to put right

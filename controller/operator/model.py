@@ -228,6 +228,20 @@ class Recovery(_Spec):
     wait_for_leaders_seconds: int = Field(default=60, alias="waitForLeadersSeconds", ge=0)
 
 
+class ProbeSpec(_Spec):
+    """TiKV's own client reading one key per region through PD, before the kill to recovery."""
+
+    enabled: bool = False
+    requests_per_second: float = Field(default=10.0, alias="requestsPerSecond", ge=1, le=200)
+    deadline_seconds: float = Field(default=1.0, alias="deadlineSeconds", ge=0.05, le=30)
+    max_regions: int = Field(default=64, alias="maxRegions", ge=1, le=1024)
+    baseline_seconds: float = Field(default=2.0, alias="baselineSeconds", ge=0, le=60)
+
+
+class ImpactSpec(_Spec):
+    probe: ProbeSpec = Field(default_factory=ProbeSpec)
+
+
 class Slo(_Spec):
     """What the application may feel during a drill; a breach fails the drill, naming the figure."""
 
@@ -253,6 +267,7 @@ class DrillSpec(_Spec):
     detection: Detection = Field(default_factory=Detection)
     diagnosis: DiagnosisSpec = Field(default_factory=DiagnosisSpec)
     recovery: Recovery = Field(default_factory=Recovery)
+    impact: ImpactSpec = Field(default_factory=ImpactSpec)
     slo: Slo = Field(default_factory=Slo)
     safety: Safety = Field(default_factory=Safety)
     abort: bool = False

@@ -153,6 +153,43 @@ class StoreLeaders(_Status):
     after: float | None = None
 
 
+class ClientFigures(_Status):
+    """Requests TiKV's own client sent in a window, and what they met."""
+
+    requests: int
+    failed: int  # the client gave up with an error
+    stalled: int  # no answer within the prober's deadline
+    error_ratio: float = Field(alias="errorRatio")  # (failed + stalled) / requests
+    p50_seconds: float = Field(alias="p50Seconds")
+    p99_seconds: float = Field(alias="p99Seconds")
+
+
+class RegionUnavailable(_Status):
+    region_id: int = Field(alias="regionId")
+    unavailable_seconds: float = Field(alias="unavailableSeconds")
+    failed: int = 0
+    stalled: int = 0
+
+
+class ClientImpact(_Status):
+    """What a client felt, from TiKV's own client reading one key per region (the prober)."""
+
+    source: str = "tikv-client"
+    regions: int = 0  # probed
+    requests_per_second: float = Field(default=0.0, alias="requestsPerSecond")
+    deadline_seconds: float = Field(default=0.0, alias="deadlineSeconds")
+    # Each region is read this often: every figure's edges are known to within it.
+    probe_interval_seconds: float = Field(default=0.0, alias="probeIntervalSeconds")
+    before: ClientFigures | None = None
+    during: ClientFigures | None = None
+    after: ClientFigures | None = None
+    # Seconds from the kill in which some region answered nothing.
+    unavailable_seconds: float | None = Field(default=None, alias="unavailableSeconds")
+    regions_unavailable: int = Field(default=0, alias="regionsUnavailable")
+    unavailable_regions: list[RegionUnavailable] = Field(default_factory=list, alias="unavailableRegions")
+    error: str | None = None
+
+
 class Impact(_Status):
     """What the drill cost the application: a baseline before the kill, the drill (kill to the
     store whole again) and after, from Prometheus; and the victim's regions without a leader."""
@@ -173,6 +210,10 @@ class Impact(_Status):
     # [seconds from the kill, requests/s, error ratio, p99 seconds], at most IMPACT_POINTS rows.
     series: list[list[float | None]] | None = None
     error: str | None = None
+    # The client's own view (spec.impact.probe); the figures above are the server's (Prometheus).
+    client: ClientImpact | None = None
+    # Said when no client sent a request during the drill: then nothing above is the cost.
+    note: str | None = None
 
 
 class Incident(_Status):

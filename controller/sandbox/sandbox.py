@@ -127,7 +127,8 @@ def up(
             prometheus_url=cluster.prometheus.url,
             db=db,
             log_path=logs / "controller.log",
-            env={"CHAOSDEMO_ALERTMANAGER_URL": cluster.alertmanager.url},
+            # TiKV's client (the drills' prober) reaches the stores by the names they advertise.
+            env={"CHAOSDEMO_ALERTMANAGER_URL": cluster.alertmanager.url, **cluster.client_env()},
             detached=True,
         ).start()
         started.append(controller)

@@ -125,11 +125,60 @@ def _curve(series: list[list[Any]], column: int, title: str, unit: str, recovere
 
 
 def impact_section(report: dict[str, Any]) -> str:
+    """The client's own view first (the prober), then the server's (Prometheus), labelled; and a
+    plain word when no client sent anything, instead of figures that would read as "no cost"."""
     impact = report.get("impact")
     if not impact:
         return '<p class="muted">No client impact measured (no Prometheus, or no kill).</p>'
-    if impact.get("error"):
-        return f'<p class="muted">Client impact could not be measured: {escape(impact["error"])}</p>'
+    parts = []
+    if impact.get("client"):
+        parts.append(_client_section(impact["client"]))
+    if impact.get("note"):
+        leaderless = (
+            f" {_fmt(impact.get('regionsWithoutLeader'))} region(s) had no leader for "
+            f"{_fmt(impact.get('leaderlessSeconds'), 's')}."
+            if impact.get("regionsWithoutLeader")
+            else ""
+        )
+        parts.append(f'<p id="impact-note" class="muted">{escape(impact["note"])}.{leaderless}</p>')
+    elif impact.get("error"):
+        parts.append(
+            f'<p class="muted">Server-side impact could not be measured: {escape(impact["error"])}</p>'
+        )
+    elif impact.get("during") or impact.get("series"):
+        parts.append(
+            "<h3>Server side: TiKV's gRPC metrics (Prometheus)</h3>" + _server_section(report, impact)
+        )
+    return "".join(parts)
+
+
+def _client_section(client: dict[str, Any]) -> str:
+    if client.get("error"):
+        return f'<p class="muted">TiKV\'s client: no figures ({escape(client["error"])})</p>'
+    rows = []
+    for window in ("before", "during", "after"):
+        f = client.get(window) or {}
+        rows.append(
+            f"<tr><th>{window}</th><td>{_fmt(f.get('requests'))}</td><td>{_fmt(f.get('failed'))}</td>"
+            f"<td>{_fmt(f.get('stalled'))}</td><td>{_fmt(f.get('errorRatio'))}</td>"
+            f"<td>{_fmt(f.get('p50Seconds'), 's')}</td><td>{_fmt(f.get('p99Seconds'), 's')}</td></tr>"
+        )
+    regions = ", ".join(
+        f"{r['regionId']} ({_fmt(r.get('unavailableSeconds'), 's')})"
+        for r in client.get("unavailableRegions") or []
+    )
+    return (
+        "<h3>What a client met: TiKV's own client, one key per region</h3>"
+        '<table id="client-impact"><tr><th></th><th>requests</th><th>failed</th><th>stalled</th>'
+        f"<th>error ratio</th><th>p50</th><th>p99</th></tr>{''.join(rows)}</table>"
+        f"<p>Some region answered nothing for {_fmt(client.get('unavailableSeconds'), 's')}; "
+        f"{_fmt(client.get('regionsUnavailable'))} of {_fmt(client.get('regions'))} region(s) probed"
+        f"{': ' + escape(regions) if regions else ''}. Each region read every "
+        f"{_fmt(client.get('probeIntervalSeconds'), 's')} (deadline {_fmt(client.get('deadlineSeconds'), 's')}).</p>"
+    )
+
+
+def _server_section(report: dict[str, Any], impact: dict[str, Any]) -> str:
     kill = _t(report["timeline"].get("injectedAt"))
     whole = _t(report["timeline"].get("recoveredAt"))
     recovered = whole - kill if whole is not None and kill is not None else None

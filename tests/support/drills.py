@@ -201,6 +201,8 @@ class DrillEnv:
             env={
                 "CHAOSDEMO_STEP_INTERVAL": "0.3",
                 "CHAOSDEMO_HEALTH_PORT": str(health_port),
+                # TiKV's client (the prober) reaches stores by the names they advertise.
+                **self.cluster.client_env(),
                 **self.controller_env,
                 **extra_env,
             },
