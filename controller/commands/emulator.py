@@ -29,7 +29,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--targets-file", type=Path, default=None, help="write Prometheus file_sd targets for the stores here"
     )
-    p.add_argument("--load-rps", type=int, default=0, help="synthetic client load, requests per second")
     p.add_argument("--regions", type=int, default=24, help="how many regions the cluster holds (scale runs)")
     p.add_argument(
         "--hosts-file",
@@ -55,7 +54,6 @@ def run(args: argparse.Namespace) -> int:
         time_scale=args.time_scale,
         status_ip_prefix=args.status_ip_prefix,
         targets_file=args.targets_file,
-        synthetic_load_rps=args.load_rps,
         regions=args.regions,
         hosts_file=args.hosts_file,
     )

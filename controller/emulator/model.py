@@ -37,9 +37,6 @@ PD_LEADER_LEASE = 3.0
 BALANCE_IDLE_INTERVAL = 5.0
 # Buckets of tikv_grpc_msg_duration_seconds, in seconds.
 GRPC_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0)
-# A request for a region whose leader is gone: the client times out on the old leader, backs off
-# and retries a follower, which answers NotLeader (a failed message) until a new leader exists.
-FAILED_REQUEST_SECONDS = 0.25
 TIKV_VERSION = "8.5.0"
 TIKV_GIT_HASH = "c9d2d9d2fe4d2c2c8c8b2bb7c4b1d1f0b5b6e0a1"
 PD_CLUSTER_ID = 7_329_148_523_190_433_001
@@ -112,15 +109,14 @@ class Store:
     used: int = 1_200 * (1 << 20)
     unreachable_msgs: float = 0.0
     grpc_requests: int = 0
-    grpc_failures: int = 0
+    grpc_failures: int = 0  # sends that failed: none in the emulator (see tikv_status)
     grpc_seconds_sum: float = 0.0
     grpc_buckets: list[int] = field(default_factory=lambda: [0] * len(GRPC_BUCKETS))  # cumulative
 
-    def record_requests(self, count: int, seconds: float, *, failed: bool = False) -> None:
+    def record_requests(self, count: int, seconds: float) -> None:
+        """Requests the store handled (its gRPC service), as TiKV's histogram counts them."""
         self.grpc_requests += count
         self.grpc_seconds_sum += count * seconds
-        if failed:
-            self.grpc_failures += count
         for i, le in enumerate(GRPC_BUCKETS):
             if seconds <= le:
                 self.grpc_buckets[i] += count
@@ -392,43 +388,6 @@ class EmulatedCluster:
         election that moves the leader has not finished."""
         waiting = self.dead_store_ids() | set(self._pending_elections)
         return [r for r in self.regions if r.leader_store_id in waiting]
-
-    def record_load(self, requests: int, seconds_per_request: float) -> None:
-        """Synthetic client load (the sandbox's YCSB stand-in), spread over the regions and sent
-        to each region's leader. A leaderless region's requests fail at a follower after the
-        client's backoff, until the election moves its leader."""
-        if not self.regions:
-            return
-        if self.pd_leader is None:
-            # No PD leader, no timestamps (TSO): every transaction fails after the client's backoff.
-            for store in self.stores.values():
-                if store.alive:
-                    store.record_requests(
-                        requests // max(1, len(self.stores)), FAILED_REQUEST_SECONDS, failed=True
-                    )
-            return
-        leaderless = {r.id for r in self.leaderless_regions()}
-        dead = self.dead_store_ids()
-        per_region, extra = divmod(requests, len(self.regions))
-        for i, region in enumerate(self.regions):
-            count = per_region + (1 if i < extra else 0)
-            if not count:
-                continue
-            if region.id not in leaderless:
-                leader = self.store_by_id(region.leader_store_id)
-                if leader is not None:
-                    leader.record_requests(count, seconds_per_request)
-                continue
-            follower = next(
-                (
-                    self.store_by_id(sid)
-                    for sid in region.peer_store_ids
-                    if sid != region.leader_store_id and sid not in dead
-                ),
-                None,
-            )
-            if follower is not None:
-                follower.record_requests(count, FAILED_REQUEST_SECONDS, failed=True)
 
     # -- derived state (computed per request, as PD does) ------------------------------------------
     def state_name(self, store: Store) -> str:

@@ -2,7 +2,9 @@
 server per store, the pod watch, a clock tick.
 
 Also a small admin API (not PD's) that tests and the sandbox use to inject faults into the
-emulator itself: stop serving PD, or add synthetic client load.
+emulator itself (stop serving PD, slow or drop status answers) and to read its own record of
+what happened (stores, elections). Client load comes from real clients: TiKV's own client
+(``chaosdemo probe``) or go-ycsb, over the gRPC services.
 """
 
 from __future__ import annotations
@@ -40,7 +42,6 @@ class EmulatorSettings:
     time_scale: float = 1.0
     status_ip_prefix: str = "127.0.10"
     targets_file: Path | None = None  # Prometheus file_sd output for the TiKV job
-    synthetic_load_rps: int = 0
     regions: int = 24
     hosts_file: Path | None = None  # the stores' advertised names -> their loopback addresses
 
@@ -61,7 +62,6 @@ class Emulator:
         self._pd_runner: web.AppRunner | None = None
         self._pd_grpc: grpc.aio.Server | None = None
         self._pd_mux: PortMux | None = None
-        self.load_rps = settings.synthetic_load_rps
 
     # -- store lifecycle hooks -------------------------------------------------------------------
     async def _store_up(self, store: Store) -> None:
@@ -123,11 +123,6 @@ class Emulator:
                 await self.stop_pd()
             return web.json_response({"serving": self._pd_runner is not None})
 
-        async def load(request: web.Request) -> web.Response:
-            body = await request.json()
-            self.load_rps = int(body.get("rps", 0))
-            return web.json_response({"rps": self.load_rps})
-
         async def jitter(request: web.Request) -> web.Response:
             body = await request.json()
             self.status_servers.jitter.delay_max_s = float(body.get("delay_max_s", 0.0))
@@ -138,7 +133,6 @@ class Emulator:
             return web.json_response(
                 {
                     "pd_serving": self._pd_runner is not None,
-                    "load_rps": self.load_rps,
                     "elections": [dataclasses.asdict(e) for e in self.cluster.elections],
                     "stores": {
                         s.pod: {"id": s.id, "alive": s.alive, "state": self.cluster.state_name(s)}
@@ -148,7 +142,6 @@ class Emulator:
             )
 
         app.router.add_post("/emulator/pd", pd)
-        app.router.add_post("/emulator/load", load)
         app.router.add_get("/emulator/state", state)
         app.router.add_post("/emulator/jitter", jitter)
         return app
@@ -157,8 +150,6 @@ class Emulator:
         period = max(0.05, min(1.0, self.cluster.scaled(HEARTBEAT_INTERVAL) / 10))
         while True:
             self.cluster.tick()
-            if self.load_rps:
-                self.cluster.record_load(int(self.load_rps * period), seconds_per_request=0.0012)
             await asyncio.sleep(period)
 
     async def run(self, ready: asyncio.Event | None = None) -> None:

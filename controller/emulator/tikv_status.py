@@ -49,14 +49,16 @@ def tikv_metrics(cluster: EmulatedCluster, store: Store) -> str:
         "# TYPE tikv_grpc_msg_duration_seconds histogram",
     ]
     for le, count in zip(GRPC_BUCKETS, store.grpc_buckets, strict=True):
-        lines.append(f'tikv_grpc_msg_duration_seconds_bucket{{type="kv_get",le="{le}"}} {count}')
+        lines.append(f'tikv_grpc_msg_duration_seconds_bucket{{type="raw_get",le="{le}"}} {count}')
     lines += [
-        f'tikv_grpc_msg_duration_seconds_bucket{{type="kv_get",le="+Inf"}} {store.grpc_requests}',
-        f'tikv_grpc_msg_duration_seconds_sum{{type="kv_get"}} {store.grpc_seconds_sum:.6f}',
-        f'tikv_grpc_msg_duration_seconds_count{{type="kv_get"}} {store.grpc_requests}',
+        f'tikv_grpc_msg_duration_seconds_bucket{{type="raw_get",le="+Inf"}} {store.grpc_requests}',
+        f'tikv_grpc_msg_duration_seconds_sum{{type="raw_get"}} {store.grpc_seconds_sum:.6f}',
+        f'tikv_grpc_msg_duration_seconds_count{{type="raw_get"}} {store.grpc_requests}',
+        # Real TiKV counts a failure only when sending a response fails: a region error
+        # (NotLeader, EpochNotMatch) is a successful response. Nothing here fails to send.
         "# HELP tikv_grpc_msg_fail_total Total number of gRPC messages that failed",
         "# TYPE tikv_grpc_msg_fail_total counter",
-        f'tikv_grpc_msg_fail_total{{type="kv_get"}} {store.grpc_failures}',
+        f'tikv_grpc_msg_fail_total{{type="raw_get"}} {store.grpc_failures}',
     ]
     return "\n".join(lines) + "\n"
 

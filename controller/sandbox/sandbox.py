@@ -40,6 +40,8 @@ class SandboxState:
     tickets_db: str
     namespace: str
     alertmanager_url: str = ""
+    # What a process running TiKV's client needs here (the sandbox's stand-in for cluster DNS).
+    client_env: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
     started_at: float = 0.0
 
@@ -143,6 +145,7 @@ def up(
         prometheus_url=cluster.prometheus.url,
         emulator_admin_url=cluster.admin_url,
         alertmanager_url=cluster.alertmanager.url,
+        client_env=cluster.client_env(),
         tickets_db=str(db),
         namespace=NAMESPACE,
         pids={p.name: p.pid for p in started if p.pid},

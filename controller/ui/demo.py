@@ -7,13 +7,13 @@ Stages: cluster health -> load -> fault injection -> live detection countdown ->
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 from rich.console import Console, Group
 from rich.live import Live
@@ -26,95 +26,14 @@ from rich.text import Text
 from controller.operator.kube import Kube
 from controller.operator.status import parse_rfc3339
 from controller.pd import PDClient, PDError
-from controller.prom import PrometheusClient, PrometheusError
+from controller.prom import PrometheusClient
 from controller.tickets import TicketDB
+from controller.ui.client_load import ClientLoad
+from controller.ui.drill_text import client_figures, drill_body, felt_text, sources_table, victim_text
 from controller.ui.endpoints import Endpoints
 
 TERMINAL = {"Completed", "Failed", "Aborted"}
-LOAD_RPS = 2000
-# What clients feel, live, from TiKV's own gRPC metrics (the figures a drill's status.impact keeps).
-CLIENT_QUERIES = {
-    "rate": 'sum(irate(tikv_grpc_msg_duration_seconds_count{job="tikv"}[5s]))',
-    "failed": 'sum(irate(tikv_grpc_msg_fail_total{job="tikv"}[5s])) or vector(0)',
-    "p99": 'histogram_quantile(0.99, sum by (le) (irate(tikv_grpc_msg_duration_seconds_bucket{job="tikv"}[5s])))',
-}
-
-
-async def client_figures(prom: PrometheusClient) -> Text:
-    """One line: requests per second, the share that fails, p99 latency; red while requests fail."""
-    try:
-        values = {}
-        for name, query in CLIENT_QUERIES.items():
-            samples = await prom.query(query)
-            values[name] = samples[0].value if samples else 0.0
-    except PrometheusError as exc:
-        return Text.from_markup(f"[red]clients: Prometheus unavailable ({exc})[/]")
-    rate, failed, p99 = values["rate"], values["failed"], values["p99"]
-    ratio = failed / rate if rate > 0 else 0.0
-    style = "bold red" if failed > 0 else "green"
-    p99_text = "-" if p99 != p99 else f"{p99 * 1000:,.0f} ms"  # NaN without traffic
-    return Text.from_markup(
-        f"clients: [bold]{rate:,.0f}[/] requests/s · [{style}]errors {ratio:.1%}[/] · p99 {p99_text}"
-    )
-
-
-STATE_STYLE = {"Detected": "green", "Watching": "yellow", "Missed": "red", "Error": "magenta"}
-
-
-def sources_table(status: dict[str, Any]) -> Table:
-    """Each detection source live: who has noticed the fault, how fast, and why not."""
-    table = Table(title="detection sources", expand=False)
-    for column in ("source", "state", "alert", "TTD", "why"):
-        table.add_column(column, overflow="fold")
-    for s in (status.get("detection") or {}).get("sources") or []:
-        ttd = s.get("ttdSeconds")
-        required = "" if s.get("required") else " (optional)"
-        table.add_row(
-            f"{s['name']}{required}",
-            f"[{STATE_STYLE.get(s['state'], 'white')}]{s['state']}[/]",
-            s.get("alert") or "-",
-            "-" if ttd is None else f"{ttd:.1f}s",
-            (s.get("why") or "")[:120],
-        )
-    return table
-
-
-def drill_body(manifest: dict[str, Any], fault: str, duration: int) -> dict[str, Any]:
-    """The example drill with the fault the user asked for (none: the manifest's own)."""
-    body = dict(manifest)
-    spec = dict(body.get("spec") or {})
-    if fault:
-        spec["fault"] = {
-            "store-outage": {"action": "store-outage", "durationSeconds": duration},
-            "pd-leader-kill": {"action": "pd-leader-kill"},
-        }.get(fault, {"action": "pod-kill", "gracePeriodSeconds": 0})
-        if fault == "pd-leader-kill":
-            # PD's leader is named by PD, never by the TiKV selector or a pod name.
-            spec["target"] = {k: v for k, v in (spec.get("target") or {}).items() if k not in ("pod",)}
-        if fault == "store-outage":
-            # The store stays away by design: recovery is judged from the swap back.
-            spec["recovery"] = {**(spec.get("recovery") or {}), "waitForLeadersSeconds": 0}
-    spec.setdefault("fault", {"action": "pod-kill"})
-    body["spec"] = spec
-    return body
-
-
-def victim_text(status: dict[str, Any], duration: int) -> str:
-    """What the fault did, for the victim panel."""
-    victims = status.get("victims") or [status["victim"]]
-    v = victims[0]
-    where = f"[bold red]{v['namespace']}/{v['pod']}[/]"
-    if v.get("originalImage"):
-        return (
-            f"stopped the store of {where} (store {v['storeId']}): {v['originalImage']} swapped for "
-            f"{v['pauseImage']} for {duration}s"
-        )
-    if v.get("pdMember"):
-        return f"killed PD's leader {where} (member {v['pdMember']}, node {v['node']}) with grace period 0"
-    pods = ", ".join(
-        f"[bold red]{x['namespace']}/{x['pod']}[/] (store {x['storeId']}, node {x['node']})" for x in victims
-    )
-    return f"killed {pods} with grace period 0"
+LOAD_RPS = 200.0  # TiKV's client in the sandbox: reads a second over all regions
 
 
 class Demo:
@@ -141,7 +60,7 @@ class Demo:
         self.load_seconds = load_seconds
         self.name = f"demo-{time.strftime('%H%M%S')}"
         self.created = False
-        self.load_started = False
+        self.client_load: ClientLoad | None = None
         self.ycsb_job = ycsb_job
         self.fault = fault
         self.duration = duration
@@ -164,6 +83,8 @@ class Demo:
         return self.status
 
     async def clients(self) -> Text:
+        if self.client_load is not None:
+            return await self.client_load.figures()
         return await client_figures(self.prom) if self.prom else Text("")
 
     # -- stages ----------------------------------------------------------------------------------------
@@ -193,13 +114,13 @@ class Demo:
 
     async def load(self, prom: PrometheusClient) -> None:
         self.stage(2, "client load")
-        if self.ep.emulator_admin_url:
-            async with httpx.AsyncClient() as http:
-                await http.post(f"{self.ep.emulator_admin_url}/emulator/load", json={"rps": LOAD_RPS})
-            self.load_started = True
+        if self.ep.sandbox and self.ep.client_env:
+            out = Path(tempfile.gettempdir()) / f"chaosdemo-{self.name}-load.jsonl"
+            self.client_load = ClientLoad(self.ep.pd_url, {**os.environ, **self.ep.client_env}, out, LOAD_RPS)
+            await self.client_load.start()
             self.console.print(
-                f"synthetic load from the sandbox emulator: {LOAD_RPS} requests/s (a go-ycsb "
-                "Job plays this part on a real cluster)"
+                f"TiKV's own client (tikv-client) reads one key per region through PD, {LOAD_RPS:.0f}/s; "
+                "what it meets is shown live (on a real cluster, run go-ycsb or your application)"
             )
         elif self.ycsb_job is not None and await asyncio.to_thread(self.ycsb_job.exists):
             manifest = yaml.safe_load(await asyncio.to_thread(self.ycsb_job.read_text))
@@ -215,7 +136,7 @@ class Demo:
         line = Text("")
         with Live(console=self.console, refresh_per_second=4, transient=True) as live:
             while time.monotonic() < deadline:
-                line = await client_figures(prom)
+                line = await self.clients()
                 live.update(Text.assemble(line, f"   ({deadline - time.monotonic():.0f}s)"))
                 await asyncio.sleep(0.5)
         self.console.print(line)
@@ -223,6 +144,10 @@ class Demo:
     async def inject(self) -> bool:
         self.stage(3, "fault injection")
         body = drill_body(yaml.safe_load(self.manifest.read_text()), self.fault, self.duration)
+        if self.ep.sandbox and self.ep.client_env:
+            # The drill's own prober too: status.impact.client, and the SLO judged on it.
+            spec = body["spec"]
+            spec["impact"] = {**(spec.get("impact") or {}), "probe": {"enabled": True}}
         body["metadata"] = {"name": self.name, "namespace": self.namespace}
         action = body["spec"]["fault"]["action"]
         if action == "store-outage":
@@ -331,15 +256,8 @@ class Demo:
         table.add_row("verdict", f"[bold {color}]{verdict}[/] — {self.status.get('message')}")
         table.add_row("time to detect", str(m.get("timeToDetect", "-")))
         table.add_row("time to recover", str(m.get("timeToRecover", "-")))
-        impact = self.status.get("impact") or {}
-        worst = impact.get("worst") or {}
-        if worst.get("errorRatio") is not None:
-            felt = f"worst error ratio {worst['errorRatio']:.1%}, requests failing for {impact.get('unavailableSeconds', 0):.0f}s"
-            if impact.get("regionsWithoutLeader") is not None:
-                felt += (
-                    f", {impact['regionsWithoutLeader']} region(s) without a leader for "
-                    f"{impact.get('leaderlessSeconds', '?')}s"
-                )
+        felt = felt_text(self.status.get("impact") or {})
+        if felt:
             table.add_row("what clients felt", felt)
         self.console.print(
             Panel(Group(table, sources_table(self.status)), title="result", border_style=color)
@@ -349,10 +267,8 @@ class Demo:
     async def cleanup(self) -> None:
         self.console.print()
         self.console.print(Rule("[bold cyan]cleanup[/]"))
-        if self.load_started:
-            with contextlib.suppress(httpx.HTTPError):
-                async with httpx.AsyncClient() as http:
-                    await http.post(f"{self.ep.emulator_admin_url}/emulator/load", json={"rps": 0})
+        if self.client_load is not None:
+            await self.client_load.stop()
         if self.ycsb_job_name:
             await self.kube.delete_job(self.namespace, self.ycsb_job_name)
             self.console.print(f"deleted the go-ycsb Job {self.ycsb_job_name}")

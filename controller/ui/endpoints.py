@@ -4,7 +4,7 @@ environment, then a running sandbox's state file, then localhost defaults (kind'
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -16,6 +16,7 @@ class Endpoints:
     emulator_admin_url: str  # empty on a real cluster
     kubeconfig: str | None
     sandbox: bool
+    client_env: dict[str, str] = field(default_factory=dict)  # the sandbox's, for TiKV's client
 
 
 def _sandbox_state() -> Any:
@@ -45,4 +46,5 @@ def resolve(pd_url: str = "", prometheus_url: str = "", tickets_db: str = "") ->
         emulator_admin_url=state.emulator_admin_url if use_sandbox and state else "",
         kubeconfig=kubeconfig or (state.kubeconfig if use_sandbox and state else None),
         sandbox=use_sandbox,
+        client_env=dict(state.client_env) if use_sandbox and state else {},
     )
