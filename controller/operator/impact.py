@@ -163,8 +163,9 @@ def slo_breaches(slo: Slo, impact: Impact | None) -> list[str]:
     client = impact.client if impact is not None else None
     if client is not None:
         return _client_slo_breaches(slo, client)
-    if impact is None or impact.error or impact.during is None:
-        why = impact.error if impact and impact.error else "no client requests were measured during the drill"
+    if impact is None or impact.error or impact.during is None or impact.note:
+        why = (impact.error or impact.note) if impact else None
+        why = why or "no client requests were measured during the drill"
         return [f"spec.slo cannot be checked: {why}"]
     out = []
     worst = impact.worst
