@@ -26,8 +26,14 @@ from controller.emulator.model import EmulatedCluster, Store
 log = logging.getLogger(__name__)
 TIKV_PORT = 20160
 HTTP2_PREFACE_START = b"PRI"
-# Every store's server stops at once when its pod goes: no grace, as when the process dies.
-NO_REUSEPORT = [("grpc.so_reuseport", 0)]
+# One server per address (a stopped store's port must refuse), and pings as often as Go's
+# client sends them (grpc-go keepalive: 10 s, even without calls), as TiKV allows.
+SERVER_OPTIONS = [
+    ("grpc.so_reuseport", 0),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 1000),
+    ("grpc.http2.max_ping_strikes", 0),
+]
 
 
 def _servicer(ours: type, generated: type) -> type:
@@ -53,7 +59,7 @@ class StoreServers:
     async def open(self, store: Store) -> None:
         if store.pod in self._servers:
             return
-        server = grpc.aio.server(options=NO_REUSEPORT)
+        server = grpc.aio.server(options=SERVER_OPTIONS)
         grpc_module = kvproto.tikvpb_grpc()
         service = _servicer(TikvService, grpc_module.TikvServicer)(self.cluster, store.pod, self.data)
         grpc_module.add_TikvServicer_to_server(service, server)
@@ -135,7 +141,7 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 async def start_pd_grpc(cluster: EmulatedCluster, pd_url: str) -> tuple[grpc.aio.Server, int]:
     """PD's gRPC service on a loopback port of its own, behind the PortMux."""
-    server = grpc.aio.server()
+    server = grpc.aio.server(options=SERVER_OPTIONS[1:])
     grpc_module = kvproto.pdpb_grpc()
     grpc_module.add_PDServicer_to_server(
         _servicer(PDService, grpc_module.PDServicer)(cluster, pd_url), server

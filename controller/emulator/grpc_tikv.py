@@ -20,6 +20,7 @@ fails, never a region error, which is a successful response.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,7 @@ class TikvService:
         self.kvrpcpb = kvproto.kvrpcpb()
         self.errorpb = kvproto.errorpb()
         self.metapb = kvproto.metapb()
+        self.tikvpb = kvproto.tikvpb()
 
     # -- the region check every request goes through --------------------------------------------
     def _region_error(self, ctx: Any, keys: list[bytes]) -> Any | None:
@@ -195,3 +197,28 @@ class TikvService:
                 response.kvs.append(self.kvrpcpb.KvPair(key=key, value=value))
         self._handled(started)
         return response
+
+    # -- BatchCommands: Go's client (client-go: go-ycsb, TiDB) sends everything over one stream ----
+    BATCHED = ("RawGet", "RawBatchGet", "RawPut", "RawBatchPut", "RawDelete", "RawBatchDelete", "RawScan")
+
+    async def BatchCommands(
+        self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[Any]:
+        """Each request in a batch is answered as its unary call would be, with its id; a command
+        this store does not serve is a gRPC error, as it would be unary."""
+        batch_pb = self.tikvpb
+        async for batch in requests:
+            response = batch_pb.BatchCommandsResponse(request_ids=batch.request_ids)
+            for request in batch.requests:
+                kind = request.WhichOneof("cmd")
+                one = response.responses.add()
+                if kind == "Empty":
+                    one.Empty.test_id = request.Empty.test_id
+                elif kind in self.BATCHED:
+                    answer = await getattr(self, kind)(getattr(request, kind), context)
+                    getattr(one, kind).CopyFrom(answer)
+                else:
+                    await context.abort(
+                        grpc.StatusCode.UNIMPLEMENTED, f"{kind} is not served by the emulator"
+                    )
+            yield response

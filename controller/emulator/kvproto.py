@@ -83,5 +83,9 @@ def errorpb() -> Any:
     return _module("errorpb_pb2")
 
 
+def tikvpb() -> Any:
+    return _module("tikvpb_pb2")
+
+
 def tikvpb_grpc() -> Any:
     return _module("tikvpb_pb2_grpc")
