@@ -41,6 +41,8 @@ python3 -m venv .venv
 .venv/bin/pip install -q -e '.[test]'
 say "kvproto (PD's and TiKV's gRPC protocols, from the Go module proxy) compiled to Python, and the sandbox's resolver"
 bash tools/kvproto.sh .venv/bin/python
+say "go-ycsb (YCSB with TiKV's Go client): the sandbox's load, and a second real client in the tests"
+bash tools/go_ycsb.sh
 # kubectl from the same build, beside the venv's commands: `export PATH=$PWD/.venv/bin:$PATH`.
 ln -sf "$(bash tools/build.sh --print)/kubectl" .venv/bin/kubectl
 echo "ok: $(.venv/bin/python --version), chaosdemo $(.venv/bin/python -c 'import controller; print(controller.__version__)')"

@@ -63,6 +63,22 @@ def helm_binary() -> Path:
     return path
 
 
+def go_ycsb_binary() -> Path:
+    """go-ycsb, built by ``tools/go_ycsb.sh`` (its workload files beside it)."""
+    out = subprocess.run(
+        ["bash", str(REPO_ROOT / "tools" / "go_ycsb.sh"), "--print"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    path = Path(out.stdout.strip())
+    if not os.access(path, os.X_OK):
+        raise MissingBinaryError(
+            f"go-ycsb is missing at {path}. Build it with `bash tools/go_ycsb.sh` (README, Set-up)."
+        )
+    return path
+
+
 def _debian_binary(command: str, package: str) -> Path:
     found = shutil.which(command) or (
         f"/usr/bin/{command}" if os.path.exists(f"/usr/bin/{command}") else None

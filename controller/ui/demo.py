@@ -28,7 +28,7 @@ from controller.operator.status import parse_rfc3339
 from controller.pd import PDClient, PDError
 from controller.prom import PrometheusClient
 from controller.tickets import TicketDB
-from controller.ui.client_load import ClientLoad
+from controller.ui.client_load import ClientLoad, YcsbLoad
 from controller.ui.drill_text import client_figures, drill_body, felt_text, sources_table, victim_text
 from controller.ui.endpoints import Endpoints
 
@@ -60,7 +60,7 @@ class Demo:
         self.load_seconds = load_seconds
         self.name = f"demo-{time.strftime('%H%M%S')}"
         self.created = False
-        self.client_load: ClientLoad | None = None
+        self.client_load: ClientLoad | YcsbLoad | None = None
         self.ycsb_job = ycsb_job
         self.fault = fault
         self.duration = duration
@@ -115,13 +115,7 @@ class Demo:
     async def load(self, prom: PrometheusClient) -> None:
         self.stage(2, "client load")
         if self.ep.sandbox and self.ep.client_env:
-            out = Path(tempfile.gettempdir()) / f"chaosdemo-{self.name}-load.jsonl"
-            self.client_load = ClientLoad(self.ep.pd_url, {**os.environ, **self.ep.client_env}, out, LOAD_RPS)
-            await self.client_load.start()
-            self.console.print(
-                f"TiKV's own client (tikv-client) reads one key per region through PD, {LOAD_RPS:.0f}/s; "
-                "what it meets is shown live (on a real cluster, run go-ycsb or your application)"
-            )
+            self.client_load = await self._sandbox_load()
         elif self.ycsb_job is not None and await asyncio.to_thread(self.ycsb_job.exists):
             manifest = yaml.safe_load(await asyncio.to_thread(self.ycsb_job.read_text))
             await self.kube.create_job(self.namespace, manifest)
@@ -140,6 +134,26 @@ class Demo:
                 live.update(Text.assemble(line, f"   ({deadline - time.monotonic():.0f}s)"))
                 await asyncio.sleep(0.5)
         self.console.print(line)
+
+    async def _sandbox_load(self) -> ClientLoad | YcsbLoad:
+        # Only in the sandbox: the cluster image carries no sandbox package.
+        from controller.sandbox.binaries import MissingBinaryError, go_ycsb_binary
+
+        env = {**os.environ, **self.ep.client_env}
+        try:
+            ycsb = YcsbLoad(go_ycsb_binary(), self.ep.pd_url, env, LOAD_RPS)
+            await ycsb.start()
+            self.console.print(
+                f"go-ycsb (workload A, TiKV's Go client, raw) at {LOAD_RPS:.0f} operations/s; its figures live"
+            )
+            return ycsb
+        except (MissingBinaryError, OSError, TimeoutError) as exc:
+            self.console.print(f"[yellow]go-ycsb unavailable ({exc}); TiKV's Python client is the load[/]")
+        out = Path(tempfile.gettempdir()) / f"chaosdemo-{self.name}-load.jsonl"
+        load = ClientLoad(self.ep.pd_url, env, out, LOAD_RPS)
+        await load.start()
+        self.console.print(f"TiKV's own client reads one key per region through PD, {LOAD_RPS:.0f}/s; live")
+        return load
 
     async def inject(self) -> bool:
         self.stage(3, "fault injection")

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from controller.client_probe.model import Outcome, ProbeRecord
+from controller.sandbox.binaries import go_ycsb_binary
 from controller.sandbox.tikv import TikvCluster
+from controller.ui.client_load import YCSB_LINE
 from tests.support.drills import patience, wait_for
 
 # A request started this long after the election may still meet the client's cached (dead)
@@ -152,3 +154,61 @@ def test_a_pod_kill_stalls_only_the_victims_regions_until_their_election(
             if r.outcome == Outcome.OK
         ],
     )
+
+
+SCAN_COUNT = """
+import asyncio, sys
+from tikv_client.asynchronous import RawClient
+
+async def main(pd):
+    client = await RawClient.connect([pd])
+    print(len(await client.scan_keys(b"user", b"usf", 10240)))
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def test_go_ycsb_writes_with_gos_client_and_rusts_client_reads_it(tikv_cluster_factory) -> None:  # type: ignore[no-untyped-def]
+    """A second real client, written by neither this project nor TiKV's Rust client: go-ycsb
+    (YCSB with TiKV's Go client, client-go, which batches every request on one BatchCommands
+    stream). It loads 300 records and runs workload A (reads and updates) with no error; TiKV's
+    Rust client then finds exactly the records it wrote."""
+    cluster = tikv_cluster_factory(with_prometheus=False)
+    ycsb = go_ycsb_binary()
+    env = {**_client_env(cluster), "GODEBUG": "netdns=cgo"}
+    common = [
+        "-P",
+        str(ycsb.with_name("workloada")),
+        "-p",
+        f"tikv.pd={cluster.pd_address}",
+        "-p",
+        "tikv.type=raw",
+    ]
+    counts: dict[str, dict[str, int]] = {}
+    for phase, extra in (
+        ("load", ["-p", "recordcount=300"]),
+        ("run", ["-p", "recordcount=300", "-p", "operationcount=600"]),
+    ):
+        done = subprocess.run(
+            [str(ycsb), phase, "tikv", *common, *extra, "-p", "threadcount=4"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=patience(60),
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        counts[phase] = {
+            m["op"]: int(m["count"]) for m in map(YCSB_LINE.match, done.stdout.splitlines()) if m is not None
+        }
+    assert counts["load"]["INSERT"] == 300 and not any(op.endswith("_ERROR") for op in counts["load"]), counts
+    assert counts["run"]["READ"] + counts["run"]["UPDATE"] == 600, counts
+    assert not any(op.endswith("_ERROR") for op in counts["run"]), counts
+    scanned = subprocess.run(
+        [sys.executable, "-c", SCAN_COUNT, cluster.pd_address],
+        env=_client_env(cluster),
+        capture_output=True,
+        text=True,
+        timeout=patience(60),
+    )
+    assert scanned.returncode == 0, scanned.stderr[-2000:]
+    assert int(scanned.stdout.strip()) == 300
