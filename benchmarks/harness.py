@@ -54,6 +54,7 @@ def start_controller(
     prometheus_url: str = "",
     metrics_port: int = 0,
     step_interval: float = 0.5,
+    extra_env: dict[str, str] | None = None,
 ) -> ManagedProcess:
     return controller_process(
         kubeconfig=cp.kubeconfig,
@@ -64,6 +65,7 @@ def start_controller(
         env={
             "CHAOSDEMO_METRICS_PORT": str(metrics_port or free_port()),
             "CHAOSDEMO_STEP_INTERVAL": str(step_interval),
+            **(extra_env or {}),
         },
     ).start()
 
