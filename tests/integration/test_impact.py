@@ -77,6 +77,11 @@ def test_a_kill_costs_clients_until_the_election_and_slos_judge_it(
     assert {r["regionId"] for r in client["unavailableRegions"]} == set(strict_election["regions"])
     for region in client["unavailableRegions"]:
         assert region["unavailableSeconds"] == pytest.approx(truth, abs=interval), (region, strict_election)
+    # Failed or stalled reads: each of the victim's regions was read every interval while it
+    # had no leader, so about truth / interval reads each (one either way at each edge).
+    victims = len(strict_election["regions"])
+    bad = client["during"]["failed"] + client["during"]["stalled"]
+    assert abs(bad - victims * truth / interval) <= 2 * victims, (bad, victims, truth, interval)
     # A stalled read counts with the time it took to give up on it: the p99 says so.
     assert client["during"]["p99Seconds"] >= PROBE["deadlineSeconds"], client
     # PD's view of the same election: the victim's regions had no leader from the kill to
