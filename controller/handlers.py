@@ -145,7 +145,12 @@ async def run_schedule(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonSto
         key = (meta["uid"], meta.get("generation"), meta["namespace"], meta["name"])
         now = time.time()
         if pacing.due(*key, now):
-            status = await reconcile_schedule(deps.kube, dict(body), now=now)
+            # Planned from the API server's current object: kopf's view may not have our own last
+            # status write yet (a run's event can arrive first), and a plan from it would redo it.
+            fresh = await deps.kube.get_chaosdemo(meta["namespace"], meta["name"], plural=SCHEDULE_PLURAL)
+            if fresh is None:
+                return  # deleted: kopf stops the daemon
+            status = await reconcile_schedule(deps.kube, fresh, now=now)
             pacing.looked(*key, status, time.time())
         await pacing.sleep(meta["uid"], meta["namespace"], meta["name"], stopped, time.time())
 

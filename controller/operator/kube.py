@@ -135,10 +135,13 @@ class Kube:
         result = await self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)
         return list(result.get("items", []))
 
-    async def get_chaosdemo(self, namespace: str, name: str) -> dict[str, Any] | None:
+    async def get_chaosdemo(
+        self, namespace: str, name: str, *, plural: str = PLURAL
+    ) -> dict[str, Any] | None:
+        """A ChaosDemo (or, with ``plural``, a ChaosDemoSchedule) as the API server has it now."""
         try:
             return dict(
-                await self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+                await self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
             )
         except ApiException as exc:
             if exc.status == 404:

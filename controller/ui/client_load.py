@@ -77,7 +77,7 @@ class ClientLoad:
         p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
         style = "bold red" if bad else "green"
         return Text.from_markup(
-            f"clients (TiKV's own client): [bold]{len(recent) / WINDOW_SECONDS:,.0f}[/] requests/s · "
+            f"clients: TiKV's own client, [bold]{len(recent) / WINDOW_SECONDS:,.0f}[/] requests/s · "
             f"[{style}]failed or stalled {bad / len(recent):.1%}[/] · p99 {p99 * 1000:,.0f} ms"
         )
 
@@ -178,6 +178,6 @@ class YcsbLoad:
         total = delta("TOTAL")
         style = "bold red" if errors else "green"
         return Text.from_markup(
-            f"clients (go-ycsb, workload A): [bold]{total / seconds:,.0f}[/] requests/s · "
+            f"clients: go-ycsb (workload A), [bold]{total / seconds:,.0f}[/] requests/s · "
             f"[{style}]errors {errors / max(total, 1):.1%}[/] · p99 {last.ops['TOTAL'][1] / 1000:,.1f} ms (so far)"
         )
