@@ -140,7 +140,9 @@ def impact_section(report: dict[str, Any]) -> str:
             if impact.get("regionsWithoutLeader")
             else ""
         )
-        parts.append(f'<p id="impact-note" class="muted">{escape(impact["note"])}.{leaderless}</p>')
+        parts.append(
+            f'<div id="impact"><p id="impact-note" class="muted">{escape(impact["note"])}.{leaderless}</p></div>'
+        )
     elif impact.get("error"):
         parts.append(
             f'<p class="muted">Server-side impact could not be measured: {escape(impact["error"])}</p>'
