@@ -9,7 +9,16 @@ from __future__ import annotations
 import subprocess
 import sys
 
-ALL = ["tickets_store", "monitor_cost", "context_size", "reaction", "ttd", "scale", "region_scale", "client_probe"]
+ALL = [
+    "tickets_store",
+    "monitor_cost",
+    "context_size",
+    "reaction",
+    "ttd",
+    "scale",
+    "region_scale",
+    "client_probe",
+]
 
 
 def main(names: list[str]) -> int:

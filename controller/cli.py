@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -29,5 +31,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     return handler(args)
 
 
+def entry() -> None:
+    """The command's process entry (console script and ``python -m``): run, then leave.
+
+    A process that loaded TiKV's client leaves without Python's finalisation: the client's Rust
+    runtime keeps threads that may call into Python while the interpreter finalises, which aborts
+    the process ("PyGILState_Release: thread state ... must be current", seen in CI). By then
+    everything the command owes is written: flush it and go."""
+    code = main()
+    if "tikv_client" in sys.modules:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -1,14 +1,17 @@
 """What the prober's records say, as figures: pure functions, unit-tested alone.
 
 A region is unavailable from the start of a request that failed or stalled (after one that was
-answered) to the start of the next request that was answered: each region is read every
-``regions / rate`` seconds, so each edge is known to within that probe interval.
+answered) to the start of the next request that was answered, so each edge is known to within the
+gap between two reads of that region: ``regions / rate`` seconds when the prober keeps its cadence,
+more when its process is starved. The figure reported is the longest gap measured, not the
+nominal one.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from itertools import pairwise
 
 from controller.client_probe.model import Outcome, ProbeRecord
 from controller.operator.state import ClientFigures, ClientImpact, RegionUnavailable
@@ -38,6 +41,19 @@ def unavailable_spans(records: Iterable[ProbeRecord]) -> dict[int, list[tuple[fl
         if out:
             spans[region] = out
     return spans
+
+
+def longest_gap(records: Iterable[ProbeRecord], lo: float, hi: float) -> float | None:
+    """The longest time between two consecutive reads of one region, over reads started in
+    [lo, hi] and the one either side: how far any edge in that window can be off."""
+    by_region: dict[int, list[float]] = defaultdict(list)
+    for record in records:
+        by_region[record.region_id].append(record.started)
+    gaps = []
+    for starts in by_region.values():
+        starts.sort()
+        gaps += [b - a for a, b in pairwise(starts) if b >= lo and a <= hi]
+    return max(gaps) if gaps else None
 
 
 def _union_seconds(spans: Iterable[tuple[float, float]], lo: float, hi: float) -> float:
@@ -89,6 +105,7 @@ def client_impact(
 ) -> ClientImpact:
     """The drill window is [kill, recovered] (until the run's end if never recovered)."""
     end = recovered if recovered is not None else until
+    gap = longest_gap(records, kill, end)
     spans = unavailable_spans(records)
     per_region = sorted(
         (
@@ -116,7 +133,7 @@ def client_impact(
         regions=regions,
         requestsPerSecond=rate,
         deadlineSeconds=deadline,
-        probeIntervalSeconds=round(regions / rate, 3),
+        probeIntervalSeconds=round(gap if gap is not None else regions / rate, 3),
         before=window_figures(records, float("-inf"), kill),
         during=window_figures(records, kill, end),
         after=window_figures(records, end, float("inf")) if recovered is not None else None,

@@ -78,10 +78,15 @@ def figures(
 ) -> ClientImpact:
     if timeline.injected_at is None:
         return ClientImpact(error="nothing was injected")
+    # Clients are served again when the cluster is whole and the victim's regions have leaders:
+    # a pod back (and PD content) before its regions elect still answers no read.
+    served = timeline.recovered_at
+    if served is not None and timeline.leaders_elected_at is not None:
+        served = max(served, timeline.leaders_elected_at)
     return client_impact(
         records,
         kill=timeline.injected_at,
-        recovered=timeline.recovered_at,
+        recovered=served,
         until=until,
         regions=len(probe.prober.targets),
         rate=probe.spec.requests_per_second,

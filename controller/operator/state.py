@@ -178,7 +178,8 @@ class ClientImpact(_Status):
     regions: int = 0  # probed
     requests_per_second: float = Field(default=0.0, alias="requestsPerSecond")
     deadline_seconds: float = Field(default=0.0, alias="deadlineSeconds")
-    # Each region is read this often: every figure's edges are known to within it.
+    # The longest gap measured between two reads of one region during the drill (regions / rate
+    # when the prober kept its cadence): every figure's edges are known to within it.
     probe_interval_seconds: float = Field(default=0.0, alias="probeIntervalSeconds")
     before: ClientFigures | None = None
     during: ClientFigures | None = None

@@ -175,8 +175,8 @@ def _client_section(client: dict[str, Any]) -> str:
         f"<th>error ratio</th><th>p50</th><th>p99</th></tr>{''.join(rows)}</table>"
         f"<p>Some region answered nothing for {_fmt(client.get('unavailableSeconds'), 's')}; "
         f"{_fmt(client.get('regionsUnavailable'))} of {_fmt(client.get('regions'))} region(s) probed"
-        f"{': ' + escape(regions) if regions else ''}. Each region read every "
-        f"{_fmt(client.get('probeIntervalSeconds'), 's')} (deadline {_fmt(client.get('deadlineSeconds'), 's')}).</p>"
+        f"{': ' + escape(regions) if regions else ''}. Each region read at most "
+        f"{_fmt(client.get('probeIntervalSeconds'), 's')} apart (deadline {_fmt(client.get('deadlineSeconds'), 's')}).</p>"
     )
 
 

@@ -27,7 +27,7 @@ from tests.support.drills import patience, wait_for
 AFTER_ELECTION_SLACK = 0.5
 
 WRITE_AND_READ = """
-import asyncio, json, sys
+import asyncio, json, os, sys
 from tikv_client.asynchronous import RawClient
 
 async def main(pd, keys):
@@ -38,6 +38,8 @@ async def main(pd, keys):
     print(json.dumps({k: v.decode() if v is not None else None for k, v in got.items()}))
 
 asyncio.run(main(sys.argv[1], sys.argv[2:]))
+sys.stdout.flush()
+os._exit(0)  # no finalisation with the client's Rust threads alive (see controller.cli.entry)
 """
 
 
@@ -157,7 +159,7 @@ def test_a_pod_kill_stalls_only_the_victims_regions_until_their_election(
 
 
 SCAN_COUNT = """
-import asyncio, sys
+import asyncio, os, sys
 from tikv_client.asynchronous import RawClient
 
 async def main(pd):
@@ -165,6 +167,8 @@ async def main(pd):
     print(len(await client.scan_keys(b"user", b"usf", 10240)))
 
 asyncio.run(main(sys.argv[1]))
+sys.stdout.flush()
+os._exit(0)  # no finalisation with the client's Rust threads alive (see controller.cli.entry)
 """
 
 

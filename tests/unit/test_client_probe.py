@@ -51,6 +51,18 @@ def test_figures_of_a_kill_against_what_happened() -> None:
     assert impact.probe_interval_seconds == pytest.approx(0.3)
 
 
+def test_the_interval_reported_is_the_longest_gap_measured() -> None:
+    # Two regions at 10 requests a second: each read every 0.2 s, until the prober's process
+    # is starved for 1.5 s in the middle of the drill. The edges are then known only to 1.7 s.
+    starts = [10.0 + i * 0.1 for i in range(20)] + [13.5 + i * 0.1 for i in range(20)]
+    records = [rec((1, 2)[i % 2], t, 0.002) for i, t in enumerate(starts)]
+    impact = client_impact(records, kill=11.0, recovered=14.0, until=15.0, regions=2, rate=10.0, deadline=1.0)
+    assert impact.probe_interval_seconds == pytest.approx(1.7)
+    # A starved moment outside the drill's window does not widen its figures' error.
+    impact = client_impact(records, kill=14.0, recovered=14.5, until=15.0, regions=2, rate=10.0, deadline=1.0)
+    assert impact.probe_interval_seconds == pytest.approx(0.2)
+
+
 def test_window_figures_count_stalls_as_errors_with_their_time() -> None:
     f = window_figures([rec(1, 0, 0.001), rec(1, 1, 1.0, Outcome.TIMEOUT)], 0, 2)
     assert f is not None and (f.requests, f.stalled, f.error_ratio) == (2, 1, 0.5)
