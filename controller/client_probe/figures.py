@@ -93,6 +93,20 @@ def window_figures(records: Sequence[ProbeRecord], lo: float, hi: float) -> Clie
     )
 
 
+Windows = tuple[ClientFigures | None, ClientFigures | None, ClientFigures | None]
+
+
+def windows(records: Sequence[ProbeRecord], *, kill: float, recovered: float | None, until: float) -> Windows:
+    """Before the kill, during the drill ([kill, recovered], until the run's end if never
+    recovered) and after it."""
+    end = recovered if recovered is not None else until
+    return (
+        window_figures(records, float("-inf"), kill),
+        window_figures(records, kill, end),
+        window_figures(records, end, float("inf")) if recovered is not None else None,
+    )
+
+
 def client_impact(
     records: Sequence[ProbeRecord],
     *,
@@ -128,15 +142,16 @@ def client_impact(
         key=lambda u: -u.unavailable_seconds,
     )
     per_region = [u for u in per_region if u.unavailable_seconds > 0]
+    before, during, after = windows(records, kill=kill, recovered=recovered, until=until)
     return ClientImpact(
         source="tikv-client",
         regions=regions,
         requestsPerSecond=rate,
         deadlineSeconds=deadline,
         probeIntervalSeconds=round(gap if gap is not None else regions / rate, 3),
-        before=window_figures(records, float("-inf"), kill),
-        during=window_figures(records, kill, end),
-        after=window_figures(records, end, float("inf")) if recovered is not None else None,
+        before=before,
+        during=during,
+        after=after,
         unavailableSeconds=round(_union_seconds((x for s in spans.values() for x in s), kill, until), 3),
         regionsUnavailable=len(per_region),
         unavailableRegions=per_region[:REGIONS_LISTED],

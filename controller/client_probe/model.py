@@ -13,13 +13,19 @@ class Outcome(StrEnum):
     TIMEOUT = "timeout"  # nothing within the prober's deadline
 
 
+class Op(StrEnum):
+    READ = "read"
+    WRITE = "write"  # only under spec.impact.probe.writes, the key prefix the user gave it
+
+
 class ProbeTarget(BaseModel):
-    """One region and the key the prober reads in it."""
+    """One region and the key the prober reads (or writes) in it."""
 
     model_config = ConfigDict(frozen=True)
 
     region_id: int
     key: bytes
+    op: Op = Op.READ
 
 
 class ProbeRecord(BaseModel):
@@ -32,6 +38,7 @@ class ProbeRecord(BaseModel):
     ended: float
     outcome: Outcome
     error: str | None = None
+    op: Op = Op.READ
 
     @property
     def seconds(self) -> float:

@@ -1,7 +1,9 @@
 """The prober: TiKV's own client (``tikv_client``, Rust inside, PD's and TiKV's gRPC) reading one
 key per region, round-robin, a few requests a second, each with a deadline.
 
-Reads only: a read of a key nobody wrote is answered "not found", which is a success. Every
+Reads by default: a read of a key nobody wrote is answered "not found", which is a success. With
+a key prefix (``spec.impact.probe.writes``) it also writes, under that prefix only (see
+``writes``). Every
 request is recorded as the client saw it: answered, failed (the client's own retries and
 back-off gave up: what an application gets) or nothing within the deadline (a stall).
 """
@@ -14,11 +16,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from controller.client_probe.model import Outcome, ProbeRecord, ProbeTarget
+from controller.client_probe.model import Op, Outcome, ProbeRecord, ProbeTarget
+from controller.client_probe.writes import written_value
 
 DEFAULT_RATE = 10.0  # requests a second, over all regions
 DEFAULT_DEADLINE = 1.0  # seconds a request may take before it counts as a stall
 CONNECT_TIMEOUT = 10.0
+WARM_UP_SECONDS = 5.0
 
 
 class ProberError(RuntimeError):
@@ -51,6 +55,7 @@ class Prober:
         rate: float = DEFAULT_RATE,
         deadline: float = DEFAULT_DEADLINE,
         on_record: Callable[[ProbeRecord], None] | None = None,
+        warm_up_seconds: float = WARM_UP_SECONDS,
     ) -> None:
         if not targets:
             raise ProberError("no region to probe")
@@ -58,13 +63,32 @@ class Prober:
         self.targets = targets
         self.rate = rate
         self.deadline = deadline
+        self.warm_up_seconds = warm_up_seconds
         self.records: list[ProbeRecord] = []
         self._on_record = on_record
         self._inflight: set[asyncio.Task[None]] = set()
+        self.recording_since: float | None = None  # when the cadence began, after the warm-up
+
+    async def warm_up(self, stop: asyncio.Event) -> None:
+        """Read every region once, unrecorded, for at most ``warm_up_seconds``: connections to
+        the stores open and the client's region cache fills, as in a client that has been
+        running. Otherwise the first round's connection set-up would count as the baseline's
+        latency (a stall on a busy machine). A region that does not answer is not waited for."""
+        reads: asyncio.Future[Any] = asyncio.gather(
+            *(self.client.get(t.key) for t in self.targets), return_exceptions=True
+        )
+        stopped: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+        await asyncio.wait(
+            {reads, stopped}, timeout=self.warm_up_seconds, return_when=asyncio.FIRST_COMPLETED
+        )
+        stopped.cancel()
+        reads.cancel()
 
     async def run(self, stop: asyncio.Event) -> list[ProbeRecord]:
-        """Send requests on a fixed cadence until ``stop`` is set, then wait for those in flight
-        (each ends by its deadline)."""
+        """Warm up, then send requests on a fixed cadence until ``stop`` is set, then wait for
+        those in flight (each ends by its deadline)."""
+        await self.warm_up(stop)
+        self.recording_since = time.time()
         loop = asyncio.get_running_loop()
         period = 1.0 / self.rate
         next_at = loop.time()
@@ -88,13 +112,21 @@ class Prober:
         started = time.time()
         outcome, error = Outcome.OK, None
         try:
-            await asyncio.wait_for(self.client.get(target.key), self.deadline)
+            if target.op == Op.WRITE:
+                await asyncio.wait_for(self.client.put(target.key, written_value(started)), self.deadline)
+            else:
+                await asyncio.wait_for(self.client.get(target.key), self.deadline)
         except TimeoutError:
             outcome = Outcome.TIMEOUT
         except Exception as exc:  # the Rust client raises plain Exceptions with its message
             outcome, error = Outcome.ERROR, str(exc)[:300]
         record = ProbeRecord(
-            region_id=target.region_id, started=started, ended=time.time(), outcome=outcome, error=error
+            region_id=target.region_id,
+            started=started,
+            ended=time.time(),
+            outcome=outcome,
+            error=error,
+            op=target.op,
         )
         self.records.append(record)
         if self._on_record is not None:

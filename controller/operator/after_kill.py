@@ -240,7 +240,16 @@ async def _client_impact(deps: Deps, w: StatusWriter, spec: DrillSpec) -> Client
         return None
     probe = deps.probes.pop(w.uid, None)
     if probe is None:
-        return ClientImpact(error=deps.probe_errors.get(w.uid) or probing.LOST)
+        lost = ClientImpact(error=deps.probe_errors.get(w.uid) or probing.LOST)
+        prefix = spec.impact.probe.writes
+        if prefix is None or w.uid in deps.probe_errors:
+            return lost
+        run = w.status.run
+        if run is None:  # nothing ran, so nothing was written
+            return lost
+        return lost.model_copy(
+            update={"writes": await probing.put_back_after_restart(run.pd_address, prefix)}
+        )
     records = await probing.finish(probe)
     return probing.figures(probe, records, w.status.timeline, until=time.time())
 

@@ -236,6 +236,9 @@ class ProbeSpec(_Spec):
     deadline_seconds: float = Field(default=1.0, alias="deadlineSeconds", ge=0.05, le=30)
     max_regions: int = Field(default=64, alias="maxRegions", ge=1, le=1024)
     baseline_seconds: float = Field(default=2.0, alias="baselineSeconds", ge=0, le=60)
+    # A key prefix the prober may write under (its own keys only, removed at the end); reads only
+    # when unset.
+    writes: str | None = Field(default=None, min_length=1, max_length=128)
 
 
 class ImpactSpec(_Spec):

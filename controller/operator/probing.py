@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
+from typing import Any
 
-from controller.client_probe.figures import client_impact
-from controller.client_probe.model import ProbeRecord
+from controller.client_probe.figures import client_impact, windows
+from controller.client_probe.model import Op, ProbeRecord
 from controller.client_probe.prober import Prober, ProberError, connect
 from controller.client_probe.targets import probe_targets
+from controller.client_probe.writes import sweep, write_targets
 from controller.operator.model import ProbeSpec
-from controller.operator.state import ClientImpact, Timeline
+from controller.operator.state import ClientImpact, ClientWrites, Timeline
 from controller.pd import PDClient, PDError
 
 log = logging.getLogger(__name__)
 LOST = "the controller restarted during the drill: the prober's records were lost"
+PUT_BACK_LEFT = "keys the prober wrote may be left (their values start with 'chaosdemo-probe:')"
+PUT_BACK_TIMEOUT = 30.0
 
 
 @dataclass
@@ -30,8 +33,9 @@ class RunningProbe:
     prober: Prober
     task: asyncio.Task[list[ProbeRecord]]
     stop: asyncio.Event
-    started_at: float
     spec: ProbeSpec
+    read_regions: int
+    writes: ClientWrites | None = None  # under spec.writes: what was written, and put back
 
 
 def client_address(pd_url: str) -> str:
@@ -40,55 +44,119 @@ def client_address(pd_url: str) -> str:
 
 
 async def start(pd: PDClient, pd_url: str, spec: ProbeSpec) -> RunningProbe:
-    """Connect TiKV's client through PD and start reading; ProberError if it cannot."""
+    """Connect TiKV's client through PD and start reading (and writing, under spec.writes);
+    ProberError if it cannot."""
     try:
         targets = await probe_targets(pd, spec.max_regions)
     except PDError as exc:
         raise ProberError(f"PD's regions could not be read for the prober: {exc}") from exc
     client = await connect([client_address(pd_url)])
+    writes = None
+    read_regions = len(targets)
+    if spec.writes is not None:
+        try:
+            owned, foreign = await write_targets(pd, client, spec.writes.encode(), spec.max_regions)
+        except Exception as exc:  # PD, or the Rust client (its errors are plain Exceptions)
+            raise ProberError(f"the prober's write keys could not be chosen: {exc}") from exc
+        targets += owned
+        writes = ClientWrites(keyPrefix=spec.writes, regions=len(owned), foreignKeys=foreign)
     prober = Prober(client, targets, rate=spec.requests_per_second, deadline=spec.deadline_seconds)
     stop = asyncio.Event()
     task = asyncio.create_task(prober.run(stop))
-    return RunningProbe(prober, task, stop, time.time(), spec)
+    return RunningProbe(prober, task, stop, spec, read_regions, writes)
 
 
 def baseline_left(probe: RunningProbe, now: float) -> float:
     """Seconds the prober must still read before the kill."""
-    return max(0.0, probe.started_at + probe.spec.baseline_seconds - now)
+    since = probe.prober.recording_since
+    if since is None:  # still warming up: the baseline has not begun
+        return probe.spec.baseline_seconds if not probe.task.done() else 0.0
+    return max(0.0, since + probe.spec.baseline_seconds - now)
 
 
 async def finish(probe: RunningProbe) -> list[ProbeRecord]:
-    """Stop sending; those in flight end by their deadline."""
+    """Stop sending (those in flight end by their deadline), then remove what it wrote."""
     probe.stop.set()
     try:
-        return await asyncio.wait_for(asyncio.shield(probe.task), probe.spec.deadline_seconds + 5.0)
+        records = await asyncio.wait_for(asyncio.shield(probe.task), probe.spec.deadline_seconds + 5.0)
     except TimeoutError:
         probe.task.cancel()
-        return list(probe.prober.records)
+        records = list(probe.prober.records)
+    if probe.writes is not None:
+        probe.writes = await put_back(probe.prober.client, probe.writes)
+    return records
+
+
+async def put_back(client: Any, writes: ClientWrites) -> ClientWrites:
+    """Delete every key the prober wrote under the prefix (found by its mark)."""
+    try:
+        removed = await asyncio.wait_for(sweep(client, writes.key_prefix.encode()), PUT_BACK_TIMEOUT)
+    except TimeoutError:
+        return writes.model_copy(update={"error": f"{PUT_BACK_LEFT}: no answer in {PUT_BACK_TIMEOUT:.0f} s"})
+    except Exception as exc:  # the Rust client's errors are plain Exceptions
+        return writes.model_copy(update={"error": f"{PUT_BACK_LEFT}: {str(exc)[:300]}"})
+    return writes.model_copy(update={"removed": removed})
+
+
+async def put_back_after_restart(pd_url: str, prefix: str) -> ClientWrites:
+    """A controller that restarted mid-drill lost its prober, not the keys it wrote: a new
+    client finds them by their mark and removes them."""
+    writes = ClientWrites(keyPrefix=prefix)
+    try:
+        client = await connect([client_address(pd_url)])
+    except ProberError as exc:
+        return writes.model_copy(update={"error": f"{PUT_BACK_LEFT}: {exc}"})
+    return await put_back(client, writes)
 
 
 def cancel(probe: RunningProbe) -> None:
-    """A run that ends without figures (aborted before the kill, deleted): stop at once."""
+    """A run that ends without figures (aborted before the kill, deleted): stop at once; what it
+    wrote is still removed, in the background (this is called where nothing may wait)."""
     probe.stop.set()
     probe.task.cancel()
+    if probe.writes is not None:
+        task = asyncio.get_running_loop().create_task(_put_back_logged(probe.prober.client, probe.writes))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+async def _put_back_logged(client: Any, writes: ClientWrites) -> None:
+    done = await put_back(client, writes)
+    if done.error is not None:
+        log.warning("prober: %s", done.error)
+    else:
+        log.info("prober: removed %d key(s) it wrote under %r", done.removed, writes.key_prefix)
 
 
 def figures(
     probe: RunningProbe, records: list[ProbeRecord], timeline: Timeline, until: float
 ) -> ClientImpact:
     if timeline.injected_at is None:
-        return ClientImpact(error="nothing was injected")
+        return ClientImpact(error="nothing was injected", writes=probe.writes)
     # Clients are served again when the cluster is whole and the victim's regions have leaders:
     # a pod back (and PD content) before its regions elect still answers no read.
     served = timeline.recovered_at
     if served is not None and timeline.leaders_elected_at is not None:
         served = max(served, timeline.leaders_elected_at)
-    return client_impact(
+    client = client_impact(
         records,
         kill=timeline.injected_at,
         recovered=served,
         until=until,
-        regions=len(probe.prober.targets),
+        regions=probe.read_regions,
         rate=probe.spec.requests_per_second,
         deadline=probe.spec.deadline_seconds,
+    )
+    if probe.writes is None:
+        return client
+    before, during, after = windows(
+        [r for r in records if r.op == Op.WRITE], kill=timeline.injected_at, recovered=served, until=until
+    )
+    return client.model_copy(
+        update={
+            "writes": probe.writes.model_copy(update={"before": before, "during": during, "after": after})
+        }
     )

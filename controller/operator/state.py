@@ -171,6 +171,19 @@ class RegionUnavailable(_Status):
     stalled: int = 0
 
 
+class ClientWrites(_Status):
+    """The prober's writes under spec.impact.probe.writes, alone, and the keys it put back."""
+
+    key_prefix: str = Field(alias="keyPrefix")
+    regions: int = 0  # written, one key each
+    foreign_keys: int = Field(default=0, alias="foreignKeys")  # held someone else's value: left alone
+    before: ClientFigures | None = None
+    during: ClientFigures | None = None
+    after: ClientFigures | None = None
+    removed: int | None = None  # keys the prober wrote, deleted at the end
+    error: str | None = None  # why they could not all be removed
+
+
 class ClientImpact(_Status):
     """What a client felt, from TiKV's own client reading one key per region (the prober)."""
 
@@ -188,6 +201,7 @@ class ClientImpact(_Status):
     unavailable_seconds: float | None = Field(default=None, alias="unavailableSeconds")
     regions_unavailable: int = Field(default=0, alias="regionsUnavailable")
     unavailable_regions: list[RegionUnavailable] = Field(default_factory=list, alias="unavailableRegions")
+    writes: ClientWrites | None = None
     error: str | None = None
 
 

@@ -154,29 +154,55 @@ def impact_section(report: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def _client_section(client: dict[str, Any]) -> str:
-    if client.get("error"):
-        return f'<p class="muted">TiKV\'s client: no figures ({escape(client["error"])})</p>'
+def _figure_rows(figures: dict[str, Any]) -> str:
     rows = []
     for window in ("before", "during", "after"):
-        f = client.get(window) or {}
+        f = figures.get(window) or {}
         rows.append(
             f"<tr><th>{window}</th><td>{_fmt(f.get('requests'))}</td><td>{_fmt(f.get('failed'))}</td>"
             f"<td>{_fmt(f.get('stalled'))}</td><td>{_fmt(f.get('errorRatio'))}</td>"
             f"<td>{_fmt(f.get('p50Seconds'), 's')}</td><td>{_fmt(f.get('p99Seconds'), 's')}</td></tr>"
         )
+    return "".join(rows)
+
+
+_FIGURE_HEAD = (
+    "<tr><th></th><th>requests</th><th>failed</th><th>stalled</th>"
+    "<th>error ratio</th><th>p50</th><th>p99</th></tr>"
+)
+
+
+def _writes_section(writes: dict[str, Any]) -> str:
+    removed = writes.get("removed")
+    put_back = (
+        f"{_fmt(removed)} key(s) it wrote removed at the end"
+        if removed is not None
+        else f"its keys not removed: {escape(writes.get('error') or 'unknown')}"
+    )
+    return (
+        f"<h4>Of which writes, under {escape(repr(writes.get('keyPrefix')))}: "
+        f"{_fmt(writes.get('regions'))} region(s)</h4>"
+        f'<table id="client-writes">{_FIGURE_HEAD}{_figure_rows(writes)}</table>'
+        f"<p>{put_back}; {_fmt(writes.get('foreignKeys'))} key(s) holding someone else's value left alone.</p>"
+    )
+
+
+def _client_section(client: dict[str, Any]) -> str:
+    writes = _writes_section(client["writes"]) if client.get("writes") else ""
+    if client.get("error"):
+        return f'<p class="muted">TiKV\'s client: no figures ({escape(client["error"])})</p>{writes}'
     regions = ", ".join(
         f"{r['regionId']} ({_fmt(r.get('unavailableSeconds'), 's')})"
         for r in client.get("unavailableRegions") or []
     )
     return (
         "<h3>What a client met: TiKV's own client, one key per region</h3>"
-        '<table id="client-impact"><tr><th></th><th>requests</th><th>failed</th><th>stalled</th>'
-        f"<th>error ratio</th><th>p50</th><th>p99</th></tr>{''.join(rows)}</table>"
+        f'<table id="client-impact">{_FIGURE_HEAD}{_figure_rows(client)}</table>'
         f"<p>Some region answered nothing for {_fmt(client.get('unavailableSeconds'), 's')}; "
         f"{_fmt(client.get('regionsUnavailable'))} of {_fmt(client.get('regions'))} region(s) probed"
         f"{': ' + escape(regions) if regions else ''}. Each region read at most "
         f"{_fmt(client.get('probeIntervalSeconds'), 's')} apart (deadline {_fmt(client.get('deadlineSeconds'), 's')}).</p>"
+        f"{writes}"
     )
 
 

@@ -7,7 +7,6 @@ truth it is compared with."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -21,25 +20,19 @@ from controller.sandbox.binaries import go_ycsb_binary
 from controller.sandbox.tikv import TikvCluster
 from controller.ui.client_load import YCSB_LINE
 from tests.support.drills import patience, wait_for
+from tests.support.rust_client import client_env, run_client
 
 # A request started this long after the election may still meet the client's cached (dead)
 # leader once, then asks PD again: its first back-off steps are milliseconds.
 AFTER_ELECTION_SLACK = 0.5
 
 WRITE_AND_READ = """
-import asyncio, json, os, sys
-from tikv_client.asynchronous import RawClient
-
-async def main(pd, keys):
+async def main(pd, *keys):
     client = await RawClient.connect([pd])
     for key in keys:
         await client.put(bytes.fromhex(key), b"value-" + key.encode())
     got = {key: (await client.get(bytes.fromhex(key))) for key in keys}
     print(json.dumps({k: v.decode() if v is not None else None for k, v in got.items()}))
-
-asyncio.run(main(sys.argv[1], sys.argv[2:]))
-sys.stdout.flush()
-os._exit(0)  # no finalisation with the client's Rust threads alive (see controller.cli.entry)
 """
 
 
@@ -48,24 +41,13 @@ def _pd_regions(cluster: TikvCluster) -> list[dict[str, Any]]:
         return json.loads(r.read())["regions"]  # type: ignore[no-any-return]
 
 
-def _client_env(cluster: TikvCluster) -> dict[str, str]:
-    return {**os.environ, **cluster.client_env()}
-
-
 def test_the_real_client_writes_and_reads_in_every_region(tikv_cluster_factory) -> None:  # type: ignore[no-untyped-def]
     cluster = tikv_cluster_factory(with_prometheus=False)
     regions = _pd_regions(cluster)
     # A key inside each region (PD shows keys in hex): its start key and one more byte.
     keys = [region["start_key"] + "01" for region in regions]
-    result = subprocess.run(
-        [sys.executable, "-c", WRITE_AND_READ, cluster.pd_address, *keys],
-        env=_client_env(cluster),
-        capture_output=True,
-        text=True,
-        timeout=patience(60),
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    read = json.loads(result.stdout)
+    result = run_client(cluster, WRITE_AND_READ, *keys)
+    read = json.loads(result)
     assert read == {key: f"value-{key}" for key in keys}
     assert len(regions) == 24 and len(set(keys)) == 24
 
@@ -91,7 +73,7 @@ def test_a_pod_kill_stalls_only_the_victims_regions_until_their_election(
             "--out",
             str(out),
         ],
-        env=_client_env(cluster),
+        env=client_env(cluster),
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -159,16 +141,9 @@ def test_a_pod_kill_stalls_only_the_victims_regions_until_their_election(
 
 
 SCAN_COUNT = """
-import asyncio, os, sys
-from tikv_client.asynchronous import RawClient
-
 async def main(pd):
     client = await RawClient.connect([pd])
     print(len(await client.scan_keys(b"user", b"usf", 10240)))
-
-asyncio.run(main(sys.argv[1]))
-sys.stdout.flush()
-os._exit(0)  # no finalisation with the client's Rust threads alive (see controller.cli.entry)
 """
 
 
@@ -179,7 +154,7 @@ def test_go_ycsb_writes_with_gos_client_and_rusts_client_reads_it(tikv_cluster_f
     Rust client then finds exactly the records it wrote."""
     cluster = tikv_cluster_factory(with_prometheus=False)
     ycsb = go_ycsb_binary()
-    env = {**_client_env(cluster), "GODEBUG": "netdns=cgo"}
+    env = {**client_env(cluster), "GODEBUG": "netdns=cgo"}
     common = [
         "-P",
         str(ycsb.with_name("workloada")),
@@ -207,12 +182,4 @@ def test_go_ycsb_writes_with_gos_client_and_rusts_client_reads_it(tikv_cluster_f
     assert counts["load"]["INSERT"] == 300 and not any(op.endswith("_ERROR") for op in counts["load"]), counts
     assert counts["run"]["READ"] + counts["run"]["UPDATE"] == 600, counts
     assert not any(op.endswith("_ERROR") for op in counts["run"]), counts
-    scanned = subprocess.run(
-        [sys.executable, "-c", SCAN_COUNT, cluster.pd_address],
-        env=_client_env(cluster),
-        capture_output=True,
-        text=True,
-        timeout=patience(60),
-    )
-    assert scanned.returncode == 0, scanned.stderr[-2000:]
-    assert int(scanned.stdout.strip()) == 300
+    assert int(run_client(cluster, SCAN_COUNT).strip()) == 300

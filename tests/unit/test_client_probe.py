@@ -100,7 +100,11 @@ def test_no_client_traffic_is_said_and_fails_an_slo() -> None:
 class _Client:
     """A stand-in for the Rust client's coroutine API: region 2's reads never answer."""
 
+    def __init__(self) -> None:
+        self.calls = 0
+
     async def get(self, key: bytes) -> Any:
+        self.calls += 1
         if key == b"stuck":
             await asyncio.sleep(10)
         return None
@@ -108,10 +112,14 @@ class _Client:
 
 async def test_the_prober_records_answers_and_stalls_round_robin() -> None:
     targets = [ProbeTarget(region_id=1, key=b"fine"), ProbeTarget(region_id=2, key=b"stuck")]
-    prober = Prober(_Client(), targets, rate=50.0, deadline=0.1)
+    client = _Client()
+    prober = Prober(client, targets, rate=50.0, deadline=0.1, warm_up_seconds=0.2)
     stop = asyncio.Event()
-    asyncio.get_running_loop().call_later(0.5, stop.set)
+    asyncio.get_running_loop().call_later(0.7, stop.set)
     records = await prober.run(stop)
+    # The warm-up read each region once, unrecorded, and did not wait out the stuck one.
+    assert prober.recording_since is not None and client.calls == len(records) + 2
+    assert all(r.started >= prober.recording_since for r in records)
     by_region = {r: [x.outcome for x in records if x.region_id == r] for r in (1, 2)}
     assert by_region[1] and set(by_region[1]) == {Outcome.OK}
     assert by_region[2] and set(by_region[2]) == {Outcome.TIMEOUT}
