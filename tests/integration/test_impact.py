@@ -69,13 +69,14 @@ def test_a_kill_costs_clients_until_the_election_and_slos_judge_it(
         strict_election = _election(env, "tikv-1")
         env.wait_no_open_tickets(60)
         # The generous drill's prober also writes, under "t" (every region holds part of it
-        # here); one key it would write already holds someone else's value.
+        # here); one key it would write already holds someone else's value. 47 keys at 40 a
+        # second: a 3 s baseline writes each of its keys at least twice before the kill.
         run_client(cluster, SEED_FOREIGN, FOREIGN_KEY.hex())
         env.drill(
             "generous",
             {
                 "target": {"pod": "tikv-2"},
-                "impact": {"probe": {**PROBE, "writes": "t"}},
+                "impact": {"probe": {**PROBE, "writes": "t", "baselineSeconds": 3}},
                 "slo": {"maxErrorRatio": 1.0, "maxP99Seconds": 5, "maxUnavailableSeconds": 120},
             },
         )

@@ -1,4 +1,5 @@
-"""The prober's figures from its records, its key choice, and the SLO judged on them."""
+"""The prober's figures from its records, its key choice, its writes' prefix and report, and the
+SLO judged on them."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from controller.client_probe.figures import client_impact, unavailable_spans, wi
 from controller.client_probe.model import Outcome, ProbeRecord, ProbeTarget
 from controller.client_probe.prober import Prober
 from controller.client_probe.targets import key_in
+from controller.client_probe.writes import prefix_end
 from controller.operator.impact import NO_TRAFFIC, slo_breaches, with_traffic_note
 from controller.operator.model import Slo
 from controller.operator.state import Impact, ImpactFigures
 from controller.pd.models import RegionInfo
+from controller.ui import html_report
 
 
 def rec(region: int, started: float, seconds: float, outcome: Outcome = Outcome.OK) -> ProbeRecord:
@@ -125,3 +128,30 @@ async def test_the_prober_records_answers_and_stalls_round_robin() -> None:
     assert by_region[2] and set(by_region[2]) == {Outcome.TIMEOUT}
     # Round-robin: a stalled region never holds up the other's reads.
     assert abs(len(by_region[1]) - len(by_region[2])) <= 1, by_region
+
+
+def test_a_write_prefix_ends_where_its_keys_do() -> None:
+    assert prefix_end(b"t") == b"u"
+    assert prefix_end(b"ab\xff\xff") == b"ac"
+    for key in (b"t", b"t\x00", b"t\xff\xff"):
+        assert b"t" <= key < prefix_end(b"t")
+    with pytest.raises(ValueError):
+        prefix_end(b"\xff")
+
+
+def test_the_writes_are_shown_apart_with_what_was_put_back() -> None:
+    figures = {
+        "requests": 9,
+        "failed": 0,
+        "stalled": 3,
+        "errorRatio": 0.33,
+        "p50Seconds": 0.01,
+        "p99Seconds": 1,
+    }
+    writes = {"keyPrefix": "t", "regions": 23, "foreignKeys": 1, "during": figures, "removed": 23}
+    page = html_report._client_section({"regions": 24, "during": figures, "writes": writes})
+    assert 'id="client-writes"' in page and "23 key(s) it wrote removed" in page and "1 key(s)" in page
+    # Keys that could not be removed are said, with the reason, also when there are no figures.
+    lost = {"keyPrefix": "t", "error": "keys the prober wrote may be left (...): timeout"}
+    page = html_report._client_section({"error": "the controller restarted", "writes": lost})
+    assert "its keys not removed: keys the prober wrote may be left" in page
