@@ -11,12 +11,11 @@ prober's per-region interval (its stated resolution)."""
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import write
+from benchmarks.common import cpu_seconds, rss_mib, write
 from benchmarks.harness import (
     chaosdemo_status,
     control_plane,
@@ -31,18 +30,6 @@ from controller.sandbox.tikv import TikvCluster
 KILLS = 10
 TERMINAL = {"Completed", "Failed", "Aborted"}
 PROBE = {"enabled": True, "requestsPerSecond": 40, "deadlineSeconds": 0.5, "baselineSeconds": 1}
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _rss_mib(pid: int, field: str = "VmRSS") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> None:
@@ -69,11 +56,11 @@ def main() -> None:
             for i in range(2 * KILLS):
                 probed = i >= KILLS
                 if i == KILLS:
-                    peak_plain = _rss_mib(pid, "VmHWM")
+                    peak_plain = rss_mib(pid, "VmHWM")
                 pod = f"tikv-{i % 3}"
                 name = f"{'probed' if probed else 'plain'}-{i}"
                 wait(lambda: no_open_tickets(db), 120, interval=1)
-                cpu_before = _cpu_seconds(pid)
+                cpu_before = cpu_seconds(pid)
                 spec = {
                     "target": {"pod": pod},
                     "diagnosis": {"provider": "offline"},
@@ -92,8 +79,8 @@ def main() -> None:
                 run: dict[str, object] = {
                     "name": name,
                     "verdict": st.get("verdict"),
-                    "controller_cpu_seconds": round(_cpu_seconds(pid) - cpu_before, 3),
-                    "controller_rss_mib": round(_rss_mib(pid), 1),
+                    "controller_cpu_seconds": round(cpu_seconds(pid) - cpu_before, 3),
+                    "controller_rss_mib": round(rss_mib(pid), 1),
                 }
                 client = (st.get("impact") or {}).get("client")
                 if probed and client:
@@ -114,7 +101,7 @@ def main() -> None:
                     )
                 runs.append(run)
                 print(json.dumps(run), flush=True)
-            peak_all = _rss_mib(pid, "VmHWM")
+            peak_all = rss_mib(pid, "VmHWM")
         finally:
             controller.stop()
             monitor.stop()

@@ -76,5 +76,16 @@ def _proc_field(path: str, key: str, sep: str) -> str:
 
 def rss_peak_mib(pid: int) -> float:
     """VmHWM: the peak resident set size of a process, from /proc."""
-    value = _proc_field(f"/proc/{pid}/status", "VmHWM", ":")
+    return rss_mib(pid, "VmHWM")
+
+
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
+    """A process's resident set size now (VmRSS) or at its peak (VmHWM), from /proc."""
+    value = _proc_field(f"/proc/{pid}/status", f"{field}:", ":")
     return int(value.split()[0]) / 1024 if value else float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time a process has used (user + system), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

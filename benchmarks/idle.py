@@ -19,24 +19,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import machine, rss_peak_mib
+from benchmarks.common import cpu_seconds, machine, rss_mib, rss_peak_mib
 from benchmarks.harness import control_plane, start_controller, wait
 
 DRILLS = int(os.environ.get("CHAOSDEMO_IDLE_DRILLS", "1000"))
 IDLE_SECONDS = float(os.environ.get("CHAOSDEMO_IDLE_SECONDS", "300"))
 RESULTS = Path(__file__).resolve().parent / "results" / "idle.json"
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 async def settle_all(kubeconfig: Path) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from controller.operator.model import Slo
@@ -167,24 +168,33 @@ def slo_breaches(slo: Slo, impact: Impact | None) -> list[str]:
         why = (impact.error or impact.note) if impact else None
         why = why or "no client requests were measured during the drill"
         return [f"spec.slo cannot be checked: {why}"]
-    out = []
     worst = impact.worst
-    if slo.max_error_ratio is not None and worst and (worst.error_ratio or 0.0) > slo.max_error_ratio:
-        at = format_rfc3339(worst.at, digits=0) if worst.at else "?"
-        out.append(
-            f"error ratio {worst.error_ratio:.3f} at {at} exceeds spec.slo.maxErrorRatio {slo.max_error_ratio}"
-        )
-    if slo.max_p99_seconds is not None and (impact.during.p99_seconds or 0.0) > slo.max_p99_seconds:
-        out.append(
-            f"p99 latency {impact.during.p99_seconds:.3f}s exceeds spec.slo.maxP99Seconds {slo.max_p99_seconds}"
-        )
-    unavailable = impact.unavailable_seconds or 0.0
-    if slo.max_unavailable_seconds is not None and unavailable > slo.max_unavailable_seconds:
-        out.append(
-            f"{unavailable:.1f}s with failing requests exceeds spec.slo.maxUnavailableSeconds "
-            f"{slo.max_unavailable_seconds}"
-        )
-    return out
+    at = format_rfc3339(worst.at, digits=0) if worst and worst.at else "?"
+    return _judged(
+        slo,
+        error_ratio=(worst.error_ratio if worst else None, lambda v: f"error ratio {v:.3f} at {at}"),
+        p99=impact.during.p99_seconds,
+        unavailable=(impact.unavailable_seconds, lambda v: f"{v:.1f}s with failing requests"),
+    )
+
+
+Measured = tuple[float | None, Callable[[float], str]]  # a figure, and how a breach names it
+
+
+def _judged(
+    slo: Slo, *, error_ratio: Measured, p99: float | None, unavailable: Measured, source: str = ""
+) -> list[str]:
+    """Each figure over its spec.slo limit, as a sentence: what was measured, then the limit."""
+    limits = (
+        ("maxErrorRatio", slo.max_error_ratio, error_ratio),
+        ("maxP99Seconds", slo.max_p99_seconds, (p99, lambda v: f"p99 latency {v:.3f}s")),
+        ("maxUnavailableSeconds", slo.max_unavailable_seconds, unavailable),
+    )
+    return [
+        f"{source}{said(value)} exceeds spec.slo.{name} {limit}"
+        for name, limit, (value, said) in limits
+        if limit is not None and value is not None and value > limit
+    ]
 
 
 def _aligned(series: list[Series], times: list[float]) -> list[float | None]:
@@ -222,21 +232,16 @@ def _client_slo_breaches(slo: Slo, client: ClientImpact) -> list[str]:
     if client.error or during is None or during.requests == 0:
         why = client.error or NO_TRAFFIC
         return [f"spec.slo cannot be checked: the client prober has no figures ({why})"]
-    out = []
-    source = "TiKV's client"
-    if slo.max_error_ratio is not None and during.error_ratio > slo.max_error_ratio:
-        out.append(
-            f"{source}: {during.failed} failed and {during.stalled} stalled of {during.requests} requests "
-            f"(error ratio {during.error_ratio:.3f}) exceeds spec.slo.maxErrorRatio {slo.max_error_ratio}"
-        )
-    if slo.max_p99_seconds is not None and during.p99_seconds > slo.max_p99_seconds:
-        out.append(
-            f"{source}: p99 latency {during.p99_seconds:.3f}s exceeds spec.slo.maxP99Seconds {slo.max_p99_seconds}"
-        )
-    unavailable = client.unavailable_seconds or 0.0
-    if slo.max_unavailable_seconds is not None and unavailable > slo.max_unavailable_seconds:
-        out.append(
-            f"{source}: {unavailable:.1f}s in which some region answered nothing exceeds "
-            f"spec.slo.maxUnavailableSeconds {slo.max_unavailable_seconds}"
-        )
-    return out
+    return _judged(
+        slo,
+        error_ratio=(
+            during.error_ratio,
+            lambda v: (
+                f"{during.failed} failed and {during.stalled} stalled of {during.requests} requests "
+                f"(error ratio {v:.3f})"
+            ),
+        ),
+        p99=during.p99_seconds,
+        unavailable=(client.unavailable_seconds, lambda v: f"{v:.1f}s in which some region answered nothing"),
+        source="TiKV's client: ",
+    )
