@@ -97,6 +97,9 @@ def main() -> None:
                             / client["probeIntervalSeconds"],
                             2,
                         ),
+                        client_regions_unavailable=client.get("regionsUnavailable"),
+                        client_regions_still_unavailable=client.get("regionsStillUnavailable", 0),
+                        election_regions=len(election["regions"]),
                         regions_right=client.get("regionsUnavailable") == len(election["regions"]),
                     )
                 runs.append(run)

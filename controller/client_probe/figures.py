@@ -43,6 +43,17 @@ def unavailable_spans(records: Iterable[ProbeRecord]) -> dict[int, list[tuple[fl
     return spans
 
 
+def still_unavailable(records: Iterable[ProbeRecord]) -> set[int]:
+    """The regions whose last request (by start) failed or stalled: their outage outlasted the
+    prober, so their unavailable seconds are a lower bound."""
+    latest: dict[int, ProbeRecord] = {}
+    for record in records:
+        seen = latest.get(record.region_id)
+        if seen is None or record.started > seen.started:
+            latest[record.region_id] = record
+    return {region for region, record in latest.items() if record.outcome != Outcome.OK}
+
+
 def longest_gap(records: Iterable[ProbeRecord], lo: float, hi: float) -> float | None:
     """The longest time between two consecutive reads of one region, over reads started in
     [lo, hi] and the one either side: how far any edge in that window can be off."""
@@ -154,5 +165,6 @@ def client_impact(
         after=after,
         unavailableSeconds=round(_union_seconds((x for s in spans.values() for x in s), kill, until), 3),
         regionsUnavailable=len(per_region),
+        regionsStillUnavailable=len(still_unavailable(records)),
         unavailableRegions=per_region[:REGIONS_LISTED],
     )

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from controller.client_probe.figures import still_unavailable
 from controller.client_probe.model import Op, Outcome, ProbeRecord, ProbeTarget
 from controller.client_probe.writes import written_value
 
@@ -68,6 +69,10 @@ class Prober:
         self._on_record = on_record
         self._inflight: set[asyncio.Task[None]] = set()
         self.recording_since: float | None = None  # when the cadence began, after the warm-up
+
+    def failing_regions(self) -> set[int]:
+        """The regions whose latest request failed or stalled: not yet answering."""
+        return still_unavailable(self.records)
 
     async def warm_up(self, stop: asyncio.Event) -> None:
         """Read every region once, unrecorded, for at most ``warm_up_seconds``: connections to

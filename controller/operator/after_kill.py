@@ -168,6 +168,13 @@ async def recovering(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillS
             return False  # whole again; still sampling for PD to move leaders back
         if watching:
             return False  # whole again; a detection source has not answered yet
+        probe = deps.probes.get(w.uid)
+        if (
+            probe is not None
+            and probe.prober.failing_regions()
+            and now - injected_at < spec.recovery.timeout_seconds
+        ):
+            return False  # whole again, but TiKV's client still meets regions that do not answer
         ttr = w.status.metrics.time_to_recover_seconds or 0.0
         metrics.TIME_TO_RECOVER.labels(metrics.cluster_label(run.ticket_cluster)).observe(ttr)
         if victim_of(w).pd_member:

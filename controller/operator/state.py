@@ -200,6 +200,8 @@ class ClientImpact(_Status):
     # Seconds from the kill in which some region answered nothing.
     unavailable_seconds: float | None = Field(default=None, alias="unavailableSeconds")
     regions_unavailable: int = Field(default=0, alias="regionsUnavailable")
+    # Regions still not answering when the prober stopped: their seconds are a lower bound.
+    regions_still_unavailable: int = Field(default=0, alias="regionsStillUnavailable")
     unavailable_regions: list[RegionUnavailable] = Field(default_factory=list, alias="unavailableRegions")
     writes: ClientWrites | None = None
     error: str | None = None

@@ -195,12 +195,19 @@ def _client_section(client: dict[str, Any]) -> str:
         f"{r['regionId']} ({_fmt(r.get('unavailableSeconds'), 's')})"
         for r in client.get("unavailableRegions") or []
     )
+    still_count = client.get("regionsStillUnavailable") or 0
+    still = (
+        f" ({still_count} still not answering when the prober stopped: their seconds are a lower bound)"
+        if still_count
+        else ""
+    )
     return (
         "<h3>What a client met: TiKV's own client, one key per region</h3>"
         f'<table id="client-impact">{_FIGURE_HEAD}{_figure_rows(client)}</table>'
         f"<p>Some region answered nothing for {_fmt(client.get('unavailableSeconds'), 's')}; "
         f"{_fmt(client.get('regionsUnavailable'))} of {_fmt(client.get('regions'))} region(s) probed"
-        f"{': ' + escape(regions) if regions else ''}. Each region read at most "
+        f"{': ' + escape(regions) if regions else ''}"
+        f"{still}. Each region read at most "
         f"{_fmt(client.get('probeIntervalSeconds'), 's')} apart (deadline {_fmt(client.get('deadlineSeconds'), 's')}).</p>"
         f"{writes}"
     )

@@ -8,7 +8,12 @@ from typing import Any
 
 import pytest
 
-from controller.client_probe.figures import client_impact, unavailable_spans, window_figures
+from controller.client_probe.figures import (
+    client_impact,
+    still_unavailable,
+    unavailable_spans,
+    window_figures,
+)
 from controller.client_probe.model import Outcome, ProbeRecord, ProbeTarget
 from controller.client_probe.prober import Prober
 from controller.client_probe.targets import key_in
@@ -64,6 +69,16 @@ def test_the_interval_reported_is_the_longest_gap_measured() -> None:
     # A starved moment outside the drill's window does not widen its figures' error.
     impact = client_impact(records, kill=14.0, recovered=14.5, until=15.0, regions=2, rate=10.0, deadline=1.0)
     assert impact.probe_interval_seconds == pytest.approx(0.2)
+
+
+def test_a_region_failing_when_the_prober_stopped_is_said() -> None:
+    records = [rec(1, 1.0, 0.01), rec(1, 2.0, 0.5, Outcome.TIMEOUT), rec(2, 1.5, 0.01), rec(2, 2.5, 0.01)]
+    # Region 1's last read stalled: its outage outlasted the prober.
+    assert still_unavailable(records) == {1}
+    impact = client_impact(records, kill=1.8, recovered=None, until=3.0, regions=2, rate=1.0, deadline=0.5)
+    assert impact.regions_still_unavailable == 1 and impact.unavailable_regions[0].unavailable_seconds == 0.5
+    # A read answered after the failure closes it.
+    assert still_unavailable([*records, rec(1, 3.0, 0.01)]) == set()
 
 
 def test_window_figures_count_stalls_as_errors_with_their_time() -> None:
