@@ -137,6 +137,16 @@ def section(data: dict[str, Any]) -> list[str]:
             f"- requests by endpoint: {data['pd_requests_by_endpoint']}",
             f"- bytes by endpoint: {data['pd_bytes_by_endpoint']}",
         ]
+    elif name == "client_probe":
+        lines += [
+            f"- error of the client's unavailable seconds against the emulator's election: at most "
+            f"{data['max_error_in_probe_intervals']} probe intervals; unavailable regions exactly the "
+            f"victim's: {data['regions_right']}",
+            f"- controller CPU per drill: {data['controller_cpu_seconds_per_drill_probed']} s probed, "
+            f"{data['controller_cpu_seconds_per_drill_plain']} s plain",
+            f"- controller peak RSS: {data['controller_peak_rss_mib_with_probed']} MiB with probed drills, "
+            f"{data['controller_peak_rss_mib_plain']} MiB after the plain ones",
+        ]
     elif name == "monitor_cost":
         lines += ["| stores | CPU per cycle | wall per cycle | invariants alone |", "|---|---|---|---|"]
         for n, row in data["by_stores"].items():
@@ -181,6 +191,7 @@ def main() -> None:
         "reaction",
         "scale",
         "region_scale",
+        "client_probe",
         "idle",
         "monitor_cost",
         "tickets_store",
