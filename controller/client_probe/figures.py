@@ -1,7 +1,7 @@
 """What the prober's records say, as figures: pure functions, unit-tested alone.
 
 A region is unavailable from the start of a request that failed or stalled (after one that was
-answered) to the start of the next request that was answered, so each edge is known to within the
+answered) to when the next request that was answered got its answer, so each edge is known to within the
 gap between two reads of that region: ``regions / rate`` seconds when the prober keeps its cadence,
 more when its process is starved. The figure reported is the longest gap measured, not the
 nominal one.
@@ -20,8 +20,10 @@ REGIONS_LISTED = 20  # the regions longest unavailable, in status
 
 
 def unavailable_spans(records: Iterable[ProbeRecord]) -> dict[int, list[tuple[float, float]]]:
-    """Per region, the spans in which it answered nothing: [a failing request's start, the next
-    answered request's start]; a span still open at the end closes at the last request's end."""
+    """Per region, the spans in which it answered nothing: [a failing request's start, the end of
+    the next answered request] (a read sent during the outage may be answered after it, once the
+    client's retries find the new leader: the region answered then, not when it was sent); a
+    span still open at the end closes at the last request's end."""
     by_region: dict[int, list[ProbeRecord]] = defaultdict(list)
     for record in records:
         by_region[record.region_id].append(record)
@@ -34,7 +36,7 @@ def unavailable_spans(records: Iterable[ProbeRecord]) -> dict[int, list[tuple[fl
             if r.outcome != Outcome.OK and opened is None:
                 opened = r.started
             elif r.outcome == Outcome.OK and opened is not None:
-                out.append((opened, r.started))
+                out.append((opened, max(opened, r.ended)))
                 opened = None
         if opened is not None:
             out.append((opened, max(r.ended for r in rs)))

@@ -92,6 +92,8 @@ def test_sandbox_demo_report_and_down(tmp_path: Path) -> None:
         assert "Diagnosis (offline-rules)" in out and "tikv_pod_failure" in out
         # The load, and what clients felt, live and in the result.
         assert "clients:" in out and "requests/s" in out and "what clients felt" in out, out
+        # The load is go-ycsb (set-up builds it), not the fallback.
+        assert "go-ycsb (workload A, TiKV's Go client, raw)" in out and "go-ycsb unavailable" not in out, out
         assert "Pass" in out and "deleted ChaosDemo" in out
         assert (
             len(

@@ -34,12 +34,14 @@ def test_a_region_is_unavailable_from_its_first_failure_to_its_next_answer() -> 
         rec(1, 0.0, 0.01),
         rec(1, 2.0, 0.5, Outcome.TIMEOUT),
         rec(1, 4.0, 0.3, Outcome.ERROR),
-        rec(1, 6.0, 0.01),
+        rec(1, 6.0, 0.01),  # answered at 6.01: region 1 was unavailable from 2.0 to 6.01
         rec(2, 1.0, 0.01),
         rec(2, 3.0, 0.01),
         rec(3, 5.0, 0.5, Outcome.TIMEOUT),  # never answered again: closes at its last request's end
+        rec(4, 1.0, 0.5, Outcome.TIMEOUT),
+        rec(4, 1.4, 0.9),  # sent during the outage, answered after it (the client's retries)
     ]
-    assert unavailable_spans(records) == {1: [(2.0, 6.0)], 3: [(5.0, 5.5)]}
+    assert unavailable_spans(records) == {1: [(2.0, 6.01)], 3: [(5.0, 5.5)], 4: [(1.0, 2.3)]}
 
 
 def test_figures_of_a_kill_against_what_happened() -> None:
