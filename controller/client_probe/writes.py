@@ -10,6 +10,7 @@ restarted mid-drill, and lost its list, still puts everything back.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from controller.client_probe.model import Op, ProbeTarget
@@ -18,6 +19,7 @@ from controller.pd import PDClient
 
 MARK = b"chaosdemo-probe:"
 SCAN_LIMIT = 1024  # keys a sweep reads at a time
+SWEEP_PASSES = 3
 
 
 def written_value(at: float) -> bytes:
@@ -54,8 +56,27 @@ async def write_targets(
     return targets, foreign
 
 
-async def sweep(client: Any, prefix: bytes) -> int:
-    """Delete every key under ``prefix`` whose value has the prober's mark; how many."""
+async def sweep(client: Any, prefix: bytes, known: Iterable[bytes] = ()) -> int:
+    """Delete every key under ``prefix`` whose value has the prober's mark; how many.
+
+    The keys the prober knows it wrote are checked one by one, then the prefix is scanned for any
+    other, until a scan finds none (a scan over many regions is many requests, one of which may
+    meet a region moving its leader)."""
+    removed = 0
+    for key in known:
+        value = await client.get(key)
+        if value is not None and bytes(value).startswith(MARK):
+            await client.delete(key)
+            removed += 1
+    for _ in range(SWEEP_PASSES):
+        found = await _sweep_scan(client, prefix)
+        removed += found
+        if found == 0:
+            break
+    return removed
+
+
+async def _sweep_scan(client: Any, prefix: bytes) -> int:
     end = prefix_end(prefix)
     start, removed = prefix, 0
     while True:

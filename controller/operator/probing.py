@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from controller.client_probe.figures import client_impact, windows
-from controller.client_probe.model import Op, ProbeRecord
+from controller.client_probe.model import Op, Outcome, ProbeRecord
 from controller.client_probe.prober import Prober, ProberError, connect
 from controller.client_probe.targets import probe_targets
 from controller.client_probe.writes import sweep, write_targets
@@ -83,14 +83,20 @@ async def finish(probe: RunningProbe) -> list[ProbeRecord]:
         probe.task.cancel()
         records = list(probe.prober.records)
     if probe.writes is not None:
-        probe.writes = await put_back(probe.prober.client, probe.writes)
+        probe.writes = await put_back(probe.prober.client, probe.writes, written_keys(probe))
     return records
 
 
-async def put_back(client: Any, writes: ClientWrites) -> ClientWrites:
+def written_keys(probe: RunningProbe) -> list[bytes]:
+    return [t.key for t in probe.prober.targets if t.op == Op.WRITE]
+
+
+async def put_back(client: Any, writes: ClientWrites, known: list[bytes] | None = None) -> ClientWrites:
     """Delete every key the prober wrote under the prefix (found by its mark)."""
     try:
-        removed = await asyncio.wait_for(sweep(client, writes.key_prefix.encode()), PUT_BACK_TIMEOUT)
+        removed = await asyncio.wait_for(
+            sweep(client, writes.key_prefix.encode(), known or []), PUT_BACK_TIMEOUT
+        )
     except TimeoutError:
         return writes.model_copy(update={"error": f"{PUT_BACK_LEFT}: no answer in {PUT_BACK_TIMEOUT:.0f} s"})
     except Exception as exc:  # the Rust client's errors are plain Exceptions
@@ -115,7 +121,9 @@ def cancel(probe: RunningProbe) -> None:
     probe.stop.set()
     probe.task.cancel()
     if probe.writes is not None:
-        task = asyncio.get_running_loop().create_task(_put_back_logged(probe.prober.client, probe.writes))
+        task = asyncio.get_running_loop().create_task(
+            _put_back_logged(probe.prober.client, probe.writes, written_keys(probe))
+        )
         _background.add(task)
         task.add_done_callback(_background.discard)
 
@@ -123,8 +131,8 @@ def cancel(probe: RunningProbe) -> None:
 _background: set[asyncio.Task[None]] = set()
 
 
-async def _put_back_logged(client: Any, writes: ClientWrites) -> None:
-    done = await put_back(client, writes)
+async def _put_back_logged(client: Any, writes: ClientWrites, known: list[bytes]) -> None:
+    done = await put_back(client, writes, known)
     if done.error is not None:
         log.warning("prober: %s", done.error)
     else:
@@ -152,11 +160,8 @@ def figures(
     )
     if probe.writes is None:
         return client
-    before, during, after = windows(
-        [r for r in records if r.op == Op.WRITE], kill=timeline.injected_at, recovered=served, until=until
-    )
-    return client.model_copy(
-        update={
-            "writes": probe.writes.model_copy(update={"before": before, "during": during, "after": after})
-        }
-    )
+    writes = [r for r in records if r.op == Op.WRITE]
+    before, during, after = windows(writes, kill=timeline.injected_at, recovered=served, until=until)
+    written = len({r.region_id for r in writes if r.outcome == Outcome.OK})
+    figures = {"before": before, "during": during, "after": after, "written": written}
+    return client.model_copy(update={"writes": probe.writes.model_copy(update=figures)})

@@ -176,6 +176,7 @@ class ClientWrites(_Status):
 
     key_prefix: str = Field(alias="keyPrefix")
     regions: int = 0  # written, one key each
+    written: int | None = None  # of those keys, how many had a write answered
     foreign_keys: int = Field(default=0, alias="foreignKeys")  # held someone else's value: left alone
     before: ClientFigures | None = None
     during: ClientFigures | None = None

@@ -155,8 +155,8 @@ def test_a_kill_costs_clients_until_the_election_and_slos_judge_it(
     assert (writes["keyPrefix"], writes["regions"], writes["foreignKeys"]) == ("t", 23, 1), writes
     assert writes["before"]["failed"] + writes["before"]["stalled"] <= 1, writes
     assert writes["during"]["failed"] + writes["during"]["stalled"] > 0, writes
-    assert writes["removed"] == 23 and "error" not in writes, writes
-    assert left_under_t == {FOREIGN_KEY.hex(): "someone else's"}, left_under_t
+    assert left_under_t == {FOREIGN_KEY.hex(): "someone else's"}, (left_under_t, writes)
+    assert writes["written"] == 23 and writes["removed"] == 23 and "error" not in writes, writes
     # No client at all: said plainly, never reported as a fault that cost nothing.
     assert silent["impact"].get("note") == NO_TRAFFIC and "client" not in silent["impact"], silent["impact"]
 

@@ -60,7 +60,13 @@ def _wait_stopped(env: DrillEnv, name: str, how: str) -> dict[str, Any] | None:
         wait_for(lambda: not _exists(env, name), 120, f"{name} to be gone")
         return None
     st = env.wait_phase(name, TERMINAL, timeout=120)
-    env.kubectl("delete", "chaosdemo", name, "-n", env.ns, "--wait=true", "--timeout=60s")
+    env.kubectl("delete", "chaosdemo", name, "-n", env.ns, "--wait=false")
+    try:
+        wait_for(lambda: not _exists(env, name), 120, f"{name} to be gone after it ended")
+    except AssertionError as exc:  # what held it: the finalizer, the phase, the controller's log
+        left = env.kubectl("get", "chaosdemo", name, "-n", env.ns, "-o", "yaml", check=False).stdout
+        log = (env.workdir / "controller.log").read_text(errors="replace")[-3000:]
+        raise AssertionError(f"{exc}\n{left}\n--- controller log ---\n{log}") from exc
     return st
 
 
