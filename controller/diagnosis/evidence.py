@@ -155,6 +155,10 @@ def _cluster_text(facts: ClusterFacts) -> str:
             + (f" (ids {_ids(facts.regions_without_majority)})" if facts.regions_without_majority else "")
             + f"; one more voter loss from it: {len(facts.regions_one_loss_away)}"
         )
+    elif facts.majority_estimate is not None:
+        lines.append(
+            f"regions: PD's list not available; from the stores and max-replicas: {facts.majority_estimate}"
+        )
     if facts.pd_members:
         unhealthy = ", ".join(facts.pd_members_unhealthy) or "none"
         lines.append(

@@ -11,8 +11,14 @@ from pydantic import BaseModel, Field
 
 from controller.diagnosis.inputs import DiagnosisInput, MetricSummary, PodState
 from controller.pd.models import StoreInfo, pod_of_address
-from controller.pd.quorum import region_peers, regions_losing_majority, regions_one_loss_from_majority
-from controller.tickets.models import TicketStatus
+from controller.pd.quorum import (
+    estimate_majority,
+    is_tiflash,
+    region_peers,
+    regions_losing_majority,
+    regions_one_loss_from_majority,
+)
+from controller.tickets.models import Ticket, TicketStatus
 
 # A process start counts as a restart in this incident when it is at most this long before the
 # ticket opened (a restart follows the failure the ticket is about; the slack covers a restart
@@ -74,6 +80,9 @@ class ClusterFacts(BaseModel):
     regions_known: int | None = None
     regions_without_majority: list[int] = Field(default_factory=list)
     regions_one_loss_away: list[int] = Field(default_factory=list)
+    # Without PD's region list: what the stores and max-replicas alone say about the majority.
+    majority_estimate: str | None = None
+    majority_lost_estimated: bool | None = None
     pd_answered: bool = False
     pd_members: int = 0
     pd_members_unhealthy: list[str] = Field(default_factory=list)
@@ -91,7 +100,7 @@ class ClusterFacts(BaseModel):
 
     @property
     def majority_lost(self) -> bool:
-        return bool(self.regions_without_majority)
+        return bool(self.regions_without_majority) or self.majority_lost_estimated is True
 
 
 def _metric_pod(m: MetricSummary) -> str | None:
@@ -183,6 +192,25 @@ def _event_pod(obj: str) -> str:
     return name if kind == "pod" else ""
 
 
+def _pd_names_from_ticket(facts: ClusterFacts, ticket: Ticket) -> None:
+    """PD's members as the ticket's own observations name them, where PD's member list could not
+    be read now: an unhealthy member and the leader are never left unnamed."""
+    if not facts.pd_members_unhealthy:
+        for o in ticket.observations:
+            if o.signal == "pd_unhealthy":
+                members = o.data.get("members")
+                if isinstance(members, list):
+                    facts.pd_members_unhealthy = list(
+                        dict.fromkeys([*facts.pd_members_unhealthy, *map(str, members)])
+                    )
+    if facts.pd_leader is None:
+        changes = [
+            o for o in ticket.observations if o.signal == "pd_leader_changed" and o.data.get("current")
+        ]
+        if changes:
+            facts.pd_leader = str(max(changes, key=lambda o: o.at).data["current"])
+
+
 def derive(data: DiagnosisInput) -> ClusterFacts:
     facts = ClusterFacts()
     t = data.ticket
@@ -248,6 +276,13 @@ def derive(data: DiagnosisInput) -> ClusterFacts:
             r for r in regions_one_loss_from_majority(peers, gone) if r not in lost
         ]
 
+    elif data.stores is not None:
+        voting = [s for s in data.stores if not is_tiflash(s) and s.store.state_name != "Tombstone"]
+        voting_ids = {s.id for s in voting}
+        away = sum(1 for f in store_facts if f.gone and f.store_id in voting_ids)
+        estimate = estimate_majority(len(voting), away, data.max_replicas)
+        facts.majority_estimate, facts.majority_lost_estimated = estimate.words, estimate.lost
+
     if data.pd is not None:
         facts.pd_answered = True
         facts.pd_members = len(data.pd.members)
@@ -255,6 +290,7 @@ def derive(data: DiagnosisInput) -> ClusterFacts:
         facts.pd_leader = data.pd.leader
     elif data.stores is not None:
         facts.pd_answered = True
+    _pd_names_from_ticket(facts, t)
 
     affected_pods = {f.pod for f in facts.affected} | ({t.pod} if t.pod else set())
     nodes = {p.node for p in data.pods if p.name in affected_pods and p.node}

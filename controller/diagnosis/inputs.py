@@ -75,6 +75,7 @@ class DiagnosisInput(BaseModel):
     ticket: Ticket
     stores: list[StoreInfo] | None = None
     regions: RegionCheck | None = None
+    max_replicas: int | None = None  # PD's replication.max-replicas; None: PD's config not read
     pd: PDView | None = None
     metrics: list[MetricSummary] = Field(default_factory=list)
     metrics_available: bool = True  # False: Prometheus could not be asked

@@ -73,6 +73,8 @@ class Case:
     def majority_words(self) -> str:
         f = self.facts
         if f.regions_known is None:
+            if f.majority_estimate is not None:
+                return f"PD's regions were not available; from its stores: {f.majority_estimate}"
             return "whether regions kept their Raft majority is unknown (PD's regions were not available)"
         if f.majority_lost:
             return f"{len(f.regions_without_majority)} of {f.regions_known} regions lost their Raft majority"
@@ -121,10 +123,11 @@ def pd_rule(c: Case) -> DiagnosisOutput | None:
         # The monitor saw the hand-over: the old leader is named even once it is healthy again.
         change = next((o.data for o in c.data.ticket.observations if o.signal == "pd_leader_changed"), {})
         old = f" {change['previous']}" if change.get("previous") else ""
+        elected = f.pd_leader or "a new leader"
         return DiagnosisOutput(
-            summary=f"PD lost its leader{old}{gone}; the remaining members elected {f.pd_leader}.",
+            summary=f"PD lost its leader{old}{gone}; the remaining members elected {elected}.",
             root_cause=f"The PD leader{old} stopped; after the election timeout the other PD members elected "
-            f"{f.pd_leader}. Scheduling and TSO paused during the election, then resumed.",
+            f"{elected}. Scheduling and TSO paused during the election, then resumed.",
             root_cause_category=RootCauseCategory.PD_LEADER_LOSS,
             severity=Severity.HIGH,
             confidence=Confidence.HIGH
@@ -138,9 +141,11 @@ def pd_rule(c: Case) -> DiagnosisOutput | None:
             ],
             open_questions=["Was the leader killed, evicted or partitioned?"],
         )
+    members = ", ".join(unhealthy) or "(not named by any source)"
+    leader = f"with leader {f.pd_leader}" if f.pd_leader else "(its leader not named by any source)"
     return DiagnosisOutput(
-        summary=f"PD member {', '.join(unhealthy)} is unhealthy; PD keeps its quorum with leader {f.pd_leader}.",
-        root_cause=f"A minority of PD members ({', '.join(unhealthy)}) failed; the cluster still has a PD leader.",
+        summary=f"PD member {members} is unhealthy; PD keeps its quorum {leader}.",
+        root_cause=f"A minority of PD members ({members}) failed; the cluster still has a PD leader.",
         root_cause_category=RootCauseCategory.PD_UNAVAILABLE,
         severity=Severity.MEDIUM,
         confidence=Confidence.MEDIUM,

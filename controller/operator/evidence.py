@@ -102,8 +102,8 @@ async def gather(
     now = time.time()
     stores: list[StoreInfo] | None
     regions: RegionCheck | None
-    stores, regions, pd_view = await asyncio.gather(
-        _or_none(pd.stores()), _or_none(pd.regions()), _pd_view(pd)
+    stores, regions, config, pd_view = await asyncio.gather(
+        _or_none(pd.stores()), _or_none(pd.regions()), _or_none(pd.config()), _pd_view(pd)
     )
     metrics = (
         await incident_metrics(prom, ticket.opened_at - METRICS_WINDOW_BEFORE_TICKET, now, job=tikv_job)
@@ -129,6 +129,7 @@ async def gather(
         ticket=ticket,
         stores=stores,
         regions=regions,
+        max_replicas=config.max_replicas if config is not None else None,
         pd=pd_view,
         metrics=metrics or [],
         metrics_available=metrics is not None,

@@ -22,6 +22,36 @@ def keeps_majority(up_stores: int, killed: int, max_replicas: int) -> bool:
 
 
 @dataclass(frozen=True)
+class MajorityEstimate:
+    """Whether regions kept their Raft majority, derived from the stores alone (no region list):
+    ``lost`` True (every region lost it), False (none can have) or None (it cannot be known)."""
+
+    lost: bool | None
+    words: str
+
+
+def estimate_majority(voting_stores: int, away: int, max_replicas: int | None) -> MajorityEstimate:
+    """Each region has ``max_replicas`` voters on distinct stores. With ``away`` of
+    ``voting_stores`` stores unable to vote: no region loses its majority while fewer stores are
+    away than it takes; every region has lost it when each store holds a replica of every region
+    (as many stores as replicas) or when fewer stores are left than a majority; otherwise it
+    depends on where each region's replicas are, which only PD's region list says."""
+    if max_replicas is None:
+        return MajorityEstimate(None, "unknown: neither PD's regions nor its max-replicas were available")
+    need = majority(max_replicas)
+    fatal = max_replicas - need + 1  # voters a region must lose to lose its majority
+    said = f"{away} of {voting_stores} stores away, {max_replicas} replicas need {need} to vote"
+    if away < fatal:
+        return MajorityEstimate(False, f"no region can have lost its Raft majority ({said})")
+    if voting_stores <= max_replicas or voting_stores - away < need:
+        return MajorityEstimate(True, f"every region lost its Raft majority ({said})")
+    return MajorityEstimate(
+        None,
+        f"some regions may have lost their Raft majority ({said}); which, only PD's region list says",
+    )
+
+
+@dataclass(frozen=True)
 class RegionPeers:
     """A region as the quorum guard sees it: its voters' stores and which of them are already
     unhealthy (down or pending peers)."""
