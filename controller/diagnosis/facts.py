@@ -99,6 +99,11 @@ class ClusterFacts(BaseModel):
         return [f.pod for f in self.affected]
 
     @property
+    def majority_known(self) -> bool:
+        """PD's regions were read, or the stores alone decide it."""
+        return self.regions_known is not None or self.majority_lost_estimated is not None
+
+    @property
     def majority_lost(self) -> bool:
         return bool(self.regions_without_majority) or self.majority_lost_estimated is True
 

@@ -211,7 +211,7 @@ def several_stores_rule(c: Case) -> DiagnosisOutput | None:
         root_cause=f"Several stores failed together: {how}. {majority[0].upper()}{majority[1:]}.",
         root_cause_category=category,
         severity=Severity.CRITICAL if f.majority_lost else Severity.HIGH,
-        confidence=Confidence.HIGH if f.regions_known is not None else Confidence.MEDIUM,
+        confidence=Confidence.HIGH if f.majority_known else Confidence.MEDIUM,
         evidence=c.ticket_cite()
         + c.cluster_cite(f"{len(hit)} affected stores; {majority}")
         + c.stores_cite()
@@ -270,8 +270,16 @@ def configuration_rule(c: Case) -> DiagnosisOutput | None:
 def resource_rule(c: Case) -> DiagnosisOutput | None:
     f = c.facts
     if f.resource_pressure:
+        s = f.ticket_store
+        # "Stopped" only when the process is seen gone or restarted; pressure alone is not that.
+        still_running = s is not None and s.running is True and not s.restarted
+        what = (
+            "is under resource pressure; its process still runs"
+            if still_running
+            else "was stopped by resource pressure"
+        )
         return DiagnosisOutput(
-            summary=f"{c.who} was stopped by resource pressure.",
+            summary=f"{c.who} {what}.",
             root_cause=f"Kubernetes shows resource pressure on {c.who}: {f.resource_pressure[0]}",
             root_cause_category=RootCauseCategory.RESOURCE_EXHAUSTION,
             severity=Severity.HIGH,
