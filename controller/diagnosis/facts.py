@@ -57,6 +57,7 @@ class StoreFact(BaseModel):
     heartbeat_age: float | None = None
     restarted: bool = False  # a new process started in the window
     running: bool | None = None  # True: answers now; False: does not; None: nobody can tell
+    running_seen: str | None = None  # which source says so, in words ("Prometheus still scrapes it")
     scrape_failed: bool | None = None  # a Prometheus scrape failed in the window; None: no series
     reported_unreachable: float = 0.0  # survivors' unreachable reports about it in the window
     pod_state: PodState | None = None
@@ -166,15 +167,19 @@ def _store_fact(
     )
     if up is not None and up.after is not None:
         fact.running = up.after >= 1
+        fact.running_seen = "Prometheus still scrapes it" if fact.running else "Prometheus cannot scrape it"
         fact.scrape_failed = up.min == 0
         if up.min == 0:
             reasons.append("scrapes failed" + ("" if fact.running else " and still fail"))
     elif probe_ok or (fact.restarted and fact.state == "Up"):
         fact.running = True
+        fact.running_seen = None if probe_ok else "PD has it Up with a new start time"
     elif on_ticket and "store_unreachable" in signals and not fact.restarted:
         fact.running = False
+        fact.running_seen = "its status port does not answer"
     if probe_ok:
         fact.running = True
+        fact.running_seen = "its status port still answers"
         reasons.append("its status port still answers")
     if reports:
         fact.reported_unreachable = reports

@@ -319,7 +319,7 @@ def partition_rule(c: Case) -> DiagnosisOutput | None:
         return None
     if not (s.running or (s.running is None and s.reported_unreachable)):
         return None
-    seen = "its status port still answers" if s.running else "no source saw its process stop"
+    seen = (s.running_seen or "its process answers") if s.running else "no source saw its process stop"
     return DiagnosisOutput(
         summary=f"TiKV store {s.store_id} ({s.pod}) is cut off: PD lost its heartbeats while its process "
         "keeps running.",

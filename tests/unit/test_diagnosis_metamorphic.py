@@ -18,7 +18,9 @@ from controller.diagnosis.inputs import DiagnosisInput
 from controller.diagnosis.scenarios import Scenario, load_suite
 from controller.diagnosis.service import diagnose
 
-SUITE = load_suite(Path(__file__).resolve().parents[1] / "scenarios")
+SUITE = load_suite(Path(__file__).resolve().parents[1] / "scenarios") + load_suite(
+    Path(__file__).resolve().parents[1] / "scenarios_external"
+)
 # A TiKV pod name, not a metric (tikv_...) nor a word: "tikv-" as a name starts.
 POD = re.compile(r"(?<![\w-])tikv-")
 
