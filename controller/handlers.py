@@ -42,7 +42,12 @@ async def _kube_client() -> client.ApiClient:
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.persistence.finalizer = FINALIZER
     settings.posting.level = logging.WARNING  # our own Events tell the story; kopf's would repeat it
-    settings.watching.server_timeout = 120
+    # A watch stream can go silent without closing (kopf#232, #585): kopf then sees no event,
+    # a deletion included, until the stream ends. The API server ends ours every 30 s and we
+    # give up on one silent for 45 s; kopf resumes from its resourceVersion, so nothing is lost.
+    # (Two deletions in CI waited over 60 s for the finalizer with 120 s here.)
+    settings.watching.server_timeout = 30
+    settings.watching.client_timeout = 45
     settings.networking.request_timeout = 30
     # At most this many objects are processed at once: a start-up over a thousand ChaosDemos
     # would otherwise run a thousand workers (and their HTTP buffers) at once, and Python keeps
