@@ -11,19 +11,21 @@ import json
 import time
 from dataclasses import dataclass, field
 
+from controller.diagnosis.fact_sheet import FactLine, fact_sheet
 from controller.diagnosis.facts import ClusterFacts, StoreFact, derive
-from controller.diagnosis.inputs import DiagnosisInput, KubeEvent, MetricSummary, PodState
+from controller.diagnosis.inputs import DiagnosisInput, KubeEvent, MetricSummary, PDView, PodState
 from controller.pd.models import StoreInfo
 from controller.redaction import quote_untrusted, redact
 from controller.tickets.models import Ticket
 
 # Recorded with every diagnosis; bump it when the evidence or the instructions change.
-PROMPT_VERSION = "chaosdemo-diagnosis/4"
+PROMPT_VERSION = "chaosdemo-diagnosis/5"
 
 DEFAULT_BUDGETS = {
     "ticket": 3500,
     "drill": 800,
-    "cluster": 4000,
+    "cluster": 6000,
+    "pd": 800,
     "stores": 3500,
     "pods": 1500,
     "metrics": 3500,
@@ -53,13 +55,22 @@ class EvidenceBundle:
     items: list[Evidence] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     keys: dict[str, str] = field(default_factory=dict)  # logical key -> evidence id
+    facts: list[FactLine] = field(default_factory=list)  # [F1].., shown inside the cluster item
     prompt_version: str = PROMPT_VERSION
 
     def ids(self) -> set[str]:
-        return {e.id for e in self.items}
+        """Everything a diagnosis may cite: the evidence items and the facts derived from them."""
+        return {e.id for e in self.items} | {f.id for f in self.facts if self._fact_shown(f)}
 
     def id_for(self, key: str) -> str | None:
-        return self.keys.get(key)
+        """The id of a source ("stores") or of a derived fact ("store:3:alive")."""
+        if key in self.keys:
+            return self.keys[key]
+        return next((f.id for f in self.facts if f.key == key and self._fact_shown(f)), None)
+
+    def _fact_shown(self, fact: FactLine) -> bool:
+        # A fact the budget cut from the cluster item is not there to be cited.
+        return any(f"[{fact.id}] " in e.body for e in self.items if e.id == self.keys.get("cluster"))
 
     def render(self) -> str:
         text = "\n\n".join(e.render() for e in self.items)
@@ -179,6 +190,21 @@ def _cluster_text(facts: ClusterFacts) -> str:
     return "\n".join(lines)
 
 
+def _pd_text(pd: PDView) -> str:
+    rows = ["member | health | leader"]
+    rows += [
+        f"{m.name} | {'healthy' if m.health else 'unhealthy'} | {m.name == pd.leader}" for m in pd.members
+    ]
+    if pd.leader is None:
+        rows.append("no leader")
+    return "\n".join(rows)
+
+
+def _facts_text(lines: list[FactLine]) -> str:
+    head = "derived facts (each names the evidence it rests on; cite them as [F..] or cite the evidence):"
+    return "\n".join([head, *(f.render() for f in lines)])
+
+
 def _pods_text(pods: list[PodState], focus: set[str]) -> str:
     rows = ["pod | phase | ready | created | restarts | waiting | last termination | node | image"]
     for p in sorted(pods, key=lambda p: (p.name not in focus, p.ready and not p.restarts, p.name)):
@@ -245,8 +271,8 @@ def build_evidence(
         (
             "cluster",
             "derived from PD, Prometheus, Kubernetes and the ticket store",
-            "Cluster overview: every affected store, Raft majority, PD, missing sources",
-            _cluster_text(facts),
+            "Cluster overview and the facts derived from the evidence",
+            "",  # written below, once every source's id is known
             data.now,
         )
     )
@@ -259,6 +285,10 @@ def build_evidence(
                 _stores_text(data.stores, data.now, data.ticket.store_id),
                 data.now,
             )
+        )
+    if data.pd is not None:
+        sources.append(
+            ("pd", "PD /pd/api/v1/health and /members", "PD's members", _pd_text(data.pd), data.now)
         )
     if data.pods:
         focus = set(facts.affected_pods) | ({data.ticket.pod} if data.ticket.pod else set())
@@ -302,19 +332,24 @@ def build_evidence(
             )
         )
 
+    # Ids follow the sources' order and are kept even for a source the budget drops whole, so
+    # the facts can name the evidence they rest on before the budgets are applied.
+    ids = {key: f"E{n}" for n, (key, *_) in enumerate(sources, start=1)}
+    bundle.facts = fact_sheet(facts, ids.get)
+    cluster_body = _cluster_text(facts) + "\n\n" + _facts_text(bundle.facts)
     used = 0
     for key, source, title, body, at in sources:
-        body, cut = _cut(redact(body), budgets.get(key, 2000))
+        body, cut = _cut(redact(cluster_body if key == "cluster" else body), budgets.get(key, 2000))
         if cut:
             bundle.dropped.append(f"{key}: {cut} chars truncated")
         remaining = total_budget - used
         if remaining < 200:
             bundle.dropped.append(f"{key}: whole source over the total budget")
-            continue
-        if len(body) > remaining:
+            body = "[not included: over the total budget]"
+        elif len(body) > remaining:
             body, cut = _cut(body, remaining)
             bundle.dropped.append(f"{key}: {cut} chars over the total budget")
-        evidence = Evidence(id=f"E{len(bundle.items) + 1}", source=source, title=title, body=body, at=at)
+        evidence = Evidence(id=ids[key], source=source, title=title, body=body, at=at)
         bundle.items.append(evidence)
         bundle.keys[key] = evidence.id
         used += len(evidence.render())

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from controller.diagnosis.inputs import DiagnosisInput, MetricSummary, PodState
+from controller.diagnosis.inputs import DiagnosisInput, KubeEvent, MetricSummary, PodState
+from controller.diagnosis.liveness import (
+    PDMemberLiveness,
+    Source,
+    StoreEvidence,
+    StoreLiveness,
+    derive_liveness,
+    derive_pd_members,
+)
 from controller.pd.models import StoreInfo, pod_of_address
 from controller.pd.quorum import (
     estimate_majority,
@@ -18,15 +26,13 @@ from controller.pd.quorum import (
     regions_losing_majority,
     regions_one_loss_from_majority,
 )
-from controller.tickets.models import Ticket, TicketStatus
+from controller.tickets.models import TicketStatus
 
 # A process start counts as a restart in this incident when it is at most this long before the
 # ticket opened (a restart follows the failure the ticket is about; the slack covers a restart
 # so fast that the monitor's first signal was the restart itself). Wider, and every store of a
 # freshly started cluster would look restarted.
 RESTART_SLACK_BEFORE_TICKET = 15.0
-# PD marks a store Disconnected after 20 s without a heartbeat.
-HEARTBEAT_STALE_AFTER = 20.0
 CRASH_EVENT_REASONS = ("BackOff", "CrashLoopBackOff")
 OOM_REASONS = ("OOMKilling", "OOMKilled")
 RESOURCE_REASONS = (*OOM_REASONS, "Evicted", "FreeDiskSpaceFailed", "EvictionThresholdMet")
@@ -55,17 +61,38 @@ class StoreFact(BaseModel):
     pod: str
     state: str = "unknown"  # PD's state_name; "unknown" when PD could not be asked
     heartbeat_age: float | None = None
-    restarted: bool = False  # a new process started in the window
-    running: bool | None = None  # True: answers now; False: does not; None: nobody can tell
-    running_seen: str | None = None  # which source says so, in words ("Prometheus still scrapes it")
-    scrape_failed: bool | None = None  # a Prometheus scrape failed in the window; None: no series
-    reported_unreachable: float = 0.0  # survivors' unreachable reports about it in the window
+    liveness: StoreLiveness = Field(default_factory=StoreLiveness)
     pod_state: PodState | None = None
     reasons: list[str] = Field(default_factory=list)  # why it counts as affected
 
     @property
     def affected(self) -> bool:
         return bool(self.reasons)
+
+    @property
+    def restarted(self) -> bool:
+        return self.liveness.restarted.verdict is True
+
+    @property
+    def running(self) -> bool | None:
+        """True: its process answers now; False: it does not; None: no source can tell."""
+        return self.liveness.alive.verdict
+
+    @property
+    def running_seen(self) -> str | None:
+        """Which source decided ``running``, in words ("Prometheus still scrapes it")."""
+        decided = self.liveness.alive.first()
+        return decided.words if decided else None
+
+    @property
+    def scrape_failed(self) -> bool | None:
+        """A Prometheus scrape failed in the window; None: no scrape series."""
+        scrape = self.liveness.reachable_from_monitor.first(Source.PROMETHEUS)
+        return None if scrape is None else not scrape.value
+
+    @property
+    def reported_unreachable(self) -> float:
+        return self.liveness.peer_reports
 
     @property
     def gone(self) -> bool:
@@ -88,6 +115,7 @@ class ClusterFacts(BaseModel):
     pd_members: int = 0
     pd_members_unhealthy: list[str] = Field(default_factory=list)
     pd_leader: str | None = None
+    pd_member_liveness: list[PDMemberLiveness] = Field(default_factory=list)
     other_open_tickets: list[str] = Field(default_factory=list)
     node_failures: list[str] = Field(default_factory=list)
     resource_pressure: list[str] = Field(default_factory=list)  # about the affected pods or nodes
@@ -121,74 +149,52 @@ def _by_pod(metrics: list[MetricSummary], name: str) -> dict[str, MetricSummary]
     return {pod: m for m in metrics if m.name == name and (pod := _metric_pod(m))}
 
 
-def _reports_by_store(metrics: list[MetricSummary]) -> dict[int, float]:
-    out: dict[int, float] = {}
+def _reports_by_store(metrics: list[MetricSummary]) -> dict[int, MetricSummary]:
+    """The survivors' unreachable reports about each store, summed over the reporting peers."""
+    out: dict[int, MetricSummary] = {}
     for m in metrics:
-        if m.name == "unreachable_reports" and m.labels.get("store_id", "").isdigit() and m.delta:
-            out[int(m.labels["store_id"])] = out.get(int(m.labels["store_id"]), 0.0) + m.delta
+        sid = m.labels.get("store_id", "")
+        if m.name != "unreachable_reports" or not sid.isdigit():
+            continue
+        total = out.setdefault(int(sid), MetricSummary(name=m.name, labels={"store_id": sid}, delta=0.0))
+        total.delta = (total.delta or 0.0) + (m.delta or 0.0)
     return out
 
 
 def _store_fact(
     data: DiagnosisInput,
-    store: StoreInfo | None,
-    pod: str,
-    *,
-    up: MetricSummary | None,
-    start: MetricSummary | None,
-    reports: float,
-    pod_state: PodState | None,
+    evidence: StoreEvidence,
     open_tickets: list[str],
 ) -> StoreFact:
     since = data.ticket.opened_at - RESTART_SLACK_BEFORE_TICKET
-    on_ticket = (store is not None and store.id == data.ticket.store_id) or pod == data.ticket.pod
-    fact = StoreFact(store_id=store.id if store else data.ticket.store_id, pod=pod, pod_state=pod_state)
+    store, pod_state = evidence.store, evidence.pod_state
+    fact = StoreFact(
+        store_id=store.id if store else data.ticket.store_id,
+        pod=evidence.pod,
+        pod_state=pod_state,
+        liveness=derive_liveness(data, evidence, since),
+    )
     reasons = fact.reasons
     if store is not None:
         fact.state = store.store.state_name
         if store.store.last_heartbeat:
             fact.heartbeat_age = max(0.0, data.now - store.store.last_heartbeat_seconds)
-        if store.store.start_timestamp >= since:
-            fact.restarted = True
         if fact.state not in ("Up", "Tombstone"):
             reasons.append(f"PD says {fact.state}")
-    if start is not None and start.delta:
-        fact.restarted = True
-    if pod_state is not None and pod_state.last_finished_at and pod_state.last_finished_at >= since:
-        fact.restarted = True
-    signals = {o.signal: o for o in data.ticket.observations} if on_ticket else {}
-    if "store_restarted" in signals:
-        fact.restarted = True
     if fact.restarted:
         reasons.append("its process restarted")
-    # Running now: the last scrape, else the ticket's probe, else PD's heartbeat freshness.
-    probe_ok = on_ticket and any(
-        o.source == "probe" and o.signal != "store_unreachable" for o in data.ticket.observations
-    )
-    if up is not None and up.after is not None:
-        fact.running = up.after >= 1
-        fact.running_seen = "Prometheus still scrapes it" if fact.running else "Prometheus cannot scrape it"
-        fact.scrape_failed = up.min == 0
-        if up.min == 0:
-            reasons.append("scrapes failed" + ("" if fact.running else " and still fail"))
-    elif probe_ok or (fact.restarted and fact.state == "Up"):
-        fact.running = True
-        fact.running_seen = None if probe_ok else "PD has it Up with a new start time"
-    elif on_ticket and "store_unreachable" in signals and not fact.restarted:
-        fact.running = False
-        fact.running_seen = "its status port does not answer"
-    if probe_ok:
-        fact.running = True
-        fact.running_seen = "its status port still answers"
-        reasons.append("its status port still answers")
-    if reports:
-        fact.reported_unreachable = reports
-        reasons.append(f"peers reported it unreachable {reports:.0f} times")
+    if fact.scrape_failed:
+        reasons.append("scrapes failed" + ("" if fact.running else " and still fail"))
+    probe = fact.liveness.alive.first(Source.TICKET)
+    if probe is not None and probe.value:
+        reasons.append(probe.words)
+    if fact.reported_unreachable:
+        reasons.append(f"peers reported it unreachable {fact.reported_unreachable:.0f} times")
     if pod_state is not None and (pod_state.waiting_reason or not pod_state.ready):
         reasons.append(f"pod {pod_state.phase} {pod_state.waiting_reason or 'not Ready'}".strip())
     for t in open_tickets:
         reasons.append(f"open ticket {t}")
-    if on_ticket:
+    if evidence.on_ticket:
         ticket_signals = sorted({o.signal for o in data.ticket.observations} & STORE_SIGNALS)
         if ticket_signals:
             reasons.append("ticket: " + ", ".join(ticket_signals))
@@ -197,28 +203,50 @@ def _store_fact(
     return fact
 
 
+def _store_evidence(
+    data: DiagnosisInput,
+    store: StoreInfo | None,
+    pod: str,
+    on_ticket: bool,
+    up: dict[str, MetricSummary],
+    starts: dict[str, MetricSummary],
+    reports: MetricSummary | None,
+    pods: dict[str, PodState],
+) -> StoreEvidence:
+    pod_state = pods.get(pod)
+    node = pod_state.node if pod_state is not None else ""
+    return StoreEvidence(
+        store=store,
+        pod=pod,
+        on_ticket=on_ticket,
+        up=up.get(pod),
+        start=starts.get(pod),
+        peer_reports=reports,
+        pod_state=pod_state,
+        pressure_events=[e for e in data.events if _pressure_about(e, pod, node)],
+    )
+
+
+def _pressure_about(e: KubeEvent, pod: str, node: str) -> bool:
+    if e.reason not in RESOURCE_REASONS:
+        return False
+    return _event_pod(e.object) == pod or bool(node and e.object == f"node/{node}")
+
+
 def _event_pod(obj: str) -> str:
     kind, _, name = obj.partition("/")
     return name if kind == "pod" else ""
 
 
-def _pd_names_from_ticket(facts: ClusterFacts, ticket: Ticket) -> None:
-    """PD's members as the ticket's own observations name them, where PD's member list could not
-    be read now: an unhealthy member and the leader are never left unnamed."""
-    if not facts.pd_members_unhealthy:
-        for o in ticket.observations:
-            if o.signal == "pd_unhealthy":
-                members = o.data.get("members")
-                if isinstance(members, list):
-                    facts.pd_members_unhealthy = list(
-                        dict.fromkeys([*facts.pd_members_unhealthy, *map(str, members)])
-                    )
-    if facts.pd_leader is None:
-        changes = [
-            o for o in ticket.observations if o.signal == "pd_leader_changed" and o.data.get("current")
-        ]
-        if changes:
-            facts.pd_leader = str(max(changes, key=lambda o: o.at).data["current"])
+def _pd_facts(facts: ClusterFacts, data: DiagnosisInput) -> None:
+    facts.pd_member_liveness = derive_pd_members(data)
+    members = facts.pd_member_liveness
+    facts.pd_members = len(data.pd.members) if data.pd is not None else 0
+    facts.pd_members_unhealthy = [m.name for m in members if m.healthy.verdict is False] or [
+        m.name for m in members if any(not f.value for f in m.healthy.findings)
+    ]
+    facts.pd_leader = next((m.name for m in members if m.leader), None)
+    facts.pd_answered = data.pd is not None or data.stores is not None
 
 
 def derive(data: DiagnosisInput) -> ClusterFacts:
@@ -241,33 +269,13 @@ def derive(data: DiagnosisInput) -> ClusterFacts:
     if data.stores is not None:
         facts.stores_known = len(data.stores)
         for s in data.stores:
-            pod = s.pod
-            store_facts.append(
-                _store_fact(
-                    data,
-                    s,
-                    pod,
-                    up=up.get(pod),
-                    start=starts.get(pod),
-                    reports=reports.get(s.id, 0.0),
-                    pod_state=pods.get(pod),
-                    open_tickets=open_by_store.get(s.id, []),
-                )
-            )
+            is_ticket_store = s.id == t.store_id or s.pod == t.pod
+            evidence = _store_evidence(data, s, s.pod, is_ticket_store, up, starts, reports.get(s.id), pods)
+            store_facts.append(_store_fact(data, evidence, open_by_store.get(s.id, [])))
             facts.other_open_tickets += open_by_store.get(s.id, [])
     elif t.pod:
-        store_facts.append(
-            _store_fact(
-                data,
-                None,
-                t.pod,
-                up=up.get(t.pod),
-                start=starts.get(t.pod),
-                reports=reports.get(t.store_id or -1, 0.0),
-                pod_state=pods.get(t.pod),
-                open_tickets=[],
-            )
-        )
+        evidence = _store_evidence(data, None, t.pod, True, up, starts, reports.get(t.store_id or -1), pods)
+        store_facts.append(_store_fact(data, evidence, []))
     on_ticket = [
         f for f in store_facts if (f.store_id is not None and f.store_id == t.store_id) or f.pod == t.pod
     ]
@@ -293,14 +301,7 @@ def derive(data: DiagnosisInput) -> ClusterFacts:
         estimate = estimate_majority(len(voting), away, data.max_replicas)
         facts.majority_estimate, facts.majority_lost_estimated = estimate.words, estimate.lost
 
-    if data.pd is not None:
-        facts.pd_answered = True
-        facts.pd_members = len(data.pd.members)
-        facts.pd_members_unhealthy = [m.name for m in data.pd.members if not m.health]
-        facts.pd_leader = data.pd.leader
-    elif data.stores is not None:
-        facts.pd_answered = True
-    _pd_names_from_ticket(facts, t)
+    _pd_facts(facts, data)
 
     affected_pods = {f.pod for f in facts.affected} | ({t.pod} if t.pod else set())
     nodes = {p.node for p in data.pods if p.name in affected_pods and p.node}

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from controller.diagnosis.evidence import EvidenceBundle
-from controller.diagnosis.facts import HEARTBEAT_STALE_AFTER, ClusterFacts, StoreFact, derive
+from controller.diagnosis.facts import ClusterFacts, StoreFact, derive
 from controller.diagnosis.inputs import DiagnosisInput
+from controller.diagnosis.liveness import HEARTBEAT_STALE_AFTER
 from controller.diagnosis.schema import (
     Confidence,
     DiagnosisOutput,
@@ -53,6 +54,15 @@ class Case:
     def cite(self, key: str, why: str) -> list[EvidenceCitation]:
         eid = self.bundle.id_for(key)
         return [EvidenceCitation(id=eid, why=why)] if eid else []
+
+    def fact_cite(self, why: str, *keys: str) -> list[EvidenceCitation]:
+        """The derived facts ([F..]) a conclusion rests on, by their keys ("store:3:alive")."""
+        ids = dict.fromkeys(fid for k in keys if (fid := self.bundle.id_for(k)) and fid.startswith("F"))
+        return [EvidenceCitation(id=fid, why=why) for fid in ids]
+
+    def store_fact_cite(self, why: str, *questions: str) -> list[EvidenceCitation]:
+        s = self.store
+        return self.fact_cite(why, *(f"store:{s.store_id}:{q}" for q in questions)) if s else []
 
     def ticket_cite(self) -> list[EvidenceCitation]:
         t = self.data.ticket
@@ -110,7 +120,9 @@ def pd_rule(c: Case) -> DiagnosisOutput | None:
             root_cause_category=RootCauseCategory.PD_UNAVAILABLE,
             severity=Severity.CRITICAL,
             confidence=Confidence.HIGH if "unreachable" in details or quorum_lost else Confidence.MEDIUM,
-            evidence=c.ticket_cite() + c.cluster_cite("PD's members and leader, or that PD did not answer"),
+            evidence=c.ticket_cite()
+            + c.cluster_cite("PD's members and leader, or that PD did not answer")
+            + c.fact_cite("PD's members' health", *(f"pd:member:{m}" for m in unhealthy), "pd:leader"),
             recommended_actions=[
                 "Check the PD pods and their logs (kubectl get pods -l app.kubernetes.io/component=pd)",
                 "Check PD's /pd/api/v1/health and /pd/api/v1/members",
@@ -133,7 +145,12 @@ def pd_rule(c: Case) -> DiagnosisOutput | None:
             confidence=Confidence.HIGH
             if unhealthy or "pd_leader_changed" in c.signals
             else Confidence.MEDIUM,
-            evidence=c.ticket_cite() + c.cluster_cite(f"PD answers with leader {f.pd_leader}"),
+            evidence=c.ticket_cite()
+            + c.cluster_cite(f"PD answers with leader {f.pd_leader}")
+            + c.fact_cite(
+                "the old and the new leader",
+                *(f"pd:member:{m.name}" for m in f.pd_member_liveness if m.leader or m.lost_leadership),
+            ),
             recommended_actions=[
                 "Check why the old leader stopped (kubectl describe pod; its logs)",
                 "Confirm the old leader's member rejoins and is healthy",
@@ -149,7 +166,9 @@ def pd_rule(c: Case) -> DiagnosisOutput | None:
         root_cause_category=RootCauseCategory.PD_UNAVAILABLE,
         severity=Severity.MEDIUM,
         confidence=Confidence.MEDIUM,
-        evidence=c.ticket_cite() + c.cluster_cite("PD's member health"),
+        evidence=c.ticket_cite()
+        + c.cluster_cite("PD's member health")
+        + c.fact_cite("the unhealthy members", *(f"pd:member:{m}" for m in unhealthy)),
         recommended_actions=["Check the unhealthy PD member's pod and logs"],
         open_questions=["Will the member rejoin, or must it be replaced?"],
     )
@@ -173,7 +192,12 @@ def conflict_rule(c: Case) -> DiagnosisOutput | None:
         root_cause_category=RootCauseCategory.UNKNOWN,
         severity=Severity.LOW,
         confidence=Confidence.LOW,
-        evidence=c.ticket_cite() + c.stores_cite() + c.metrics_cite(),
+        evidence=c.ticket_cite()
+        + c.stores_cite()
+        + c.metrics_cite()
+        + c.store_fact_cite(
+            "PD hears it, Prometheus scraped it", "reachable_from_pd", "reachable_from_monitor"
+        ),
         recommended_actions=[
             "Check the monitor's own network path to the store",
             "Watch for a repeat before acting",
@@ -214,6 +238,7 @@ def several_stores_rule(c: Case) -> DiagnosisOutput | None:
         confidence=Confidence.HIGH if f.majority_known else Confidence.MEDIUM,
         evidence=c.ticket_cite()
         + c.cluster_cite(f"{len(hit)} affected stores; {majority}")
+        + c.fact_cite(majority, "regions:majority", *(f"store:{s.store_id}:alive" for s in hit))
         + c.stores_cite()
         + c.metrics_cite(),
         recommended_actions=[
@@ -286,7 +311,10 @@ def resource_rule(c: Case) -> DiagnosisOutput | None:
             confidence=Confidence.MEDIUM,
             evidence=c.ticket_cite()
             + c.cite("events", "eviction or OOM events")
-            + c.cite("pods", "the last termination"),
+            + c.cite("pods", "the last termination")
+            + c.store_fact_cite(
+                "its pressure and whether its process runs", "pressure", "alive", "restarted"
+            ),
             recommended_actions=[
                 "Check the pod's memory and disk limits",
                 "Check the node's allocatable resources",
@@ -331,7 +359,14 @@ def partition_rule(c: Case) -> DiagnosisOutput | None:
         confidence=Confidence.MEDIUM,
         evidence=c.ticket_cite()
         + c.stores_cite()
-        + c.cluster_cite("running, not restarted, reported unreachable"),
+        + c.cluster_cite("running, not restarted, reported unreachable")
+        + c.store_fact_cite(
+            "running, not restarted, unreachable from PD and its peers",
+            "alive",
+            "restarted",
+            "reachable_from_pd",
+            "reachable_from_peers",
+        ),
         recommended_actions=[
             f"Check network policies and the node network of {s.pod}",
             "Check PD-to-store connectivity",
@@ -370,7 +405,8 @@ def store_down_rule(c: Case) -> DiagnosisOutput | None:
         evidence=c.ticket_cite()
         + c.stores_cite()
         + c.cite("pods", f"pod {s.pod} stayed Running")
-        + c.metrics_cite(),
+        + c.metrics_cite()
+        + c.store_fact_cite("away from PD, not restarted", "alive", "restarted", "reachable_from_pd"),
         recommended_actions=[
             f"Find out why {s.pod} does not serve (kubectl describe pod {s.pod}; its container image and logs)",
             "Watch PD's replica repair (regions/check/miss-peer)",
@@ -394,7 +430,10 @@ def restart_rule(c: Case) -> DiagnosisOutput | None:
         root_cause_category=RootCauseCategory.TIKV_POD_FAILURE,
         severity=Severity.MEDIUM if back else Severity.HIGH,
         confidence=Confidence.HIGH if corroborated else Confidence.MEDIUM,
-        evidence=c.ticket_cite() + c.stores_cite() + c.metrics_cite(),
+        evidence=c.ticket_cite()
+        + c.stores_cite()
+        + c.metrics_cite()
+        + c.store_fact_cite("a new process", "restarted", "alive"),
         recommended_actions=[
             f"Check why {s.pod} stopped: kubectl describe pod {s.pod}; its previous logs",
             "Confirm leaders rebalanced back after the restart",
@@ -422,7 +461,10 @@ def not_back_rule(c: Case) -> DiagnosisOutput | None:
         root_cause_category=RootCauseCategory.TIKV_POD_FAILURE,
         severity=Severity.CRITICAL if c.facts.majority_lost else Severity.HIGH,
         confidence=Confidence.HIGH if len(c.sources) >= 2 else Confidence.MEDIUM,
-        evidence=c.ticket_cite() + c.stores_cite() + c.metrics_cite(),
+        evidence=c.ticket_cite()
+        + c.stores_cite()
+        + c.metrics_cite()
+        + c.store_fact_cite("gone, not back", "alive", "restarted"),
         recommended_actions=[
             f"kubectl describe pod {s.pod}: is the replacement Pending or crash-looping?",
             "Watch PD: the store turns Down after max-store-down-time and replicas move",
@@ -477,7 +519,10 @@ def unanswering_rule(c: Case) -> DiagnosisOutput | None:
         root_cause_category=RootCauseCategory.TIKV_POD_FAILURE,
         severity=Severity.HIGH,
         confidence=Confidence.MEDIUM,
-        evidence=c.ticket_cite() + c.stores_cite() + c.metrics_cite(),
+        evidence=c.ticket_cite()
+        + c.stores_cite()
+        + c.metrics_cite()
+        + c.store_fact_cite("not answering", "alive"),
         recommended_actions=[
             f"kubectl describe pod {c.who}",
             "Check whether the StatefulSet recreated the pod",

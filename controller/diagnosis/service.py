@@ -45,7 +45,7 @@ class DiagnosisResult:
             "latency_ms": round(self.latency_ms, 1),
             "fallback_reason": self.fallback_reason,
             "blind": self.blind,
-            "evidence_ids": sorted(self.bundle.ids(), key=lambda i: int(i[1:])),
+            "evidence_ids": sorted(self.bundle.ids(), key=lambda i: (i[0], int(i[1:]))),
             "dropped": self.bundle.dropped,
             "prompt_chars": self.bundle.chars,
         }

@@ -39,7 +39,7 @@ def good_diagnosis(evidence_ids: list[str], pod: str = "the pod") -> dict[str, A
         "severity": "medium",
         "confidence": "high",
         "evidence": [
-            {"id": i, "why": "shows the store going away and coming back"} for i in evidence_ids[:2]
+            {"id": i, "why": "shows the store going away and coming back"} for i in evidence_ids[:3]
         ],
         "recommended_actions": ["Check the pod's previous logs"],
         "open_questions": ["Was it deliberate?"],
@@ -76,7 +76,8 @@ class MessagesAPIServer:
 
     async def _answer(self, body: dict[str, Any]) -> web.Response:
         prompt = json.dumps(body.get("messages", []))
-        ids = re.findall(r"\[(E\d+)\]", prompt)
+        # Two evidence items and the first derived fact: a model may cite either kind.
+        ids = re.findall(r"\[(E\d+)\]", prompt)[:2] + re.findall(r"\[(F\d+)\]", prompt)[:1]
         pod = (re.findall(r"pod=([a-z0-9-]+)", prompt) or ["the pod"])[0]
         mode = self.mode
         if mode == "overloaded":

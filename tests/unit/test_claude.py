@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,6 +77,10 @@ async def test_good_reply_is_parsed_and_stored(api: MessagesAPIServer, tmp_path:
     assert body["model"] == "claude-opus-5-5"
     assert body["output_config"]["format"]["type"] == "json_schema"
     assert "[E1]" in body["messages"][0]["content"] and "[E2]" in body["messages"][0]["content"]
+    # The derived facts reach the model with the evidence they rest on, and citing one is valid.
+    prompt = body["messages"][0]["content"]
+    assert re.search(r"\[F1\] store \d+ \(tikv-\d\) process running now: \w+: .+\(E\d", prompt), prompt
+    assert "F1" in {c.id for c in result.output.evidence}
 
 
 @pytest.mark.parametrize(
