@@ -239,6 +239,7 @@ def several_stores_rule(c: Case) -> DiagnosisOutput | None:
         evidence=c.ticket_cite()
         + c.cluster_cite(f"{len(hit)} affected stores; {majority}")
         + c.fact_cite(majority, "regions:majority", *(f"store:{s.store_id}:alive" for s in hit))
+        + (c.cite("events", "the node failure") if category is RootCauseCategory.NODE_FAILURE else [])
         + c.stores_cite()
         + c.metrics_cite(),
         recommended_actions=[
