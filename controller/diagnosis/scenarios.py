@@ -17,7 +17,7 @@ import yaml
 
 from controller.diagnosis.grading import names
 from controller.diagnosis.inputs import DiagnosisInput
-from controller.diagnosis.service import DiagnosisResult
+from controller.diagnosis.service import DiagnosisResult, diagnose
 
 
 @dataclass
@@ -157,3 +157,30 @@ def score(scenario: Scenario, result: DiagnosisResult) -> ScenarioScore:
         if not names(out.summary, pod):
             s.failures.append(f"summary does not name {pod}")
     return s
+
+
+async def pass_rate(directory: Path) -> tuple[int, list[ScenarioScore]]:
+    """The offline rules over one folder of cases: how many passed, and every case's score."""
+    scores = [
+        score(s, await diagnose(s.data, provider="offline", blind=s.blind)) for s in load_suite(directory)
+    ]
+    return sum(s.passed for s in scores), scores
+
+
+async def _main(directories: list[str]) -> int:
+    failed = 0
+    for directory in directories:
+        passed, scores = await pass_rate(Path(directory))
+        print(f"{directory}: offline rules pass {passed}/{len(scores)}")
+        for s in scores:
+            if not s.passed:
+                print(f"  FAIL {s.name}: {'; '.join(s.failures)}")
+        failed += len(scores) - passed
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    import asyncio
+    import sys
+
+    sys.exit(asyncio.run(_main(sys.argv[1:] or ["tests/scenarios", "tests/scenarios_external"])))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.diagnosis.scenarios import Scenario, load_scenario, load_suite, score
+from controller.diagnosis.scenarios import Scenario, load_scenario, load_suite, pass_rate, score
 from controller.diagnosis.schema import Confidence, RootCauseCategory, Severity
 from controller.diagnosis.service import diagnose
 
@@ -34,7 +34,7 @@ def test_a_case_without_why_is_refused(tmp_path: Path) -> None:
 
 
 def test_external_cases_cite_their_source() -> None:
-    assert len(EXTERNAL) >= 6
+    assert len(EXTERNAL) >= 15
     assert all("https://" in s.why for s in EXTERNAL), [s.name for s in EXTERNAL if "https://" not in s.why]
     assert not {s.name for s in EXTERNAL} & {s.name for s in SUITE}
 
@@ -87,3 +87,17 @@ async def test_scoring_catches_low_confidence_and_a_leaked_drill_record() -> Non
     blind = _case("blind-drill")
     informed = await diagnose(blind.data, provider="offline", blind=False)  # told the answer
     assert "evidence 'drill' should have been withheld" in score(blind, informed).failures
+
+
+async def test_pass_rate_is_counted_per_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`python -m controller.diagnosis.scenarios` reports each folder apart; a wrong expectation
+    counts as a failure with its reason."""
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    source = Path(__file__).resolve().parents[1] / "scenarios_external" / "01-tikv-node-restart-alert.yaml"
+    (tmp_path / "a.yaml").write_text(source.read_text())
+    (tmp_path / "b.yaml").write_text(
+        source.read_text().replace("category: tikv_pod_failure", "category: crash_loop")
+    )
+    passed, scores = await pass_rate(tmp_path)
+    assert passed == 1 and len(scores) == 2
+    assert [s.failures for s in scores if not s.passed] == [["category tikv_pod_failure != crash_loop"]]
