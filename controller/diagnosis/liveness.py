@@ -117,7 +117,7 @@ def _restarted(data: DiagnosisInput, ev: StoreEvidence, since: float) -> Answer:
     # not started one yet (the old process is gone: see ``_alive``).
     if pod is not None and pod.created_at and pod.created_at >= since and pod.phase == "Running":
         answer.add(Source.PODS, True, "its pod was replaced")
-    if ev.on_ticket and "store_restarted" in data.ticket.signals:
+    if ev.on_ticket and any(o.signal == "store_restarted" for o in data.ticket.observations):
         answer.add(Source.TICKET, True, "the monitor saw it restart")
     if answer.findings:
         answer.verdict = True

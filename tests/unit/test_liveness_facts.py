@@ -167,3 +167,12 @@ async def test_facts_cite_evidence_that_is_there_and_diagnoses_cite_what_exists(
     ):
         # A store diagnosis rests on that store's derived facts, not only on whole sources.
         assert store is not None and any(i.startswith("F") for i in cited), (scenario, cited)
+
+
+def test_a_fact_the_budget_cut_cannot_be_cited() -> None:
+    data = _killed()
+    whole = build_evidence(data)
+    assert whole.id_for("store:2:alive") == "F1" and "F1" in whole.ids()
+    cut = build_evidence(data, budgets={"cluster": 300})
+    assert cut.facts and not any(f.id in cut.ids() for f in cut.facts)
+    assert cut.id_for("store:2:alive") is None
