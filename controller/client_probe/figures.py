@@ -19,17 +19,23 @@ from controller.operator.state import ClientFigures, ClientImpact, RegionUnavail
 REGIONS_LISTED = 20  # the regions longest unavailable, in status
 
 
+def _by_region(records: Iterable[ProbeRecord]) -> dict[int, list[ProbeRecord]]:
+    """Each region's records in the order they were sent."""
+    by_region: dict[int, list[ProbeRecord]] = defaultdict(list)
+    for record in records:
+        by_region[record.region_id].append(record)
+    for rs in by_region.values():
+        rs.sort(key=lambda r: r.started)
+    return by_region
+
+
 def unavailable_spans(records: Iterable[ProbeRecord]) -> dict[int, list[tuple[float, float]]]:
     """Per region, the spans in which it answered nothing: [a failing request's start, the end of
     the next answered request] (a read sent during the outage may be answered after it, once the
     client's retries find the new leader: the region answered then, not when it was sent); a
     span still open at the end closes at the last request's end."""
-    by_region: dict[int, list[ProbeRecord]] = defaultdict(list)
-    for record in records:
-        by_region[record.region_id].append(record)
     spans: dict[int, list[tuple[float, float]]] = {}
-    for region, rs in by_region.items():
-        rs.sort(key=lambda r: r.started)
+    for region, rs in _by_region(records).items():
         out: list[tuple[float, float]] = []
         opened: float | None = None
         for r in rs:
@@ -59,13 +65,9 @@ def still_unavailable(records: Iterable[ProbeRecord]) -> set[int]:
 def longest_gap(records: Iterable[ProbeRecord], lo: float, hi: float) -> float | None:
     """The longest time between two consecutive reads of one region, over reads started in
     [lo, hi] and the one either side: how far any edge in that window can be off."""
-    by_region: dict[int, list[float]] = defaultdict(list)
-    for record in records:
-        by_region[record.region_id].append(record.started)
     gaps = []
-    for starts in by_region.values():
-        starts.sort()
-        gaps += [b - a for a, b in pairwise(starts) if b >= lo and a <= hi]
+    for rs in _by_region(records).values():
+        gaps += [b.started - a.started for a, b in pairwise(rs) if b.started >= lo and a.started <= hi]
     return max(gaps) if gaps else None
 
 

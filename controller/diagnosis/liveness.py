@@ -49,6 +49,14 @@ class Answer(BaseModel):
     def add(self, source: Source, value: bool, words: str) -> None:
         self.findings.append(Finding(source=source, value=value, words=words))
 
+    def settle(self, unknown_because: str) -> Answer:
+        """The strongest finding decides; with none, the answer is unknown for this reason."""
+        if self.findings:
+            self.verdict = self.findings[0].value
+        else:
+            self.unknown_because = unknown_because
+        return self
+
     def first(self, source: Source | None = None) -> Finding | None:
         return next((f for f in self.findings if source is None or f.source == source), None)
 
@@ -151,18 +159,13 @@ def _alive(data: DiagnosisInput, ev: StoreEvidence, restarted: bool) -> Answer:
     pod = ev.pod_state
     if pod is not None and pod.phase == "Pending":
         answer.add(Source.PODS, False, f"its pod is Pending ({pod.waiting_reason or 'not started'})")
-    if answer.findings:
-        answer.verdict = answer.findings[0].value
-    else:
-        answer.unknown_because = "no source reads the process itself (no scrape, no probe, no restart seen)"
-    return answer
+    return answer.settle("no source reads the process itself (no scrape, no probe, no restart seen)")
 
 
 def _reachable_from_pd(data: DiagnosisInput, ev: StoreEvidence) -> Answer:
     answer = Answer()
     if ev.store is None:
-        answer.unknown_because = "PD's store list was not available"
-        return answer
+        return answer.settle("PD's store list was not available")
     s = ev.store.store
     age = max(0.0, data.now - s.last_heartbeat_seconds) if s.last_heartbeat else None
     if s.state_name in ("Disconnected", "Down"):
@@ -171,23 +174,17 @@ def _reachable_from_pd(data: DiagnosisInput, ev: StoreEvidence) -> Answer:
         answer.add(Source.PD, False, f"its last heartbeat reached PD {age:.0f} s ago")
     elif age is not None:
         answer.add(Source.PD, True, f"PD heard its heartbeat {age:.0f} s ago")
-    answer.verdict = answer.findings[0].value if answer.findings else None
-    if answer.verdict is None:
-        answer.unknown_because = "PD has no heartbeat time for it"
-    return answer
+    return answer.settle("PD has no heartbeat time for it")
 
 
 def _reachable_from_peers(ev: StoreEvidence) -> Answer:
     answer = Answer()
     reports = ev.peer_reports
-    if reports is None:
-        answer.unknown_because = "no series of the peers' unreachable reports"
-    elif reports.delta:
+    if reports is not None and reports.delta:
         answer.add(Source.PROMETHEUS, False, f"peers reported it unreachable {reports.delta:.0f} times")
-    else:
+    elif reports is not None:
         answer.add(Source.PROMETHEUS, True, "no peer reported it unreachable")
-    answer.verdict = answer.findings[0].value if answer.findings else None
-    return answer
+    return answer.settle("no series of the peers' unreachable reports")
 
 
 def _reachable_from_monitor(data: DiagnosisInput, ev: StoreEvidence) -> Answer:
@@ -281,7 +278,5 @@ def derive_pd_members(data: DiagnosisInput) -> list[PDMemberLiveness]:
     if changes and changes[-1].data.get("current") and not any(m.leader for m in members.values()):
         member(str(changes[-1].data["current"])).leader = True
     for fact in members.values():
-        fact.healthy.verdict = fact.healthy.findings[0].value if fact.healthy.findings else None
-        if fact.healthy.verdict is None:
-            fact.healthy.unknown_because = "PD's health was not read and the monitor saw nothing of it"
+        fact.healthy.settle("PD's health was not read and the monitor saw nothing of it")
     return list(members.values())

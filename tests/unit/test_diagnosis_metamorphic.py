@@ -65,18 +65,19 @@ STORE_ID = re.compile(r"\bstore/(\d+)\b")
 PD_MEMBER = re.compile(r"(?<![\w-])pd-(?=\d)")
 
 
+def _shift_field(key: str, value: object, by: float) -> object:
+    if not isinstance(value, int | float) or not value:  # 0 / None: "never", not a moment
+        return _shift_times(value, by)
+    if key in SECONDS:
+        return value + by
+    if key == "last_heartbeat":
+        return int(value + by * 1e9)
+    return value
+
+
 def _shift_times(node: object, by: float) -> object:
     if isinstance(node, dict):
-        return {
-            k: (
-                v + by
-                if k in SECONDS and isinstance(v, int | float) and v
-                else int(v + by * 1e9)
-                if k == "last_heartbeat" and isinstance(v, int) and v
-                else _shift_times(v, by)
-            )
-            for k, v in node.items()
-        }
+        return {k: _shift_field(k, v, by) for k, v in node.items()}
     if isinstance(node, list):
         return [_shift_times(v, by) for v in node]
     return node
