@@ -8,10 +8,13 @@ import base64
 import contextlib
 import itertools
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,6 +93,19 @@ class Page:
         path.write_bytes(base64.b64decode(shot["data"]))
 
 
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    """Kill the browser and every helper it started, and wait until none is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    for _ in range(200):  # helpers reparented elsewhere die on SIGKILL; wait until they are gone
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+
+
 @contextlib.asynccontextmanager
 async def browser_page() -> Any:
     with tempfile.TemporaryDirectory() as profile:
@@ -98,6 +114,9 @@ async def browser_page() -> Any:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            # Its own process group: Chromium's helpers (renderer, GPU, network, crashpad) outlive
+            # a killed browser process and keep writing the profile, which then cannot be removed.
+            start_new_session=True,
         )
         try:
             assert proc.stderr is not None
@@ -115,5 +134,4 @@ async def browser_page() -> Any:
                 async with session.ws_connect(page["webSocketDebuggerUrl"], max_msg_size=64 << 20) as ws:
                     yield Page(ws)
         finally:
-            proc.kill()
-            proc.wait(10)
+            _kill_group(proc)
