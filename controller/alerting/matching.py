@@ -2,16 +2,22 @@
 
 Pure functions over alert labels and the servers' own timestamps; ``watch.py`` fetches them.
 
-An alert counts for a drill when it is about the victim (its labels name the victim's status
-address, pod or store id) or, for a cluster-level alert that names no store at all (PD's rules
-are summed by PD instance), by its name within the drill's window; an alert about another store
-never counts. An alert already active at the kill never counts.
+An alert counts for a drill only when its labels tie it to the drill:
+- to a victim: its ``instance`` is the victim's status or store address (or the victim pod's own
+  DNS name, in the victim's namespace), its ``pod`` is the victim pod in the victim's namespace,
+  or its store id is a victim's and the alert is tied to the drilled cluster as well;
+- or, for an alert that names no store at all (PD's rules are summed by PD instance), to the
+  drilled cluster: the labels the user declared for the source (``clusterLabels``, e.g.
+  ``cluster: prod``), else its namespace, else its instance (PD's address) or its job (the
+  configured PD or TiKV job).
+Anything else (another store's alert, a node-exporter disk alert, another application's alert) is
+seen and ignored, with the reason. An alert already active at the kill never counts.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from controller.prom.client import Series
@@ -30,6 +36,28 @@ class VictimIdentity:
 
 
 @dataclass(frozen=True)
+class ClusterIdentity:
+    """What ties an alert that names no victim to the drilled cluster."""
+
+    namespace: str
+    # host:port addresses of the cluster's own endpoints (PD's address, the victims' ports).
+    addresses: frozenset[str] = frozenset()
+    tikv_job: str = "tikv"
+    pd_job: str = "pd"
+    # The source's ``clusterLabels``: when declared, they alone say "this cluster".
+    declared: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Match:
+    """Whether one alert counts for the drill, and the reason either way."""
+
+    counts: bool
+    reason: str
+    victim: str | None = None  # the victim pod it names; None: a cluster-level alert
+
+
+@dataclass(frozen=True)
 class AlertTiming:
     name: str
     labels: dict[str, str]
@@ -38,47 +66,152 @@ class AlertTiming:
 
 
 @dataclass(frozen=True)
+class IgnoredAlert:
+    """An alert that fired during the drill but does not count for it, and why."""
+
+    name: str
+    reason: str
+    firing_at: float | None = None
+
+
+# How many ignored alerts a source keeps (the first to fire): status stays small.
+IGNORED_KEPT = 10
+
+
+def ignored(alerts: Iterable[tuple[AlertTiming, Match]]) -> tuple[IgnoredAlert, ...]:
+    """The fired alerts that do not count, first fired first, one per name and reason."""
+    seen: dict[tuple[str, str], IgnoredAlert] = {}
+    for timing, match in sorted(alerts, key=lambda a: a[0].firing_at or 0.0):
+        if match.counts or timing.firing_at is None:
+            continue
+        seen.setdefault(
+            (timing.name, match.reason), IgnoredAlert(timing.name, match.reason, timing.firing_at)
+        )
+    return tuple(seen.values())[:IGNORED_KEPT]
+
+
+@dataclass(frozen=True)
 class RuleInfo:
     name: str
     query: str
     for_seconds: float
     interval_seconds: float | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)  # the rule's static labels
 
 
 def _host(address: str) -> str:
     return address.rsplit(":", 1)[0]
 
 
-def names_a_store(labels: Mapping[str, str]) -> bool:
-    return labels.get("job") == "tikv" or any(k in labels for k in STORE_LABELS)
+def _dns_pod_and_namespace(instance: str) -> tuple[str, str | None]:
+    """``tikv-1.tikv-peer.tikv.svc:20180`` -> (tikv-1, tikv); an IP or a bare name has no namespace."""
+    host = _host(instance)
+    if re.fullmatch(r"[0-9.]+|\[?[0-9a-fA-F:]+\]?", host):
+        return "", None
+    parts = host.split(".")
+    return parts[0], parts[2] if len(parts) >= 3 else None
 
 
-def ties_to_victim(labels: Mapping[str, str], victim: VictimIdentity) -> bool:
+def names_a_store(labels: Mapping[str, str], cluster: ClusterIdentity) -> bool:
+    return labels.get("job") == cluster.tikv_job or any(k in labels for k in STORE_LABELS)
+
+
+def _store_ids(labels: Mapping[str, str]) -> set[str]:
+    return {labels[k] for k in ("store", "store_id") if labels.get(k)}
+
+
+def in_cluster(labels: Mapping[str, str], cluster: ClusterIdentity) -> str | None:
+    """Why the labels are this cluster's, or None when nothing says so."""
+    if cluster.declared:
+        if all(labels.get(k) == v for k, v in cluster.declared.items()):
+            return "carries the declared cluster labels " + _pairs(cluster.declared)
+        return None
+    if labels.get("namespace"):
+        return f"namespace {cluster.namespace}" if labels["namespace"] == cluster.namespace else None
     instance = labels.get("instance", "")
-    if instance and instance in {victim.status_address, victim.store_address} - {""}:
-        return True
-    if instance and _host(instance).split(".")[0] == victim.pod:
-        return True  # tikv-1.tikv-peer.tikv.svc:20180
-    if labels.get("pod") == victim.pod and labels.get("namespace", victim.namespace) == victim.namespace:
-        return True
-    if victim.store_id is None:
-        return False
-    return str(victim.store_id) in (labels.get("store", ""), labels.get("store_id", ""))
+    if instance:
+        if instance in cluster.addresses:
+            return f"instance {instance} is this cluster's"
+        _, namespace = _dns_pod_and_namespace(instance)
+        return f"instance {instance} is in namespace {namespace}" if namespace == cluster.namespace else None
+    if labels.get("job") in (cluster.pd_job, cluster.tikv_job):
+        return f"job {labels['job']}"
+    return None
 
 
-def counts(
+def _victim_by_address(labels: Mapping[str, str], victims: Sequence[VictimIdentity]) -> VictimIdentity | None:
+    instance = labels.get("instance", "")
+    if not instance:
+        return None
+    pod, namespace = _dns_pod_and_namespace(instance)
+    for v in victims:
+        if instance in {v.status_address, v.store_address} - {""}:
+            return v
+        if pod == v.pod and namespace in (None, v.namespace):
+            return v
+    return None
+
+
+def judge(
     labels: Mapping[str, str],
-    victim: VictimIdentity,
+    victims: Sequence[VictimIdentity],
+    cluster: ClusterIdentity,
     alertnames: Iterable[str] = (),
     matchers: Mapping[str, str] | None = None,
-) -> bool:
-    """Does an alert with these labels count as noticing this drill's fault?"""
+) -> Match:
+    """Does an alert with these labels count as noticing this drill's fault, and why (not)?"""
     names = set(alertnames)
     if names and labels.get("alertname") not in names:
-        return False
-    if any(labels.get(k) != v for k, v in (matchers or {}).items()):
-        return False
-    return ties_to_victim(labels, victim) if names_a_store(labels) else True
+        return Match(False, "not one of the source's alertnames")
+    for key, value in (matchers or {}).items():
+        if labels.get(key) != value:
+            return Match(False, f"lacks the matcher {key}={value}")
+    victim = _victim_by_address(labels, victims)
+    if victim is not None:
+        return Match(True, f"its instance is the victim {victim.pod}", victim.pod)
+    pod = labels.get("pod")
+    if pod:
+        for v in victims:
+            if pod == v.pod and labels.get("namespace") == v.namespace:
+                return Match(True, f"its pod is the victim {v.namespace}/{v.pod}", v.pod)
+            if pod == v.pod and "namespace" not in labels and in_cluster(labels, cluster):
+                return Match(True, f"its pod is the victim {v.pod} of this cluster", v.pod)
+    ids = _store_ids(labels)
+    cluster_tie = in_cluster(labels, cluster)
+    for v in victims:
+        if v.store_id is not None and str(v.store_id) in ids:
+            if cluster_tie:
+                return Match(True, f"names the victim's store {v.store_id}; {cluster_tie}", v.pod)
+            return Match(
+                False,
+                f"names store {v.store_id}, but nothing ties it to this cluster (no namespace, instance, "
+                "job or declared clusterLabels: a rule summed by store id alone drops them)",
+            )
+    if names_a_store(labels, cluster):
+        return Match(False, f"about {_what_store(labels)}, not a victim")
+    if cluster_tie:
+        return Match(True, f"a cluster-level alert: {cluster_tie}")
+    if cluster.declared:
+        return Match(False, "lacks the declared cluster labels " + _pairs(cluster.declared))
+    return Match(
+        False, f"names neither a victim nor this cluster ({_pairs(_identifying(labels)) or 'no labels'})"
+    )
+
+
+def _what_store(labels: Mapping[str, str]) -> str:
+    if labels.get("pod"):
+        return f"pod {labels.get('namespace', '?')}/{labels['pod']}"
+    if _store_ids(labels):
+        return "store " + ", ".join(sorted(_store_ids(labels)))
+    return f"instance {labels.get('instance', '?')}"
+
+
+def _identifying(labels: Mapping[str, str]) -> dict[str, str]:
+    return {k: labels[k] for k in ("job", "instance", "namespace", "cluster") if labels.get(k)}
+
+
+def _pairs(labels: Mapping[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
 def timings_from_alerts_series(series: Iterable[Series], kill: float) -> list[AlertTiming]:
@@ -135,70 +268,3 @@ def parse_go_duration(text: str | float | int | None) -> float:
     for number, unit in re.findall(r"([0-9.]+)(ms|s|m|h|d)", text):
         total += float(number) * units[unit]
     return total
-
-
-@dataclass(frozen=True)
-class DrillFacts:
-    """What the drill knows that explains a miss."""
-
-    detection_window: float  # seconds the source was watched after the kill
-    outage_seconds: float | None  # kill to the store re-registered; None: not back
-    max_store_down_seconds: float | None = None
-    pending: Mapping[str, float] = field(default_factory=dict)  # alert name -> pending since (s after kill)
-    already_active: frozenset[str] = frozenset()  # alert names about the victim active at the kill
-
-
-def why_missed(expected: Iterable[str], rules: Mapping[str, RuleInfo], facts: DrillFacts) -> str:
-    """Why the expected alerts did not fire for this drill, from the rules and the drill."""
-    names = list(expected)
-    if not names:
-        return (
-            f"no alert about {_store_text()} fired within the {facts.detection_window:.0f}s detection window"
-            + (f"; loaded rules: {', '.join(sorted(rules))}" if rules else "")
-        )
-    return "; ".join(_why_one(name, rules.get(name), facts) for name in names)
-
-
-def _store_text() -> str:
-    return "the victim (its instance, pod or store id) or the cluster"
-
-
-def _why_one(name: str, rule: RuleInfo | None, facts: DrillFacts) -> str:
-    if rule is None:
-        return f"{name}: no alerting rule of that name is loaded in Prometheus"
-    hold = f"for: {rule.for_seconds:.0f}s"
-    window = f"the {facts.detection_window:.0f}s detection window"
-    back = (
-        f"the store was back after {facts.outage_seconds:.1f}s"
-        if facts.outage_seconds is not None
-        else "the store was still away"
-    )
-    if name in facts.already_active:
-        return f"{name}: was already active before the kill (an earlier incident), so it cannot tell this one apart"
-    if name in facts.pending:
-        return f"{name}: pending {facts.pending[name]:.0f}s after the kill, but its {hold} outlasted {window}"
-    query = rule.query
-    if "store_disconnected_count" in query:
-        if facts.outage_seconds is not None and facts.outage_seconds < 20:
-            return (
-                f"{name}: needs the store Disconnected in PD (20 s without a heartbeat), then {hold}; {back}"
-            )
-        return f"{name}: needs the store Disconnected (20 s) plus {hold} = {20 + rule.for_seconds:.0f}s; {window} ended first"
-    if "store_down_count" in query:
-        down = facts.max_store_down_seconds
-        needs = (
-            f"PD's max-store-down-time ({down:.0f}s)" if down else "PD's max-store-down-time (30m by default)"
-        )
-        return f"{name}: needs the store Down, after {needs}, then {hold}; {back}"
-    if "down-peer-region-count" in query:
-        return f"{name}: needs a region peer down past max-peer-down-duration (10m), then {hold}; {back}"
-    if "report_failure_msg" in query:
-        return (
-            f"{name}: needs more than 10 unreachable reports a second averaged over 10m, then {hold}; "
-            f"a {facts.outage_seconds or 0:.0f}s outage does not come close"
-        )
-    if "process_start_time_seconds" in query:
-        if facts.detection_window < rule.for_seconds:
-            return f"{name}: fires {hold} after the restart is scraped; {window} is shorter"
-        return f"{name}: the restart was not seen by two scrapes (a scrape interval longer than the outage?), or {hold} ran past {window}"
-    return f"{name}: did not fire within {window} ({hold})"

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from controller.alerting.alertmanager import AlertmanagerClient, AlertmanagerError
 from controller.alerting.matching import (
     AlertTiming,
+    ClusterIdentity,
+    IgnoredAlert,
+    Match,
     RuleInfo,
     VictimIdentity,
     active_at_kill,
-    counts,
     first_firing,
+    ignored,
+    judge,
     parse_go_duration,
     timings_from_alerts_series,
 )
@@ -24,24 +29,37 @@ LOOKBACK_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
+class Scope:
+    """Whom a source's alerts must be about: the victims or the cluster, filtered as the source says."""
+
+    victims: Sequence[VictimIdentity]
+    cluster: ClusterIdentity
+    alertnames: Sequence[str] = ()
+    matchers: Mapping[str, str] = field(default_factory=dict)
+
+    def judge(self, labels: Mapping[str, str]) -> Match:
+        return judge(labels, self.victims, self.cluster, self.alertnames, self.matchers)
+
+
+@dataclass(frozen=True)
 class SourceLook:
     """What a source shows now: a matching alert (``found``), pending ones, or an error."""
 
     found: AlertTiming | None = None
+    tie: Match | None = None  # why ``found`` counts
     pending: tuple[AlertTiming, ...] = ()
     error: str | None = None
     suppressed: str | None = None  # Alertmanager holds a matching alert, silenced or inhibited
     already_active: tuple[str, ...] = ()  # matching alert names that were active before the kill
+    ignored: tuple[IgnoredAlert, ...] = ()  # fired during the drill, but not about it
 
 
-async def look_prometheus(
-    prom: PrometheusClient,
-    victim: VictimIdentity,
-    kill: float,
-    now: float,
-    alertnames: list[str],
-    matchers: dict[str, str],
-) -> SourceLook:
+def _first(judged: list[tuple[AlertTiming, Match]]) -> tuple[AlertTiming | None, Match | None]:
+    found = first_firing(t for t, m in judged if m.counts)
+    return found, next((m for t, m in judged if t is found), None)
+
+
+async def look_prometheus(prom: PrometheusClient, scope: Scope, kill: float, now: float) -> SourceLook:
     """Prometheus' own record: ``ALERTS`` samples since the kill (so a restarted controller
     reconstructs the same times), cross-checked with ``/api/v1/alerts``' ``activeAt``."""
     try:
@@ -54,56 +72,47 @@ async def look_prometheus(
         for a in live
         if a.get("activeAt") and parse_rfc3339(str(a["activeAt"])) <= kill
     }
-    timings = [
-        t
+    judged = [
+        (t, scope.judge(t.labels))
         for t in timings_from_alerts_series(series, kill)
-        if _key(t.labels) not in active_before and counts(t.labels, victim, alertnames, matchers)
+        if _key(t.labels) not in active_before
     ]
-    found = first_firing(timings)
+    found, tie = _first(judged)
     before = [
-        labels.get("alertname", "")
-        for labels in active_at_kill(series, kill)
-        if counts(labels, victim, alertnames, matchers)
+        labels.get("alertname", "") for labels in active_at_kill(series, kill) if scope.judge(labels).counts
     ]
     return SourceLook(
         found=found,
-        pending=tuple(t for t in timings if t.firing_at is None),
+        tie=tie,
+        pending=tuple(t for t, m in judged if m.counts and t.firing_at is None),
         already_active=tuple(sorted(set(before))),
+        ignored=ignored(judged),
     )
 
 
-async def look_alertmanager(
-    am: AlertmanagerClient,
-    victim: VictimIdentity,
-    kill: float,
-    alertnames: list[str],
-    matchers: dict[str, str],
-) -> SourceLook:
+async def look_alertmanager(am: AlertmanagerClient, scope: Scope, kill: float) -> SourceLook:
     """Alertmanager's alerts: ``startsAt`` is when Prometheus saw the alert fire. Only an active
     one is a detection (a silenced or inhibited alert pages nobody)."""
     try:
         alerts = await am.alerts()
     except AlertmanagerError as exc:
         return SourceLook(error=str(exc))
-    found: list[AlertTiming] = []
+    judged: list[tuple[AlertTiming, Match]] = []
     suppressed = None
     for alert in alerts:
         labels = {str(k): str(v) for k, v in (alert.get("labels") or {}).items()}
         starts = alert.get("startsAt")
-        if (
-            not starts
-            or parse_rfc3339(str(starts)) <= kill
-            or not counts(labels, victim, alertnames, matchers)
-        ):
+        if not starts or parse_rfc3339(str(starts)) <= kill:
             continue
-        state = (alert.get("status") or {}).get("state", "active")
         timing = AlertTiming(labels.get("alertname", ""), labels, firing_at=parse_rfc3339(str(starts)))
-        if state == "active":
-            found.append(timing)
+        match = scope.judge(labels)
+        state = (alert.get("status") or {}).get("state", "active")
+        if state == "active" or not match.counts:
+            judged.append((timing, match))
         else:
             suppressed = f"{timing.name} reached Alertmanager but is {state}"
-    first = min(found, key=lambda t: t.firing_at or 0.0) if found else None
-    return SourceLook(found=first, suppressed=suppressed)
+    found, tie = _first(judged)
+    return SourceLook(found=found, tie=tie, suppressed=suppressed, ignored=ignored(judged))
 
 
 async def alerting_rules(prom: PrometheusClient) -> dict[str, RuleInfo]:
@@ -118,6 +127,7 @@ async def alerting_rules(prom: PrometheusClient) -> dict[str, RuleInfo]:
             query=str(r.get("query", "")),
             for_seconds=parse_go_duration(r.get("duration")),
             interval_seconds=parse_go_duration(r.get("groupInterval")) or None,
+            labels={str(k): str(v) for k, v in (r.get("labels") or {}).items()},
         )
         for r in rules
         if r.get("name")

@@ -14,7 +14,7 @@ from controller.operator.ending import end_run, start_store_again
 from controller.operator.model import DrillSpec, Phase, Verdict
 from controller.operator.recovery import observe_all
 from controller.operator.recovery_moments import RecoveryObservation
-from controller.operator.sources import watch_sources
+from controller.operator.sources import cluster_identity, watch_sources
 from controller.operator.state import (
     ClientImpact,
     DetectionStatus,
@@ -277,11 +277,20 @@ async def _watch_sources(deps: Deps, w: StatusWriter, spec: DrillSpec) -> bool:
         # opened_at), so asking less often than each step loses no precision.
         return True
     deps.sources_asked[w.uid] = time.monotonic()
+    victims = w.status.all_victims or [victim_of(w)]
+    run = w.status.run
     updated = await watch_sources(
         deps.alerting,
         spec.detection.sources,
         detection.sources,
-        victim=victim_of(w),
+        victims=victims,
+        cluster=cluster_identity(
+            victims,
+            run.target_namespace if run else victims[0].namespace,
+            run.pd_address if run else "",
+            tikv_job=deps.config.tikv_job,
+            pd_job=deps.config.pd_job,
+        ),
         kill=kill,
         now=now,
         window_over=window_over,

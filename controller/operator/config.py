@@ -35,6 +35,7 @@ class OperatorConfig:
     max_clock_skew: float = 1.0
     step_interval: float = 0.5  # how often a running drill is advanced (kopf timer)
     tikv_job: str = "tikv"
+    pd_job: str = "pd"
     metrics_port: int = 0
     # How long a diagnosis may wait for corroborating evidence after detection.
     diagnosis_settle: float = 15.0
@@ -55,6 +56,7 @@ class OperatorConfig:
             max_clock_skew=float(env.get("CHAOSDEMO_MAX_CLOCK_SKEW_SECONDS", cls.max_clock_skew)),
             step_interval=float(env.get("CHAOSDEMO_STEP_INTERVAL", cls.step_interval)),
             tikv_job=env.get("CHAOSDEMO_TIKV_JOB", cls.tikv_job),
+            pd_job=env.get("CHAOSDEMO_PD_JOB", cls.pd_job),
             metrics_port=int(env.get("CHAOSDEMO_METRICS_PORT", "0")),
             diagnosis_settle=float(env.get("CHAOSDEMO_DIAGNOSIS_SETTLE_SECONDS", cls.diagnosis_settle)),
         )

@@ -181,9 +181,13 @@ class DetectionSource(_Spec):
     name: str = ""
     # Prometheus or Alertmanager base URL; empty: the controller's configured one.
     url: Annotated[str, AfterValidator(_check_http_url)] = ""
-    # Which alerts count (empty: any alert about the victim, or a cluster-level one).
+    # Which alerts count (empty: any alert about a victim, or a cluster-level one of this cluster).
     alertnames: list[str] = Field(default_factory=list)
+    # Label equalities every counted alert carries (a filter).
     matchers: dict[str, str] = Field(default_factory=dict)
+    # The labels that say "the drilled cluster" on this source's alerts (e.g. cluster: prod); when
+    # set, an alert that names no victim counts only with them.
+    cluster_labels: dict[str, str] = Field(default_factory=dict, alias="clusterLabels")
     required: bool = True
 
     @property

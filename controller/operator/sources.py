@@ -5,15 +5,17 @@ each is timed on its own, from the servers' timestamps."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from controller.alerting.alertmanager import AlertmanagerClient
-from controller.alerting.matching import AlertTiming, DrillFacts, RuleInfo, VictimIdentity, why_missed
-from controller.alerting.watch import SourceLook, alerting_rules, look_alertmanager, look_prometheus
+from controller.alerting.matching import AlertTiming, ClusterIdentity, RuleInfo, VictimIdentity
+from controller.alerting.misses import DrillFacts, why_missed
+from controller.alerting.replay import RuleReplay, replay_rule
+from controller.alerting.watch import Scope, SourceLook, alerting_rules, look_alertmanager, look_prometheus
 from controller.operator import recovery_moments
 from controller.operator.clients import ClientCache
 from controller.operator.model import DetectionSource
-from controller.operator.state import Incident, SourceStatus, Timeline, Victim
+from controller.operator.state import IgnoredAlertStatus, Incident, SourceStatus, Timeline, Victim
 from controller.prom import PrometheusClient
 
 
@@ -47,12 +49,25 @@ def identity(victim: Victim) -> VictimIdentity:
     )
 
 
+def cluster_identity(
+    victims: Sequence[Victim], namespace: str, pd_address: str, *, tikv_job: str, pd_job: str
+) -> ClusterIdentity:
+    """The drilled cluster as alert labels can name it (a source's clusterLabels are added per source)."""
+    addresses = {pd_address.split("://", 1)[-1].rstrip("/")}
+    for v in victims:
+        addresses |= {v.store_address or "", v.status_address or ""}
+    return ClusterIdentity(
+        namespace=namespace, addresses=frozenset(addresses - {""}), tikv_job=tikv_job, pd_job=pd_job
+    )
+
+
 async def watch_sources(
     clients: AlertingClients,
     specs: Sequence[DetectionSource],
     statuses: Sequence[SourceStatus],
     *,
-    victim: Victim,
+    victims: Sequence[Victim],
+    cluster: ClusterIdentity,
     kill: float,
     now: float,
     window_over: bool,
@@ -63,7 +78,7 @@ async def watch_sources(
 ) -> list[SourceStatus]:
     """The sources' statuses after one more look at those that have not answered."""
     by_name = {s.name: s for s in statuses}
-    who = identity(victim)
+    who = [identity(v) for v in victims]
     rules: dict[str, RuleInfo] | None = None
     out: list[SourceStatus] = []
     for spec in specs:
@@ -78,12 +93,16 @@ async def watch_sources(
             look = SourceLook(
                 error=f"no URL: set url on the source or the controller's {_env_for(spec.type)}"
             )
-        elif spec.type == "prometheus":
-            look = await look_prometheus(
-                clients.prom(spec.url), who, kill, now, spec.alertnames, spec.matchers
-            )
         else:
-            look = await look_alertmanager(clients.am(spec.url), who, kill, spec.alertnames, spec.matchers)
+            scope = _scope(spec, who, cluster)
+            if spec.type == "prometheus":
+                look = await look_prometheus(clients.prom(spec.url), scope, kill, now)
+            else:
+                look = await look_alertmanager(clients.am(spec.url), scope, kill)
+        if look.ignored:
+            st.ignored = [
+                IgnoredAlertStatus(alert=i.name, reason=i.reason, firingAt=i.firing_at) for i in look.ignored
+            ]
         if look.error:
             st.state, st.why = "Error", look.error
         elif look.found is not None:
@@ -91,6 +110,7 @@ async def watch_sources(
             st.state, st.why = "Detected", None
             st.alert = found.name or None
             st.labels = found.labels or None
+            st.victim = look.tie.victim if look.tie else None
             st.pending_at = found.pending_at
             st.firing_at = found.firing_at
             st.seen_at = now
@@ -107,12 +127,42 @@ async def watch_sources(
         if window_over and st.state == "Watching":
             if rules is None:
                 rules = await alerting_rules(clients.prom(rules_url)) if rules_url else {}
+            replays = (
+                await _replays(clients.prom(rules_url), spec, rules, _scope(spec, who, cluster), kill, now)
+                if rules_url and spec.type != "tickets"
+                else {}
+            )
             st.state = "Missed"
             st.why = look.suppressed or _why(
-                spec, st, rules, kill, timeline, window_seconds, look.already_active
+                spec, st, rules, replays, kill, timeline, window_seconds, look.already_active
             )
         out.append(st)
     return out
+
+
+def _scope(spec: DetectionSource, victims: list[VictimIdentity], cluster: ClusterIdentity) -> Scope:
+    return Scope(
+        victims=victims,
+        cluster=replace(cluster, declared=spec.cluster_labels),
+        alertnames=spec.alertnames,
+        matchers=spec.matchers,
+    )
+
+
+async def _replays(
+    prom: PrometheusClient,
+    spec: DetectionSource,
+    rules: dict[str, RuleInfo],
+    scope: Scope,
+    kill: float,
+    now: float,
+) -> dict[str, RuleReplay]:
+    """Each expected rule's expression over the drill window, judged like its alerts would be."""
+    return {
+        name: await replay_rule(prom, rules[name], scope.judge, kill, now)
+        for name in spec.alertnames
+        if name in rules
+    }
 
 
 def _ticket_look(incident: Incident | None, timeline: Timeline) -> SourceLook:
@@ -125,6 +175,7 @@ def _why(
     spec: DetectionSource,
     st: SourceStatus,
     rules: dict[str, RuleInfo],
+    replays: dict[str, RuleReplay],
     kill: float,
     timeline: Timeline,
     window_seconds: float,
@@ -138,7 +189,7 @@ def _why(
         pending={st.alert: st.pending_at - kill} if st.alert and st.pending_at else {},
         already_active=frozenset(already_active),
     )
-    return why_missed(spec.alertnames, rules, facts)
+    return why_missed(spec.alertnames, rules, facts, replays)
 
 
 def _env_for(kind: str) -> str:

@@ -270,6 +270,14 @@ class HistoryEntry(_Status):
     completed_at: Moment = Field(default=None, alias="completedAt")
 
 
+class IgnoredAlertStatus(_Status):
+    """An alert that fired during the drill without being about it (another store, another app)."""
+
+    alert: str
+    reason: str
+    firing_at: Moment = Field(default=None, alias="firingAt")
+
+
 class SourceStatus(_Status):
     """How one detection source answered: Watching until it does; Detected, Missed or Error."""
 
@@ -285,6 +293,9 @@ class SourceStatus(_Status):
     seen_at: Moment = Field(default=None, alias="seenAt")
     ttd_seconds: float | None = Field(default=None, alias="ttdSeconds")
     why: str | None = None
+    # The victim pod the detecting alert names (None: a cluster-level alert, or the ticket).
+    victim: str | None = None
+    ignored: list[IgnoredAlertStatus] | None = None
 
 
 class DetectionStatus(_Status):

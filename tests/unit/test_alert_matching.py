@@ -3,16 +3,21 @@ verdict with several sources, and why a rule missed."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from controller.alerting.matching import (
-    DrillFacts,
+    AlertTiming,
+    ClusterIdentity,
     RuleInfo,
     VictimIdentity,
-    counts,
     first_firing,
+    ignored,
+    judge,
     parse_go_duration,
     timings_from_alerts_series,
-    why_missed,
 )
+from controller.alerting.misses import DrillFacts, why_missed
+from controller.alerting.replay import RuleReplay, TrueSpan, explain, spans_of
 from controller.operator import decisions
 from controller.operator.model import DrillSpec, Verdict
 from controller.operator.state import DrillMetrics, SourceStatus
@@ -25,30 +30,97 @@ VICTIM = VictimIdentity(
     store_address="tikv-1.tikv-peer.tikv.svc:20160",
     status_address="127.0.11.2:20180",
 )
+SECOND = VictimIdentity(
+    pod="tikv-3",
+    namespace="tikv",
+    store_id=4,
+    store_address="tikv-3.tikv-peer.tikv.svc:20160",
+    status_address="127.0.11.4:20180",
+)
+CLUSTER = ClusterIdentity(namespace="tikv", addresses=frozenset({"127.0.0.1:2379"}))
 KILL = 1_000.0
+
+
+def counts(
+    labels: dict[str, str],
+    victims: list[VictimIdentity] | None = None,
+    cluster: ClusterIdentity = CLUSTER,
+    **filters: object,
+) -> bool:
+    return judge(labels, victims or [VICTIM], cluster, **filters).counts  # type: ignore[arg-type]
 
 
 def test_store_alerts_count_only_for_the_victim() -> None:
     restart = {"alertname": "TiKV_node_restart", "job": "tikv", "instance": "127.0.11.2:20180"}
-    assert counts(restart, VICTIM)
-    assert not counts({**restart, "instance": "127.0.11.3:20180"}, VICTIM), "another store's restart"
-    assert counts({"alertname": "X", "job": "tikv", "instance": "tikv-1.tikv-peer.tikv.svc:20180"}, VICTIM)
-    assert not counts(
-        {"alertname": "X", "job": "tikv", "instance": "tikv-10.tikv-peer.tikv.svc:20180"}, VICTIM
+    assert counts(restart)
+    assert not counts({**restart, "instance": "127.0.11.3:20180"}), "another store's restart"
+    assert counts({"alertname": "X", "job": "tikv", "instance": "tikv-1.tikv-peer.tikv.svc:20180"})
+    assert not counts({"alertname": "X", "job": "tikv", "instance": "tikv-10.tikv-peer.tikv.svc:20180"})
+    # The same pod name in another namespace (another cluster) is not the victim.
+    other_ns = judge(
+        {"alertname": "X", "job": "tikv", "instance": "tikv-1.tikv-peer.staging.svc:20180"}, [VICTIM], CLUSTER
     )
-    assert counts({"alertname": "TiKV_server_report_failure_msg_total", "store_id": "2"}, VICTIM)
-    assert not counts({"alertname": "TiKV_server_report_failure_msg_total", "store_id": "3"}, VICTIM)
-    assert counts({"alertname": "Y", "pod": "tikv-1", "namespace": "tikv"}, VICTIM)
-    assert not counts({"alertname": "Y", "pod": "tikv-1", "namespace": "other"}, VICTIM)
+    assert not other_ns.counts and "not a victim" in other_ns.reason
+    assert counts({"alertname": "Y", "pod": "tikv-1", "namespace": "tikv"})
+    assert not counts({"alertname": "Y", "pod": "tikv-1", "namespace": "other"})
 
 
-def test_cluster_alerts_count_by_name_and_filters_apply() -> None:
+def test_a_store_id_counts_only_with_the_clusters_identity() -> None:
+    failure = {"alertname": "TiKV_server_report_failure_msg_total", "store_id": "2"}
+    bare = judge(failure, [VICTIM], CLUSTER)
+    assert not bare.counts and "nothing ties it to this cluster" in bare.reason
+    assert counts({**failure, "namespace": "tikv"})
+    assert not counts({**failure, "namespace": "staging"})
+    assert counts({**failure, "cluster": "prod"}, cluster=replace(CLUSTER, declared={"cluster": "prod"}))
+    assert not counts({**failure, "store_id": "3", "namespace": "tikv"}), "another store"
+
+
+def test_every_victim_of_a_two_victim_drill_is_matched() -> None:
+    both = [VICTIM, SECOND]
+    second = judge({"alertname": "TiKV_node_restart", "job": "tikv", "instance": "127.0.11.4:20180"}, both, CLUSTER)
+    assert second.counts and second.victim == "tikv-3"
+    first = judge({"alertname": "Y", "pod": "tikv-1", "namespace": "tikv"}, both, CLUSTER)
+    assert first.counts and first.victim == "tikv-1"
+    assert counts({"alertname": "Z", "store": "4", "job": "tikv"}, both)
+    assert not counts({"alertname": "Z", "store": "5", "job": "tikv"}, both)
+
+
+def test_unrelated_alerts_are_ignored_with_the_reason() -> None:
+    disk = {"alertname": "NodeFilesystemAlmostFull", "job": "node-exporter", "instance": "10.0.0.7:9100"}
+    verdict = judge(disk, [VICTIM], CLUSTER)
+    assert not verdict.counts and "names neither a victim nor this cluster" in verdict.reason
+    assert "job=node-exporter" in verdict.reason
+    app = {"alertname": "HighErrorRate", "namespace": "shop", "service": "checkout"}
+    assert not counts(app)
+    timings = [
+        (AlertTiming("NodeFilesystemAlmostFull", disk, firing_at=1005.0), judge(disk, [VICTIM], CLUSTER)),
+        (AlertTiming("HighErrorRate", app, firing_at=1003.0), judge(app, [VICTIM], CLUSTER)),
+        (AlertTiming("HighErrorRate", app, firing_at=1009.0), judge(app, [VICTIM], CLUSTER)),
+    ]
+    listed = ignored(timings)
+    assert [i.name for i in listed] == ["HighErrorRate", "NodeFilesystemAlmostFull"]
+    assert listed[0].firing_at == 1003.0 and "namespace" not in listed[1].reason
+
+
+def test_cluster_alerts_count_when_tied_to_the_cluster_and_filters_apply() -> None:
     pd = {"alertname": "PD_cluster_lost_connect_store_nums", "instance": "127.0.0.1:2379"}
-    assert counts(pd, VICTIM)
-    assert counts(pd, VICTIM, alertnames=["PD_cluster_lost_connect_store_nums"])
-    assert not counts(pd, VICTIM, alertnames=["TiKV_node_restart"])
-    assert not counts(pd, VICTIM, matchers={"cluster": "prod"})
-    assert counts({**pd, "cluster": "prod"}, VICTIM, matchers={"cluster": "prod"})
+    assert counts(pd)
+    assert counts(pd, alertnames=["PD_cluster_lost_connect_store_nums"])
+    assert not counts(pd, alertnames=["TiKV_node_restart"])
+    assert not counts(pd, matchers={"cluster": "prod"})
+    assert counts({**pd, "cluster": "prod"}, matchers={"cluster": "prod"})
+    another_pd = {**pd, "instance": "10.9.9.9:2379"}
+    assert not counts(another_pd), "another cluster's PD"
+    assert counts({"alertname": "PD_x", "job": "pd"}), "the configured PD job"
+    assert not counts({"alertname": "PD_x", "job": "pd"}, cluster=replace(CLUSTER, pd_job="pd-prod"))
+    declared = replace(CLUSTER, declared={"cluster": "prod"})
+    lacks = judge(pd, [VICTIM], declared)
+    assert not lacks.counts and "lacks the declared cluster labels cluster=prod" in lacks.reason
+    assert counts({**pd, "cluster": "prod"}, cluster=declared)
+    # The TiKV job comes from configuration: with another name, "job=tikv" is no store of ours.
+    renamed = replace(CLUSTER, tikv_job="tikv-prod")
+    assert counts({"alertname": "X", "job": "tikv-prod", "instance": "127.0.11.2:20180"}, cluster=renamed)
+    assert not counts({"alertname": "X", "job": "tikv-prod", "instance": "127.0.11.9:20180"}, cluster=renamed)
 
 
 def _alerts(state: str, times: list[float], **labels: str) -> Series:
@@ -140,6 +212,33 @@ def test_why_missed_reads_the_rule_and_the_drill() -> None:
     assert "pending 2s after the kill" in why and "for: 60s outlasted the 30s detection window" in why
     assert "no alerting rule of that name" in why_missed(["Nope"], RULES, quick)
     assert "loaded rules" in why_missed([], RULES, quick)
+
+
+USER_RULE = RuleInfo("StoreGone", 'up{job="tikv"} == 0', for_seconds=81, interval_seconds=1)
+
+
+def test_a_user_rule_miss_is_explained_from_its_own_expression() -> None:
+    short = RuleReplay(USER_RULE, KILL, KILL + 120, 1.0, spans_of([1001.0, 1002.0, 1003.3], 1.0))
+    assert short.spans == (TrueSpan(1001.0, 1003.3),) and short.fires_at() is None
+    why = why_missed(["StoreGone"], {"StoreGone": USER_RULE}, DrillFacts(120, 2.3), {"StoreGone": short})
+    assert why.startswith("StoreGone: its expression was true from +1.0s for 2.3s at most")
+    assert "needs an outage of at least 82s; this one lasted 2.3s" in why
+    never = RuleReplay(USER_RULE, KILL, KILL + 120, 1.0)
+    assert "was never true for the victim or this cluster from the kill to +120s" in explain(never, KILL, 2.3)
+    held = RuleReplay(USER_RULE, KILL, KILL + 120, 1.0, spans_of(range(1010, 1100), 1.0))
+    assert held.fires_at() == 1091.0 and "met its for: 81s at +91.0s" in explain(held, KILL, None)
+    # Gaps longer than an evaluation split the spans; the longest decides what "held" means.
+    split = spans_of([1.0, 2.0, 3.0, 10.0, 11.0], 1.0)
+    assert split == (TrueSpan(1.0, 3.0), TrueSpan(10.0, 11.0))
+
+
+def test_a_standard_rule_never_true_adds_what_it_needs() -> None:
+    rule = RULES["PD_cluster_lost_connect_store_nums"]
+    never = RuleReplay(rule, KILL, KILL + 120, 15.0)
+    why = why_missed([rule.name], RULES, DrillFacts(120, 2.3), {rule.name: never})
+    assert "never true" in why and "an outage of at least 80s; the store was back after 2.3s" in why
+    broken = RuleReplay(rule, KILL, KILL + 120, 15.0, error="bad_data")
+    assert "never true" not in why_missed([rule.name], RULES, DrillFacts(120, 2.3), {rule.name: broken})
 
 
 def test_parse_go_duration() -> None:
