@@ -16,6 +16,8 @@ from kubernetes_asyncio import client, config
 from kubernetes_asyncio.config import ConfigException
 from prometheus_client import start_http_server
 
+from controller.alerting.notifications import NotificationLog
+from controller.alerting.webhook import ReceiverSettings, start_receiver
 from controller.operator import drill, looplag
 from controller.operator.config import OperatorConfig
 from controller.operator.kube import Kube
@@ -62,6 +64,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     db = await TicketDB(cfg.tickets_db).open()
     prom = PrometheusClient(cfg.prometheus_url) if cfg.prometheus_url else None
     memo.deps = drill.Deps(kube=Kube(api), db=db, config=cfg, prom=prom)
+    memo.receiver = None
+    if cfg.webhook_address:
+        # Alertmanager's notifications, timed as they arrive: the alertmanager-notification source.
+        notifications = NotificationLog()
+        host, port = cfg.webhook_host_port()
+        memo.receiver = await start_receiver(notifications, ReceiverSettings(host, port, cfg.webhook_token()))
+        memo.deps.alerting.notifications = notifications
     memo.api = api
     memo.lag_probe = asyncio.create_task(looplag.measure_forever())
     memo.reactions = set()
@@ -84,6 +93,8 @@ async def loop_lag_probe(**_: Any) -> float:
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     memo.lag_probe.cancel()
+    if memo.receiver is not None:
+        await memo.receiver.cleanup()
     deps: drill.Deps = memo.deps
     await deps.aclose()
     await deps.db.close()

@@ -63,6 +63,8 @@ class AlertTiming:
     labels: dict[str, str]
     pending_at: float | None = None
     firing_at: float | None = None
+    # A notification: the alert's own startsAt (``firing_at`` is when the page arrived).
+    started_at: float | None = None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from controller.alerting.matching import (
     parse_go_duration,
     timings_from_alerts_series,
 )
+from controller.alerting.notifications import NotificationLog
 from controller.prom.client import PrometheusClient, PrometheusError
 from controller.timefmt import parse_rfc3339
 
@@ -113,6 +114,22 @@ async def look_alertmanager(am: AlertmanagerClient, scope: Scope, kill: float) -
             suppressed = f"{timing.name} reached Alertmanager but is {state}"
     found, tie = _first(judged)
     return SourceLook(found=found, tie=tie, suppressed=suppressed, ignored=ignored(judged))
+
+
+def look_notifications(notifications: NotificationLog, scope: Scope, kill: float) -> SourceLook:
+    """The webhook notifications received since the kill: the first that pages an alert which
+    counts and started after the kill is the detection, timed at its arrival."""
+    judged = [
+        (
+            AlertTiming(alert.name, alert.labels, firing_at=n.received_at, started_at=alert.started),
+            scope.judge(alert.labels),
+        )
+        for n in notifications.since(kill)
+        for alert in n.alerts
+        if alert.status == "firing" and (alert.started or 0.0) > kill
+    ]
+    found, tie = _first(judged)
+    return SourceLook(found=found, tie=tie, ignored=ignored(judged))
 
 
 async def alerting_rules(prom: PrometheusClient) -> dict[str, RuleInfo]:

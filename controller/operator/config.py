@@ -37,6 +37,10 @@ class OperatorConfig:
     tikv_job: str = "tikv"
     pd_job: str = "pd"
     metrics_port: int = 0
+    # The Alertmanager webhook receiver (host:port; empty: none) and the file holding its bearer
+    # token (a mounted Secret; CHAOSDEMO_WEBHOOK_TOKEN is read instead when no file is named).
+    webhook_address: str = ""
+    webhook_token_file: str = ""
     # How long a diagnosis may wait for corroborating evidence after detection.
     diagnosis_settle: float = 15.0
 
@@ -58,5 +62,20 @@ class OperatorConfig:
             tikv_job=env.get("CHAOSDEMO_TIKV_JOB", cls.tikv_job),
             pd_job=env.get("CHAOSDEMO_PD_JOB", cls.pd_job),
             metrics_port=int(env.get("CHAOSDEMO_METRICS_PORT", "0")),
+            webhook_address=env.get("CHAOSDEMO_WEBHOOK_ADDRESS", ""),
+            webhook_token_file=env.get("CHAOSDEMO_WEBHOOK_TOKEN_FILE", ""),
             diagnosis_settle=float(env.get("CHAOSDEMO_DIAGNOSIS_SETTLE_SECONDS", cls.diagnosis_settle)),
         )
+
+    def webhook_token(self) -> str:
+        """The receiver's bearer token, read when the receiver starts (never kept in the config)."""
+        if self.webhook_token_file:
+            with open(self.webhook_token_file, encoding="utf-8") as f:
+                return f.read().strip()
+        return os.environ.get("CHAOSDEMO_WEBHOOK_TOKEN", "").strip()
+
+    def webhook_host_port(self) -> tuple[str, int]:
+        host, _, port = self.webhook_address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"CHAOSDEMO_WEBHOOK_ADDRESS must be host:port, not {self.webhook_address!r}")
+        return host, int(port)

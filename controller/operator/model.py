@@ -170,7 +170,7 @@ class Fault(_Spec):
         return self.duration_seconds if self.action == "store-outage" else 0
 
 
-SourceType = Literal["tickets", "prometheus", "alertmanager"]
+SourceType = Literal["tickets", "prometheus", "alertmanager", "alertmanager-notification"]
 
 
 class DetectionSource(_Spec):
@@ -190,6 +190,12 @@ class DetectionSource(_Spec):
     cluster_labels: dict[str, str] = Field(default_factory=dict, alias="clusterLabels")
     required: bool = True
 
+    @model_validator(mode="after")
+    def _url_only_for_servers(self) -> DetectionSource:
+        if self.url and self.type not in ("prometheus", "alertmanager"):
+            raise ValueError(f"url is for a prometheus or alertmanager source, not {self.type}")
+        return self
+
     @property
     def label(self) -> str:
         return self.name or self.type
@@ -208,12 +214,22 @@ class Detection(_Spec):
             raise ValueError("two detection sources share a name: give each a distinct name")
         return self
 
-    def resolved(self, *, prometheus_url: str, alertmanager_url: str) -> list[DetectionSource]:
-        """The sources this run watches, defaults and URLs filled in from the controller's."""
-        sources = self.sources or [DetectionSource(type="tickets")] + (
-            [DetectionSource(type="alertmanager", required=False)] if alertmanager_url else []
-        )
-        default_url = {"prometheus": prometheus_url, "alertmanager": alertmanager_url, "tickets": ""}
+    def resolved(
+        self, *, prometheus_url: str, alertmanager_url: str, receiver: bool = False
+    ) -> list[DetectionSource]:
+        """The sources this run watches, defaults and URLs filled in from the controller's
+        (``receiver``: the controller receives Alertmanager's webhook notifications)."""
+        sources = self.sources or [
+            DetectionSource(type="tickets"),
+            *([DetectionSource(type="alertmanager", required=False)] if alertmanager_url else []),
+            *([DetectionSource(type="alertmanager-notification", required=False)] if receiver else []),
+        ]
+        default_url = {
+            "prometheus": prometheus_url,
+            "alertmanager": alertmanager_url,
+            "tickets": "",
+            "alertmanager-notification": "",
+        }
         return [s.model_copy(update={"url": s.url or default_url[s.type]}) for s in sources]
 
 

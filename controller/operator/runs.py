@@ -58,7 +58,9 @@ async def _pin_run(deps: Deps, w: StatusWriter, generation: int, live: dict[str,
         await end_run(deps, w, None, Outcome(Phase.FAILED, Verdict.ERROR, refusal.reason, refusal.message))
         return None
     sources = spec.detection.resolved(
-        prometheus_url=deps.config.prometheus_url, alertmanager_url=deps.config.alertmanager_url
+        prometheus_url=deps.config.prometheus_url,
+        alertmanager_url=deps.config.alertmanager_url,
+        receiver=deps.alerting.notifications is not None,
     )
     spec = spec.model_copy(update={"detection": spec.detection.model_copy(update={"sources": sources})})
     run = RunSnapshot(

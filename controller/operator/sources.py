@@ -10,8 +10,16 @@ from dataclasses import dataclass, field, replace
 from controller.alerting.alertmanager import AlertmanagerClient
 from controller.alerting.matching import AlertTiming, ClusterIdentity, RuleInfo, VictimIdentity
 from controller.alerting.misses import DrillFacts, why_missed
+from controller.alerting.notifications import NotificationLog
 from controller.alerting.replay import RuleReplay, replay_rule
-from controller.alerting.watch import Scope, SourceLook, alerting_rules, look_alertmanager, look_prometheus
+from controller.alerting.watch import (
+    Scope,
+    SourceLook,
+    alerting_rules,
+    look_alertmanager,
+    look_notifications,
+    look_prometheus,
+)
 from controller.operator import recovery_moments
 from controller.operator.clients import ClientCache
 from controller.operator.model import DetectionSource
@@ -27,6 +35,8 @@ class AlertingClients:
     alertmanager: ClientCache[AlertmanagerClient] = field(
         default_factory=lambda: ClientCache(AlertmanagerClient)
     )
+    # What the controller's webhook receiver took in (None: the controller runs no receiver).
+    notifications: NotificationLog | None = None
 
     def prom(self, url: str) -> PrometheusClient:
         return self.prometheus.get(url)
@@ -89,6 +99,15 @@ async def watch_sources(
         st = st.model_copy()
         if spec.type == "tickets":
             look = _ticket_look(incident, timeline)
+        elif spec.type == "alertmanager-notification":
+            look = (
+                look_notifications(clients.notifications, _scope(spec, who, cluster), kill)
+                if clients.notifications is not None
+                else SourceLook(
+                    error="the controller runs no webhook receiver: set CHAOSDEMO_WEBHOOK_ADDRESS "
+                    "and route Alertmanager to it (README: timing the page)"
+                )
+            )
         elif not spec.url:
             look = SourceLook(
                 error=f"no URL: set url on the source or the controller's {_env_for(spec.type)}"
@@ -113,6 +132,7 @@ async def watch_sources(
             st.victim = look.tie.victim if look.tie else None
             st.pending_at = found.pending_at
             st.firing_at = found.firing_at
+            st.alert_started_at = found.started_at
             st.seen_at = now
             st.ttd_seconds = (
                 None if found.firing_at is None else recovery_moments.seconds_between(kill, found.firing_at)

@@ -290,6 +290,8 @@ class SourceStatus(_Status):
     labels: dict[str, str] | None = None
     pending_at: Moment = Field(default=None, alias="pendingAt")
     firing_at: Moment = Field(default=None, alias="firingAt")
+    # alertmanager-notification: the paged alert's startsAt (firingAt is when the page arrived).
+    alert_started_at: Moment = Field(default=None, alias="alertStartedAt")
     seen_at: Moment = Field(default=None, alias="seenAt")
     ttd_seconds: float | None = Field(default=None, alias="ttdSeconds")
     why: str | None = None

@@ -12,16 +12,42 @@ from controller.sandbox.binaries import alertmanager_binary
 from controller.sandbox.processes import ManagedProcess, free_port, wait_ready
 
 
-def alertmanager_config() -> dict:
-    """One route to a receiver that notifies nobody: drills read alerts from the API."""
+@dataclass(frozen=True)
+class WebhookRoute:
+    """Where Alertmanager pages: the controller's webhook receiver, with its bearer token."""
+
+    url: str
+    token_file: Path
+
+
+def _ms(seconds: float) -> str:
+    return f"{round(seconds * 1000)}ms"
+
+
+def alertmanager_config(webhook: WebhookRoute | None = None, time_scale: float = 1.0) -> dict:
+    """One route, grouped by alert name, to the controller's webhook receiver (or to nobody:
+    drills then read alerts from the API only). ``group_wait`` and ``group_interval`` are
+    Alertmanager's defaults (30 s, 5 m), scaled with the sandbox's other timings."""
+    receiver: dict = {"name": "drills"}
+    if webhook is not None:
+        receiver["webhook_configs"] = [
+            {
+                "url": webhook.url,
+                "send_resolved": False,
+                "http_config": {
+                    "authorization": {"type": "Bearer", "credentials_file": str(webhook.token_file)}
+                },
+            }
+        ]
     return {
         "route": {
             "receiver": "drills",
             "group_by": ["alertname"],
-            "group_wait": "10s",
+            "group_wait": _ms(30 * time_scale),
+            "group_interval": _ms(300 * time_scale),
             "repeat_interval": "1h",
         },
-        "receivers": [{"name": "drills"}],
+        "receivers": [receiver],
     }
 
 
@@ -30,6 +56,8 @@ class Alertmanager:
     workdir: Path
     port: int = 0
     detached: bool = False
+    webhook: WebhookRoute | None = None
+    time_scale: float = 1.0
     process: ManagedProcess | None = field(default=None, init=False)
 
     @property
@@ -40,7 +68,7 @@ class Alertmanager:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
         config = self.workdir / "alertmanager.yml"
-        config.write_text(yaml.safe_dump(alertmanager_config()))
+        config.write_text(yaml.safe_dump(alertmanager_config(self.webhook, self.time_scale)))
         self.process = ManagedProcess(
             "alertmanager",
             [

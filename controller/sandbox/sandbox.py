@@ -130,7 +130,7 @@ def up(
             db=db,
             log_path=logs / "controller.log",
             # TiKV's client (the drills' prober) reaches the stores by the names they advertise.
-            env={"CHAOSDEMO_ALERTMANAGER_URL": cluster.alertmanager.url, **cluster.client_env()},
+            env={**cluster.alerting_env(), **cluster.client_env()},
             detached=True,
         ).start()
         started.append(controller)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import secrets
 import sys
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from controller.emulator.kvproto import sandbox_dns_library
-from controller.sandbox.alertmanager import Alertmanager
+from controller.sandbox.alertmanager import Alertmanager, WebhookRoute
 from controller.sandbox.controlplane import ControlPlane
 from controller.sandbox.processes import ManagedProcess, ProcessExited, free_port, wait_until
 from controller.sandbox.prometheus import ALERT_RULES, Prometheus, scaled_alert_rules
@@ -43,8 +44,11 @@ class TikvCluster:
     # The standard TiKV/PD alert rules in Prometheus, sending to a real Alertmanager.
     with_alerting: bool = False
     evaluation_interval: float | None = None
+    # Further alerting rule files (a user's own rules), loaded as written next to the standard ones.
+    extra_rule_files: tuple[Path, ...] = ()
     detached: bool = False
     alertmanager: Alertmanager | None = None
+    webhook_port: int = 0  # the controller's Alertmanager webhook receiver (with_alerting)
 
     @property
     def pd_url(self) -> str:
@@ -106,7 +110,10 @@ class TikvCluster:
                 return self
             if self.with_alerting:
                 self.alertmanager = Alertmanager(
-                    self.workdir / "alertmanager", detached=self.detached
+                    self.workdir / "alertmanager",
+                    detached=self.detached,
+                    webhook=self._webhook_route(),
+                    time_scale=self.time_scale,
                 ).start()
             self.prometheus = Prometheus(
                 self.workdir / "prometheus",
@@ -114,7 +121,7 @@ class TikvCluster:
                 targets,
                 scrape_interval=self.scrape_interval,
                 evaluation_interval=self.evaluation_interval,
-                rule_files=(self._alert_rules(),) if self.with_alerting else (),
+                rule_files=(self._alert_rules(), *self.extra_rule_files) if self.with_alerting else (),
                 alertmanager=self.alertmanager.url.removeprefix("http://") if self.alertmanager else "",
                 detached=self.detached,
             ).start()
@@ -125,6 +132,26 @@ class TikvCluster:
             self.stop()
             raise
         return self
+
+    def _webhook_route(self) -> WebhookRoute:
+        """The controller's receiver Alertmanager pages (the controller starts later, on this port)."""
+        self.webhook_port = self.webhook_port or free_port()
+        token = self.workdir / "webhook-token"
+        if not token.exists():
+            token.write_text(secrets.token_urlsafe(32))
+            token.chmod(0o600)
+        return WebhookRoute(f"http://127.0.0.1:{self.webhook_port}/alertmanager", token)
+
+    def alerting_env(self) -> dict[str, str]:
+        """The controller's settings for this cluster's Alertmanager and its webhook receiver."""
+        if self.alertmanager is None:
+            return {}
+        route = self._webhook_route()
+        return {
+            "CHAOSDEMO_ALERTMANAGER_URL": self.alertmanager.url,
+            "CHAOSDEMO_WEBHOOK_ADDRESS": f"127.0.0.1:{self.webhook_port}",
+            "CHAOSDEMO_WEBHOOK_TOKEN_FILE": str(route.token_file),
+        }
 
     @property
     def hosts_file(self) -> Path:

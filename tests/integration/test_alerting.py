@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from controller.timefmt import parse_rfc3339
 from tests.support.drills import DrillEnv, started_drill_env, wait_for
@@ -32,14 +33,18 @@ SCRAPE = EVALUATION = 0.5
 RESOLUTION = SCRAPE + EVALUATION
 
 
-def _samples(prometheus_url: str, selector: str, since: float) -> list[float]:
-    """Timestamps of every sample of ``selector`` after ``since``, from Prometheus' own store."""
+def _samples(prometheus_url: str, selector: str, since: float, *, zero: bool = False) -> list[float]:
+    """Timestamps of every sample of ``selector`` after ``since`` above zero (``zero``: equal to
+    zero), from Prometheus' own store."""
     window = int(time.time() - since) + 2
     query = urllib.parse.urlencode({"query": f"{selector}[{window}s]"})
     with urllib.request.urlopen(f"{prometheus_url}/api/v1/query?{query}", timeout=5) as r:
         result = json.load(r)["data"]["result"]
     return sorted(
-        float(t) for series in result for t, v in series["values"] if float(t) > since and float(v) > 0
+        float(t)
+        for series in result
+        for t, v in series["values"]
+        if float(t) > since and (float(v) == 0 if zero else float(v) > 0)
     )
 
 
@@ -77,7 +82,7 @@ def alerting_env(tikv_cluster_factory, tmp_path: Path):  # type: ignore[no-untyp
     cluster = tikv_cluster_factory(
         time_scale=TIME_SCALE, with_alerting=True, scrape_interval=SCRAPE, evaluation_interval=EVALUATION
     )
-    env = started_drill_env(cluster, tmp_path / "drill", CHAOSDEMO_ALERTMANAGER_URL=cluster.alertmanager.url)
+    env = started_drill_env(cluster, tmp_path / "drill", **cluster.alerting_env())
     try:
         yield env
     finally:
@@ -212,3 +217,124 @@ def test_a_store_kept_away_past_pd_threshold_fires_the_pd_rule(alerting_env: Dri
     assert disconnected[0] - 0.01 <= pending <= disconnected[0] + RESOLUTION, (rule, disconnected[0])
     _assert_timed_as_prometheus(prom_url, rule, None, kill)
     assert rule["ttdSeconds"] == pytest.approx(parse_rfc3339(rule["firingAt"]) - kill, abs=0.01), rule
+
+
+# Another team's rules in the same Prometheus: a disk alert that happens to fire mid-drill (its
+# expression follows the restart, so it surely fires within the drill; its labels name a node,
+# not this cluster), and a user's own rule about the stores that needs 30 s (scaled) of outage.
+GROUP_WAIT = 30 * TIME_SCALE  # Alertmanager's group_wait in the sandbox, scaled
+USER_RULE = "TiKVStoreUnreachable"
+USER_RULE_FOR = 30.0
+TEAM_RULES = {
+    "groups": [
+        {
+            "name": "other-team",
+            "rules": [
+                {
+                    "alert": "NodeDiskAlmostFull",
+                    "expr": 'count(changes(process_start_time_seconds{job="tikv"}[5m]) > 0) > 0',
+                    "labels": {"job": "node-exporter", "instance": "10.0.0.7:9100", "level": "warning"},
+                },
+                {"alert": USER_RULE, "expr": 'up{job="tikv"} == 0', "for": f"{USER_RULE_FOR:g}s"},
+            ],
+        }
+    ]
+}
+
+
+def test_two_victims_unrelated_alerts_a_user_rule_and_the_page(tikv_cluster_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Two stores killed at once (five replicas): alerts about either victim count and say which;
+    an unrelated alert firing mid-drill is ignored with its reason; the user's own rule's miss is
+    explained from its own expression; Alertmanager's webhook page is timed at its arrival,
+    about group_wait after the alert's startsAt."""
+    rules = tmp_path / "team-rules.yml"
+    rules.write_text(yaml.safe_dump(TEAM_RULES))
+    cluster = tikv_cluster_factory(
+        stores=5,
+        time_scale=TIME_SCALE,
+        with_alerting=True,
+        scrape_interval=SCRAPE,
+        evaluation_interval=EVALUATION,
+        extra_rule_files=(rules,),
+    )
+    env = started_drill_env(cluster, tmp_path / "drill", **cluster.alerting_env())
+    two = ["tikv-1", "tikv-3"]
+    sources = [
+        {"type": "prometheus", "name": "any-alert", "required": False},
+        *(
+            {
+                "type": "prometheus",
+                "name": f"restart-{pod}",
+                "alertnames": [RESTART],
+                "matchers": {"pod": pod},
+            }
+            for pod in two
+        ),
+        {"type": "prometheus", "name": "user-rule", "alertnames": [USER_RULE], "required": False},
+        {"type": "alertmanager-notification", "name": "page", "alertnames": [RESTART]},
+    ]
+    try:
+        _pd_config(cluster.pd_url, {"max-replicas": 5})
+        env.drill(
+            "two",
+            {
+                "target": {
+                    "selector": {
+                        "matchLabels": {"app.kubernetes.io/component": "tikv"},
+                        "matchExpressions": [
+                            {"key": "statefulset.kubernetes.io/pod-name", "operator": "In", "values": two}
+                        ],
+                    }
+                },
+                "fault": {"count": 2},
+                "detection": {"timeoutSeconds": 40, "expectWithinSeconds": 40, "sources": sources},
+                "diagnosis": {"enabled": False},
+                "recovery": {"waitForLeadersSeconds": 0},
+            },
+        )
+        st = env.wait_phase("two", TERMINAL, timeout=120)
+    finally:
+        env.stop()
+    prom_url = cluster.prometheus.url
+    kill = parse_rfc3339(st["timeline"]["injectedAt"])
+    pods = {v["pod"] for v in st["victims"]}
+    assert len(pods) == 2, st["victims"]
+
+    any_alert = _source(st, "any-alert")
+    assert any_alert["state"] == "Detected" and any_alert["victim"] in pods, any_alert
+    [disk] = [i for i in any_alert.get("ignored") or [] if i["alert"] == "NodeDiskAlmostFull"]
+    assert "names neither a victim nor this cluster" in disk["reason"] and "node-exporter" in disk["reason"]
+    # It fired first (no for:), yet the detection is the victims' own alert.
+    assert parse_rfc3339(disk["firingAt"]) < parse_rfc3339(any_alert["firingAt"]), (disk, any_alert)
+
+    assert pods == set(two), st["victims"]
+    for pod in two:  # each victim's own restart alert counts, and names its victim
+        restart = _source(st, f"restart-{pod}")
+        assert restart["state"] == "Detected" and restart["victim"] == pod, restart
+
+    # The user's rule: its expression (up == 0) held while the stores were away, far shorter
+    # than its for:. The explanation's moments are Prometheus' own samples of `up`.
+    user = _source(st, "user-rule")
+    assert user["state"] == "Missed", user
+    down = _samples(prom_url, 'up{job="tikv"}', kill, zero=True)
+    assert down, "Prometheus never scraped a victim down"
+    why = user["why"]
+    assert why.startswith(f"{USER_RULE}: its expression was true from +"), why
+    shown_first = float(why.split("true from +", 1)[1].split("s", 1)[0])
+    assert abs(shown_first - (down[0] - kill)) <= RESOLUTION, (why, down[0] - kill)
+    assert "short of its for: 30s" in why and "needs an outage of at least" in why, why
+
+    # The page: the notification's arrival is after the alert's startsAt by about group_wait.
+    page = _source(st, "page")
+    assert page["state"] == "Detected" and page["victim"] in pods, page
+    delay = parse_rfc3339(page["firingAt"]) - parse_rfc3339(page["alertStartedAt"])
+    assert GROUP_WAIT - RESOLUTION <= delay <= GROUP_WAIT + 3.0, (delay, page)
+    assert page["ttdSeconds"] == pytest.approx(parse_rfc3339(page["firingAt"]) - kill, abs=0.01)
+
+
+def _pd_config(pd_url: str, body: dict) -> None:
+    request = urllib.request.Request(
+        f"{pd_url}/pd/api/v1/config", data=json.dumps(body).encode(), method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=5):
+        pass

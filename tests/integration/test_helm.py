@@ -55,6 +55,27 @@ def test_chart_lints_and_its_templates_pass_a_server_side_dry_run(control_plane:
         assert re.search(said, applied.stdout, re.MULTILINE), (kind, applied.stdout)
     # The dashboard and rules in the chart are the repository's own files.
     assert '"uid": "chaosdemo-drills"' in rendered and "ChaosDemoDrillStuck" in rendered
+    assert "chaosdemo-webhook" not in rendered, "the webhook receiver is opt-in"
+
+    # The webhook receiver: a Service and the token from the named Secret; never without one.
+    webhook = ["--set", "alertmanager.webhook.enabled=true"]
+    refused = helm(cp, "template", "chaosdemo", str(CHART), *webhook, check=False)
+    assert refused.returncode != 0 and "needs alertmanager.webhook.existingSecret" in refused.stderr
+    rendered = helm(
+        cp,
+        "template",
+        "chaosdemo",
+        str(CHART),
+        "-n",
+        "chaosdemo-system",
+        *webhook,
+        "--set",
+        "alertmanager.webhook.existingSecret=chaosdemo-webhook",
+    ).stdout
+    applied = cp.kubectl("apply", "--dry-run=server", "-f", "-", input=rendered, check=False)
+    assert applied.returncode == 0, applied.stderr
+    assert re.search(r"^service/chaosdemo-webhook (created|configured|unchanged)", applied.stdout, re.M)
+    assert "CHAOSDEMO_WEBHOOK_ADDRESS" in rendered and "secretKeyRef: {name: chaosdemo-webhook" in rendered
 
 
 def test_helm_install_runs_a_drill_with_exactly_the_granted_rights(

@@ -77,7 +77,9 @@ def test_a_store_id_counts_only_with_the_clusters_identity() -> None:
 
 def test_every_victim_of_a_two_victim_drill_is_matched() -> None:
     both = [VICTIM, SECOND]
-    second = judge({"alertname": "TiKV_node_restart", "job": "tikv", "instance": "127.0.11.4:20180"}, both, CLUSTER)
+    second = judge(
+        {"alertname": "TiKV_node_restart", "job": "tikv", "instance": "127.0.11.4:20180"}, both, CLUSTER
+    )
     assert second.counts and second.victim == "tikv-3"
     first = judge({"alertname": "Y", "pod": "tikv-1", "namespace": "tikv"}, both, CLUSTER)
     assert first.counts and first.victim == "tikv-1"
