@@ -7,6 +7,7 @@ it opens from a file, an attachment or a ticket.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 
@@ -47,8 +48,58 @@ def _fmt(value: Any, unit: str = "", digits: int = 3) -> str:
     return f"{value}{unit}"
 
 
+# Label geometry for the timeline: 11 px text is at most ~6.6 px a character in the fonts
+# browsers pick for system-ui; a lane is one text line.
+CHAR_WIDTH = 6.6
+LABEL_GAP = 10.0
+LANE_HEIGHT = 18
+
+
+@dataclass(frozen=True)
+class PlacedLabel:
+    offset: float  # seconds after the kill
+    label: str
+    css: str
+    x: float  # the moment on the axis
+    lane: int  # 0, 1, 2...: even lanes above the axis, odd below, further out as they grow
+    anchor: str  # "start": the text runs right of x; "end": left of it
+
+    @property
+    def text(self) -> str:
+        return f"{self.label} +{self.offset:.1f}s"
+
+    @property
+    def span(self) -> tuple[float, float]:
+        width = len(self.text) * CHAR_WIDTH
+        return (self.x, self.x + 3 + width) if self.anchor == "start" else (self.x - 3 - width, self.x)
+
+
+def place_labels(
+    marks: list[tuple[float, str, str]], left: float, right: float, scale: float
+) -> list[PlacedLabel]:
+    """Each mark's label in the first lane where it overlaps no label already placed: however
+    close the moments, no two labels share space (lanes are added as needed)."""
+    placed: list[PlacedLabel] = []
+    for offset, label, css in sorted(marks):
+        x = left + offset * scale
+        width = len(f"{label} +{offset:.1f}s") * CHAR_WIDTH
+        anchor = "start" if x + 3 + width <= right else "end"
+        lane = 0
+        while True:
+            candidate = PlacedLabel(offset, label, css, x, lane, anchor)
+            lo, hi = candidate.span
+            if all(
+                p.lane != lane or hi + LABEL_GAP <= p.span[0] or p.span[1] + LABEL_GAP <= lo for p in placed
+            ):
+                break
+            lane += 1
+        placed.append(candidate)
+    return placed
+
+
 def timeline_svg(report: dict[str, Any], width: int = 1000) -> str:
-    """Every moment of the run on one axis, seconds after the kill, to scale."""
+    """Every moment of the run on one axis, seconds after the kill, to scale; each detection
+    source at its own firing time; labels laid out so that none overlaps another."""
     timeline = report["timeline"]
     kill = _t(timeline.get("injectedAt"))
     if kill is None:
@@ -62,29 +113,41 @@ def timeline_svg(report: dict[str, Any], width: int = 1000) -> str:
         fired = _t(source.get("firingAt"))
         if fired is not None and source.get("type") != "tickets":
             marks.append((fired - kill, f"{source['name']} fired", "detect"))
-    span = max(m[0] for m in marks) or 1.0
-    left, right, axis_y = 30, width - 150, 130
-    scale = (right - left) / span
+    span = max(max(m[0] for m in marks), 1.0)  # at least a second: moments closer share lanes
+    left, right = 30, width - 10
+    scale = (right - 160 - left) / span  # room right of the last moment for its label
+    labels = place_labels(marks, left, right, scale)
+    above = (max(lb.lane for lb in labels) // 2) + 1
+    below = (max((lb.lane for lb in labels if lb.lane % 2), default=-1) + 1) // 2
+    axis_y = 20 + above * LANE_HEIGHT + 16
+    height = axis_y + 30 + max(below, 1) * LANE_HEIGHT + 10
     parts = [
-        f'<svg id="timeline" viewBox="0 0 {width} 250" width="100%" role="img" '
+        f'<svg id="timeline" viewBox="0 0 {width} {height}" width="100%" role="img" '
         f'aria-label="timeline of the drill, {span:.1f} seconds">',
-        f'<line class="axis" x1="{left}" y1="{axis_y}" x2="{right}" y2="{axis_y}"/>',
+        f'<line class="axis" x1="{left}" y1="{axis_y}" x2="{left + span * scale:.1f}" y2="{axis_y}"/>',
     ]
     for i in range(6):  # ticks
-        x = left + (right - left) * i / 5
+        x = left + span * scale * i / 5
         parts.append(f'<line class="axis" x1="{x:.1f}" y1="{axis_y}" x2="{x:.1f}" y2="{axis_y + 5}"/>')
-        parts.append(f'<text x="{x:.1f}" y="{axis_y + 18}" text-anchor="middle">+{span * i / 5:.1f}s</text>')
-    for n, (offset, label, css) in enumerate(sorted(marks)):
-        x = left + offset * scale
-        up = n % 2 == 0
-        y_text = axis_y - 22 - (n % 4) * 18 if up else axis_y + 40 + (n % 4) * 18
         parts.append(
-            f'<circle class="mark {css}" cx="{x:.1f}" cy="{axis_y}" r="5" data-label="{escape(label)}"/>'
+            f'<text class="tick" x="{x:.1f}" y="{axis_y + 18}" text-anchor="middle">+{span * i / 5:.1f}s</text>'
+        )
+    for lb in labels:
+        up = lb.lane % 2 == 0
+        ring = lb.lane // 2
+        y_text = axis_y - 16 - ring * LANE_HEIGHT if up else axis_y + 40 + ring * LANE_HEIGHT
+        parts.append(
+            f'<circle class="mark {lb.css}" cx="{lb.x:.1f}" cy="{axis_y}" r="5" data-label="{escape(lb.label)}"/>'
         )
         parts.append(
-            f'<line class="{css}" x1="{x:.1f}" y1="{axis_y}" x2="{x:.1f}" y2="{y_text + (4 if up else -12)}"/>'
+            f'<line class="{lb.css}" x1="{lb.x:.1f}" y1="{axis_y}" x2="{lb.x:.1f}" '
+            f'y2="{y_text + (4 if up else -12)}"/>'
         )
-        parts.append(f'<text x="{x + 3:.1f}" y="{y_text}">{escape(label)} +{offset:.1f}s</text>')
+        dx = 3 if lb.anchor == "start" else -3
+        parts.append(
+            f'<text class="label" x="{lb.x + dx:.1f}" y="{y_text}" text-anchor="{lb.anchor}">'
+            f"{escape(lb.text)}</text>"
+        )
     parts.append("</svg>")
     return "\n".join(parts)
 
