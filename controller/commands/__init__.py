@@ -8,9 +8,9 @@ from typing import Any
 
 
 def register_all(sub: argparse._SubParsersAction[Any]) -> None:
-    from controller.commands import controller, demo, monitor, probe, report, tickets
+    from controller.commands import controller, coverage, demo, monitor, probe, report, tickets
 
-    modules: list[Any] = [demo, tickets, report, controller, monitor, probe]
+    modules: list[Any] = [demo, tickets, report, coverage, controller, monitor, probe]
     # The sandbox and the emulator are for a workstation and the tests: the cluster image does
     # not carry them, and offers neither command.
     if importlib.util.find_spec("controller.sandbox") is not None:

@@ -3,9 +3,12 @@ store is started again, which every ending goes through first."""
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import time
 from typing import Any
 
+from controller.coverage import records
 from controller.operator import decisions, lock, metrics, outage
 from controller.operator.crashpoints import crashpoint
 from controller.operator.decisions import Outcome
@@ -19,6 +22,7 @@ from controller.operator.status import StatusWriter
 # The outcome of an abort or a deletion whose restore gave up: the one ending that may leave a
 # store down, counted for the controller's critical alert (ChaosDemoRestoreGaveUp).
 RESTORE_GAVE_UP = "RestoreTimedOut"
+log = logging.getLogger(__name__)
 
 
 async def end_run(
@@ -44,10 +48,24 @@ async def end_run(
     if outcome.reason == RESTORE_GAVE_UP:
         metrics.RESTORES_GAVE_UP.labels(cluster).inc()
     metrics.drill_inactive(w.namespace, w.name)
+    if run is not None:
+        await _record(deps, w, run, outcome.verdict.value)
     crashpoint("finished")
     if run is not None:
         await lock.release(deps.kube, run.target_namespace, w.obj)
     deps.forget(w.uid)
+
+
+async def _record(deps: Deps, w: StatusWriter, run: RunSnapshot, verdict: str) -> None:
+    """The run's outcome per detection source, kept for coverage across drills. A write that
+    fails is logged, never in the way of the ending (the status keeps the same facts)."""
+    record = records.from_run(w.obj, w.status, run, verdict)
+    if record is None:
+        return
+    try:
+        await records.save(deps.db, record)
+    except (sqlite3.Error, OSError) as exc:
+        log.warning("%s/%s: the drill record for coverage was not written: %s", w.namespace, w.name, exc)
 
 
 async def start_store_again(deps: Deps, w: StatusWriter) -> str | None:

@@ -59,6 +59,23 @@ MIGRATIONS: Sequence[str] = (
     """
     CREATE INDEX tickets_unresolved ON tickets (cluster, id) WHERE status != 'resolved';
     """,
+    # Finished drills, for alert coverage across drills (controller/coverage/records.py).
+    """
+    CREATE TABLE drills (
+        uid          TEXT NOT NULL,
+        generation   INTEGER NOT NULL,
+        namespace    TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        schedule     TEXT NOT NULL DEFAULT '',
+        fault        TEXT NOT NULL,
+        verdict      TEXT NOT NULL,
+        injected_at  REAL NOT NULL,
+        record       TEXT NOT NULL,
+        PRIMARY KEY (uid, generation)
+    );
+    CREATE INDEX drills_by_time ON drills (injected_at);
+    CREATE INDEX drills_by_schedule ON drills (namespace, schedule, injected_at);
+    """,
 )
 MAX_OBSERVATIONS = 50  # per ticket: the first ones explain the incident; later ones add little
 

@@ -107,3 +107,115 @@ def test_no_timeline_text_overlaps_another_in_chromium(drill: dict[str, Any], tm
         assert svg["top"] <= a["top"] and a["bottom"] <= svg["bottom"] + 0.5, (a, svg)
         for b in texts[i + 1 :]:
             assert not _overlap(a, b), (a, b)
+
+
+def _coverage_of_ten_drills() -> Any:
+    """Ten drills of three faults, as the controller records them: the standard rules, a user's
+    rule with a long name, the page and the monitor's ticket."""
+    from controller.coverage.records import DrillRecord, SourceOutcome, VictimRef
+    from controller.coverage.summary import Proposal, summarize
+
+    def outcome(name: str, ttd: float | None, why: str = "") -> SourceOutcome:
+        state = "Detected" if ttd is not None else "Missed"
+        return SourceOutcome(name=name, type="prometheus", state=state, ttd_seconds=ttd, why=why or None)
+
+    plan = [("pod-kill", 4), ("store-outage", 3), ("pd-leader-kill", 3)]
+    drills = []
+    for fault, count in plan:
+        for i in range(count):
+            kill = KILL + 3600 * len(drills)
+            drills.append(
+                DrillRecord(
+                    uid=f"u{len(drills)}",
+                    generation=1,
+                    namespace="drills",
+                    name=f"{fault}-{i}",
+                    fault=fault,
+                    verdict="Pass",
+                    injected_at=kill,
+                    window_end=kill + 150,
+                    target_namespace="tikv",
+                    pd_address="http://pd:2379",
+                    victims=[VictimRef(pod=f"tikv-{i}", namespace="tikv")],
+                    sources=[
+                        outcome("tickets", 1.1 + i / 10),
+                        outcome(
+                            "TiKV_node_restart",
+                            64.0 + 4 * i if fault != "store-outage" else None,
+                            "no restart",
+                        ),
+                        outcome(
+                            "PD_cluster_lost_connect_store_nums",
+                            78.0 + i if fault == "store-outage" else None,
+                            f"needs the store Disconnected in PD; the store was back after {2 + i / 10:.1f}s",
+                        ),
+                        outcome(
+                            "team-platform-tikv-store-unreachable-long-name", None, "short of its for: 5m"
+                        ),
+                        outcome("page", 70.0 + 4 * i if fault == "pod-kill" else None, "did not fire"),
+                    ],
+                )
+            )
+    coverage = summarize(drills, since=KILL, until=KILL + 3600 * 10)
+    proposal = Proposal(
+        name="TiKVRestartedRecently",
+        expr='changes(process_start_time_seconds{job="tikv"}[1m]) > 0',
+        for_seconds=0,
+        meaning="a TiKV process that started again",
+        fired=4,
+        drills=4,
+        delays=[16.0, 18.0, 18.5, 21.0],
+    )
+    faults = [
+        f.model_copy(update={"proposals": [proposal]}) if f.missed_by_some else f for f in coverage.faults
+    ]
+    return coverage.model_copy(update={"faults": faults})
+
+
+STRIP_BOXES = """
+[...document.querySelectorAll('svg.ttd-strip')].map(svg => {
+  const box = svg.getBoundingClientRect();
+  return {
+    svg: {left: box.left, right: box.right, top: box.top, bottom: box.bottom},
+    texts: [...svg.querySelectorAll('text')].map(t => {
+      const r = t.getBoundingClientRect();
+      return {text: t.textContent, left: r.left, right: r.right, top: r.top, bottom: r.bottom};
+    }),
+    dots: svg.querySelectorAll('circle.dot').length,
+  };
+})
+"""
+
+
+async def _coverage_page(page_file: Path, screenshot: Path) -> dict[str, Any]:
+    async with browser_page() as page:
+        await page.open(page_file.as_uri())
+        strips = await page.evaluate(STRIP_BOXES)
+        rows = await page.evaluate("document.querySelectorAll('table.coverage tr').length")
+        proposals = await page.evaluate(
+            "[...document.querySelectorAll('ul.prop li')].map(li => li.textContent)"
+        )
+        assert not page.errors, page.errors
+        await page.screenshot(screenshot)
+        return {"strips": strips, "rows": rows, "proposals": proposals}
+
+
+def test_the_coverage_page_of_ten_drills_reads_cleanly_in_chromium(tmp_path: Path) -> None:
+    from controller.coverage import page as coverage_page
+
+    coverage = _coverage_of_ten_drills()
+    page_file = tmp_path / "coverage.html"
+    page_file.write_text(coverage_page.to_html(coverage))
+    shown = asyncio.run(_coverage_page(page_file, tmp_path / "coverage.png"))
+    assert len(shown["strips"]) == 3, "one strip per fault drilled"
+    # A dot per caught drill, per source: exactly the summary's count.
+    assert [s["dots"] for s in shown["strips"]] == [sum(x.caught for x in f.sources) for f in coverage.faults]
+    assert shown["rows"] == sum(len(f.sources) + 1 for f in coverage.faults)
+    assert any("in 4 of 4 drills" in p for p in shown["proposals"]), shown["proposals"]
+    for strip in shown["strips"]:
+        texts, svg = strip["texts"], strip["svg"]
+        for i, a in enumerate(texts):
+            assert svg["left"] <= a["left"] and a["right"] <= svg["right"] + 0.5, (a, svg)
+            for b in texts[i + 1 :]:
+                assert not _overlap(a, b), (a, b)
+    assert (tmp_path / "coverage.png").stat().st_size > 10_000
