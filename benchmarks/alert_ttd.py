@@ -1,7 +1,9 @@
 """Time-to-detect per source over 10 pod kills at realistic timings: the ChaosDemo monitor, and
 the standard TiKV/PD alert rules in a real Prometheus (scrape and evaluation every 15 s, as real
-deployments) sending to a real Alertmanager. Each kill is a ChaosDemo drill; what the status
-records per source is what is summarised.
+deployments) sending to a real Alertmanager, which pages the controller's webhook receiver
+(group_wait 30 s, its default). Each kill is a ChaosDemo drill; what the status records per
+source is what is summarised. Then the coverage of the ten drills, with the proposals for what
+the standard rules missed replayed over the drills' windows in the same Prometheus.
 
 Five stores, killed in turn, so that no store is killed again within the 5 minutes in which
 TiKV_node_restart (changes(...[5m])) still fires for its previous kill.
@@ -9,6 +11,7 @@ TiKV_node_restart (changes(...[5m])) still fires for its previous kill.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import tempfile
 import time
@@ -18,8 +21,13 @@ from typing import Any
 
 from benchmarks.common import summary, write
 from benchmarks.harness import chaosdemo_status, control_plane, opt_in, start_monitor, wait
+from controller.coverage.collect import Query, collect
+from controller.coverage.summary import Coverage
+from controller.prom.client import PrometheusClient
 from controller.sandbox.services import controller_process
 from controller.sandbox.tikv import TikvCluster
+from controller.tickets import TicketDB
+from controller.timefmt import parse_rfc3339
 
 KILLS = 10
 STORES = 5
@@ -40,6 +48,7 @@ SOURCES: list[dict[str, Any]] = [
         "required": False,
     },
     {"type": "alertmanager", "name": "alertmanager", "alertnames": ["TiKV_node_restart"]},
+    {"type": "alertmanager-notification", "name": "page", "alertnames": ["TiKV_node_restart"]},
 ]
 TERMINAL = {"Completed", "Failed", "Aborted"}
 
@@ -48,6 +57,7 @@ def main() -> None:
     per_source: dict[str, list[float]] = {s.get("name", s["type"]): [] for s in SOURCES}
     missed: dict[str, Counter[str]] = {name: Counter() for name in per_source}
     verdicts: Counter[str] = Counter()
+    page_delays: list[float] = []  # the page's arrival minus the alert's startsAt
     with control_plane() as cp, tempfile.TemporaryDirectory() as tmp:
         cluster = TikvCluster(
             control_plane=cp,
@@ -71,7 +81,7 @@ def main() -> None:
                 prometheus_url=cluster.prometheus.url,
                 db=db,
                 log_path=Path(tmp) / "controller.log",
-                env={"CHAOSDEMO_ALERTMANAGER_URL": cluster.alertmanager.url},
+                env=cluster.alerting_env(),
             ).start()
             time.sleep(2 * INTERVAL)  # every target scraped twice before the first kill
             for i in range(KILLS):
@@ -95,6 +105,10 @@ def main() -> None:
                 st = chaosdemo_status(cp, "tikv", name)
                 verdicts[st.get("verdict") or "?"] += 1
                 for src in st["detection"]["sources"]:
+                    if src["state"] == "Detected" and src.get("alertStartedAt"):
+                        page_delays.append(
+                            parse_rfc3339(src["firingAt"]) - parse_rfc3339(src["alertStartedAt"])
+                        )
                     if src["state"] == "Detected":
                         per_source[src["name"]].append(src["ttdSeconds"])
                     else:
@@ -105,6 +119,7 @@ def main() -> None:
                 )
             controller.stop()
             monitor.stop()
+            coverage = asyncio.run(_coverage(db, cluster.prometheus.url))
         finally:
             cluster.stop()
     write(
@@ -128,8 +143,24 @@ def main() -> None:
                 }
                 for name, values in per_source.items()
             },
+            "page_delay_after_startsAt": summary(page_delays),
+            "proposals": [
+                {"fault": f.fault, "expr": p.expr, "for_s": p.for_seconds, "result": p.sentence}
+                for f in coverage.faults
+                for p in f.proposals
+            ],
         },
     )
+
+
+async def _coverage(db: Path, prometheus_url: str) -> Coverage:
+    """The ten drills' coverage, with each proposal replayed at the rules' 15 s interval."""
+    async with TicketDB(db) as tickets:
+        prom = PrometheusClient(prometheus_url, timeout=30)
+        try:
+            return await collect(tickets, Query(since=0, until=time.time(), step=INTERVAL), prom)
+        finally:
+            await prom.aclose()
 
 
 if __name__ == "__main__":

@@ -69,6 +69,15 @@ def alert_ttd_section(data: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {name} | {row['detected']}/{row['of']} | {dist(row['ttd'], ' s')} | {why.replace('|', '/')} |"
         )
+    if "page_delay_after_startsAt" in data:
+        lines += [
+            "",
+            f"- the page's arrival after the alert's startsAt: {dist(data['page_delay_after_startsAt'], ' s')}",
+        ]
+    for proposal in data.get("proposals", []):
+        lines.append(
+            f"- proposal for {proposal['fault']}: `{proposal['expr']}` for: {proposal['for_s']:g}s — {proposal['result']}"
+        )
     return [*lines, ""]
 
 

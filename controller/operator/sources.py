@@ -209,7 +209,26 @@ def _why(
         pending={st.alert: st.pending_at - kill} if st.alert and st.pending_at else {},
         already_active=frozenset(already_active),
     )
+    if spec.type == "alertmanager-notification":
+        return _why_no_page(replays, kill, window_seconds)
     return why_missed(spec.alertnames, rules, facts, replays)
+
+
+def _why_no_page(replays: dict[str, RuleReplay], kill: float, window_seconds: float) -> str:
+    """No notification arrived: if the rule fired in Prometheus meanwhile, Alertmanager held it."""
+    text = f"no notification about the drill reached the controller's receiver within {window_seconds:.0f}s"
+    fired = {name: r.fires_at() for name, r in replays.items() if not r.error}
+    fired_in_window = {name: at for name, at in fired.items() if at is not None}
+    if not fired_in_window:
+        return text + (
+            "; " + ", ".join(f"{n} never met its for: in Prometheus" for n in fired) if fired else ""
+        )
+    name, at = min(fired_in_window.items(), key=lambda item: item[1])
+    return (
+        f"{text}; {name} fired in Prometheus at +{at - kill:.0f}s, so Alertmanager held its notification: "
+        "group_wait, or group_interval when an earlier alert keeps its group open, inhibition, a silence, "
+        "or a route that does not reach the controller"
+    )
 
 
 def _env_for(kind: str) -> str:

@@ -25,7 +25,7 @@ def _ms(seconds: float) -> str:
 
 
 def alertmanager_config(webhook: WebhookRoute | None = None, time_scale: float = 1.0) -> dict:
-    """One route, grouped by alert name, to the controller's webhook receiver (or to nobody:
+    """One route, grouped by alert name and instance, to the controller's webhook receiver (or to nobody:
     drills then read alerts from the API only). ``group_wait`` and ``group_interval`` are
     Alertmanager's defaults (30 s, 5 m), scaled with the sandbox's other timings."""
     receiver: dict = {"name": "drills"}
@@ -42,7 +42,10 @@ def alertmanager_config(webhook: WebhookRoute | None = None, time_scale: float =
     return {
         "route": {
             "receiver": "drills",
-            "group_by": ["alertname"],
+            # Per instance: a store's restart pages after group_wait even while another store's
+            # restart alert keeps its own group open (grouped by name only, it would wait for
+            # that group's group_interval, 5 m).
+            "group_by": ["alertname", "instance"],
             "group_wait": _ms(30 * time_scale),
             "group_interval": _ms(300 * time_scale),
             "repeat_interval": "1h",
