@@ -22,6 +22,7 @@ from typing import Any
 from benchmarks.common import summary, write
 from benchmarks.harness import chaosdemo_status, control_plane, opt_in, start_monitor, wait
 from controller.coverage.collect import Query, collect
+from controller.coverage.proposals import ReplaySettings
 from controller.coverage.summary import Coverage
 from controller.prom.client import PrometheusClient
 from controller.sandbox.services import controller_process
@@ -158,7 +159,9 @@ async def _coverage(db: Path, prometheus_url: str) -> Coverage:
     async with TicketDB(db) as tickets:
         prom = PrometheusClient(prometheus_url, timeout=30)
         try:
-            return await collect(tickets, Query(since=0, until=time.time(), step=INTERVAL), prom)
+            return await collect(
+                tickets, Query(since=0, until=time.time(), replay=ReplaySettings(step=INTERVAL)), prom
+            )
         finally:
             await prom.aclose()
 

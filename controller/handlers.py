@@ -166,7 +166,7 @@ async def run_schedule(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonSto
             fresh = await deps.kube.get_chaosdemo(meta["namespace"], meta["name"], plural=SCHEDULE_PLURAL)
             if fresh is None:
                 return  # deleted: kopf stops the daemon
-            status = await reconcile_schedule(deps.kube, fresh, now=now)
+            status = await reconcile_schedule(deps.kube, fresh, now=now, db=deps.db)
             pacing.looked(*key, status, time.time())
         await pacing.sleep(meta["uid"], meta["namespace"], meta["name"], stopped, time.time())
 

@@ -28,8 +28,10 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 async def _main(args: argparse.Namespace) -> int:
+    from controller.commands.output import write_or_print
     from controller.coverage import page
     from controller.coverage.collect import Query, collect
+    from controller.coverage.proposals import ReplaySettings
     from controller.coverage.text import to_console
     from controller.pd.formats import parse_duration
     from controller.prom.client import PrometheusClient
@@ -43,10 +45,9 @@ async def _main(args: argparse.Namespace) -> int:
         until=now,
         namespace=args.namespace,
         schedule=args.schedule,
-        step=args.step,
-        tikv_job=args.tikv_job,
-        pd_job=args.pd_job,
-        time_scale=args.time_scale,
+        replay=ReplaySettings(
+            step=args.step, tikv_job=args.tikv_job, pd_job=args.pd_job, time_scale=args.time_scale
+        ),
     )
     prom = None if args.no_proposals else PrometheusClient(endpoints.prometheus_url, timeout=10)
     try:
@@ -58,11 +59,9 @@ async def _main(args: argparse.Namespace) -> int:
     if args.format == "table":
         to_console(coverage)
         return 0
-    text = page.to_html(coverage) if args.format == "html" else coverage.model_dump_json(indent=2)
-    if args.output:
-        args.output.write_text(text)
-    else:
-        print(text)
+    write_or_print(
+        page.to_html(coverage) if args.format == "html" else coverage.model_dump_json(indent=2), args.output
+    )
     return 0
 
 

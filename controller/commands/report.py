@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 async def _main(args: argparse.Namespace) -> int:
     from kubernetes_asyncio import client, config
 
+    from controller.commands.output import write_or_print
     from controller.operator.kube import Kube
     from controller.tickets import TicketDB
     from controller.ui import html_report, report
@@ -42,11 +43,7 @@ async def _main(args: argparse.Namespace) -> int:
     render = {"json": report.to_json, "html": html_report.to_html, "markdown": report.to_markdown}[
         args.format
     ]
-    text = render(data)
-    if args.output:
-        args.output.write_text(text)
-    else:
-        print(text)
+    write_or_print(render(data), args.output)
     return 0
 
 

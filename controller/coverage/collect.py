@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from controller.coverage import proposals, records
 from controller.coverage.summary import Coverage, summarize
@@ -16,12 +16,7 @@ class Query:
     until: float
     namespace: str | None = None
     schedule: str | None = None
-    # The proposals' replay: evaluation step, the jobs naming TiKV and PD, and the scale of the
-    # candidates' `for:` (1 on a real cluster; the sandbox's scale in tests).
-    step: float = 15.0
-    tikv_job: str = "tikv"
-    pd_job: str = "pd"
-    time_scale: float = 1.0
+    replay: proposals.ReplaySettings = field(default_factory=proposals.ReplaySettings)
 
 
 async def collect(db: TicketDB, query: Query, prom: PrometheusClient | None = None) -> Coverage:
@@ -31,12 +26,4 @@ async def collect(db: TicketDB, query: Query, prom: PrometheusClient | None = No
     coverage = summarize(drills, since=query.since, until=query.until)
     if prom is None:
         return coverage
-    return await proposals.propose(
-        prom,
-        coverage,
-        drills,
-        step=query.step,
-        tikv_job=query.tikv_job,
-        pd_job=query.pd_job,
-        time_scale=query.time_scale,
-    )
+    return await proposals.propose(prom, coverage, drills, query.replay)

@@ -17,6 +17,17 @@ from controller.prom.client import PrometheusClient
 
 
 @dataclass(frozen=True)
+class ReplaySettings:
+    """How candidates are replayed: the evaluation step, the jobs naming TiKV and PD, and the
+    scale of their `for:` (1 on a real cluster; the sandbox's scale in tests)."""
+
+    step: float = 15.0
+    tikv_job: str = "tikv"
+    pd_job: str = "pd"
+    time_scale: float = 1.0
+
+
+@dataclass(frozen=True)
 class Candidate:
     name: str
     expr: str  # {tikv_job} and {pd_job} are filled in from configuration
@@ -58,7 +69,7 @@ CANDIDATES = (
 )
 
 
-def _scope(record: DrillRecord, tikv_job: str, pd_job: str) -> Scope:
+def _scope(record: DrillRecord, settings: ReplaySettings) -> Scope:
     victims = [
         VictimIdentity(v.pod, v.namespace, v.store_id, v.store_address, v.status_address)
         for v in record.victims
@@ -66,34 +77,30 @@ def _scope(record: DrillRecord, tikv_job: str, pd_job: str) -> Scope:
     addresses = {record.pd_address.split("://", 1)[-1].rstrip("/")}
     addresses |= {a for v in record.victims for a in (v.store_address, v.status_address) if a}
     cluster = ClusterIdentity(
-        namespace=record.target_namespace, addresses=frozenset(addresses), tikv_job=tikv_job, pd_job=pd_job
+        namespace=record.target_namespace,
+        addresses=frozenset(addresses),
+        tikv_job=settings.tikv_job,
+        pd_job=settings.pd_job,
     )
     return Scope(victims=victims, cluster=cluster)
 
 
 async def prove(
-    prom: PrometheusClient,
-    candidate: Candidate,
-    drills: Sequence[DrillRecord],
-    *,
-    step: float,
-    tikv_job: str = "tikv",
-    pd_job: str = "pd",
-    time_scale: float = 1.0,
+    prom: PrometheusClient, candidate: Candidate, drills: Sequence[DrillRecord], settings: ReplaySettings
 ) -> Proposal:
     """Replay the candidate over each drill window: did it fire, and how long after the kill?"""
     rule = RuleInfo(
         name=candidate.name,
-        query=candidate.expr.format(tikv_job=tikv_job, pd_job=pd_job),
-        for_seconds=candidate.for_seconds * time_scale,
-        interval_seconds=step,
+        query=candidate.expr.format(tikv_job=settings.tikv_job, pd_job=settings.pd_job),
+        for_seconds=candidate.for_seconds * settings.time_scale,
+        interval_seconds=settings.step,
     )
     proposal = Proposal(
         name=rule.name, expr=rule.query, for_seconds=rule.for_seconds, meaning=candidate.meaning
     )
     for record in drills:
         replay = await replay_rule(
-            prom, rule, _scope(record, tikv_job, pd_job).judge, record.injected_at, record.window_end
+            prom, rule, _scope(record, settings).judge, record.injected_at, record.window_end
         )
         proposal.drills += 1
         if replay.error:
@@ -107,14 +114,7 @@ async def prove(
 
 
 async def propose(
-    prom: PrometheusClient,
-    coverage: Coverage,
-    records: Sequence[DrillRecord],
-    *,
-    step: float,
-    tikv_job: str = "tikv",
-    pd_job: str = "pd",
-    time_scale: float = 1.0,
+    prom: PrometheusClient, coverage: Coverage, records: Sequence[DrillRecord], settings: ReplaySettings
 ) -> Coverage:
     """Coverage with proposals for every fault some source missed, best first."""
     faults = []
@@ -123,11 +123,7 @@ async def propose(
             faults.append(fault)
             continue
         drills = [r for r in records if r.fault == fault.fault]
-        proven = [
-            await prove(prom, c, drills, step=step, tikv_job=tikv_job, pd_job=pd_job, time_scale=time_scale)
-            for c in CANDIDATES
-            if fault.fault in c.faults
-        ]
+        proven = [await prove(prom, c, drills, settings) for c in CANDIDATES if fault.fault in c.faults]
         proven.sort(key=lambda p: (-p.fired, min(p.delays, default=float("inf"))))
         faults.append(fault.model_copy(update={"proposals": proven}))
     return coverage.model_copy(update={"faults": faults})

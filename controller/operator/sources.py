@@ -210,11 +210,11 @@ def _why(
         already_active=frozenset(already_active),
     )
     if spec.type == "alertmanager-notification":
-        return _why_no_page(replays, kill, window_seconds)
+        return why_no_page(replays, kill, window_seconds)
     return why_missed(spec.alertnames, rules, facts, replays)
 
 
-def _why_no_page(replays: dict[str, RuleReplay], kill: float, window_seconds: float) -> str:
+def why_no_page(replays: dict[str, RuleReplay], kill: float, window_seconds: float) -> str:
     """No notification arrived: if the rule fired in Prometheus meanwhile, Alertmanager held it."""
     text = f"no notification about the drill reached the controller's receiver within {window_seconds:.0f}s"
     fired = {name: r.fires_at() for name, r in replays.items() if not r.error}

@@ -62,6 +62,17 @@ class SkippedRun(_Model):
     message: str
 
 
+class SourceTally(_Model):
+    """One detection source over the schedule's recorded drills of one fault."""
+
+    fault: str
+    source: str
+    drills: int
+    caught: int
+    median_ttd_seconds: float | None = Field(default=None, alias="medianTTDSeconds")
+    dominant_miss: str | None = Field(default=None, alias="dominantMiss")
+
+
 class ScheduleStatus(_Model):
     observed_generation: int | None = Field(default=None, alias="observedGeneration")
     last_schedule_time: Moment = Field(default=None, alias="lastScheduleTime")
@@ -71,6 +82,7 @@ class ScheduleStatus(_Model):
     last_verdict: str | None = Field(default=None, alias="lastVerdict")
     last_runs: list[RunRecord] = Field(default_factory=list, alias="lastRuns")
     skipped: list[SkippedRun] = Field(default_factory=list)
+    coverage: list[SourceTally] = Field(default_factory=list)
     runs_created: int = Field(default=0, alias="runsCreated")
     runs_skipped: int = Field(default=0, alias="runsSkipped")
     valid: bool = True

@@ -14,6 +14,7 @@ from controller.operator.errors import api_message, field_of
 from controller.operator.kube import Kube
 from controller.operator.model import GROUP, KIND, VERSION, DrillSpec
 from controller.schedule.cadence import CadenceError, parse
+from controller.schedule.coverage import tally
 from controller.schedule.model import (
     MAX_NAME_LENGTH,
     SCHEDULE_KIND,
@@ -24,6 +25,7 @@ from controller.schedule.model import (
     ScheduleStatus,
 )
 from controller.schedule.plan import Child, child_name, invalid, plan
+from controller.tickets import TicketDB
 from controller.timefmt import format_rfc3339, parse_optional_rfc3339
 
 log = logging.getLogger(__name__)
@@ -104,7 +106,9 @@ async def _validate(kube: Kube, schedule: dict[str, Any], spec: ScheduleSpec) ->
         raise
 
 
-async def reconcile(kube: Kube, schedule: dict[str, Any], *, now: float | None = None) -> ScheduleStatus:
+async def reconcile(
+    kube: Kube, schedule: dict[str, Any], *, now: float | None = None, db: TicketDB | None = None
+) -> ScheduleStatus:
     now = time.time() if now is None else now
     meta = schedule["metadata"]
     name, namespace, uid = meta["name"], meta["namespace"], meta["uid"]
@@ -155,6 +159,8 @@ async def reconcile(kube: Kube, schedule: dict[str, Any], *, now: float | None =
                 raise
     for event_type, reason, message in p.events:
         await kube.emit_event(schedule, event_type, reason, message)
+    if db is not None:  # the controller's ticket store holds every finished run's record
+        p.status.coverage = await tally(db, namespace, name)
     if p.status.wire() != status.wire():
         await kube.patch_status(namespace, name, p.status.wire(), plural=SCHEDULE_PLURAL)
     return p.status

@@ -81,11 +81,19 @@ def detection_table(sources: list[dict[str, Any]], injected_at: str | None) -> l
     ]
     for s in sources:
         ttd = s.get("ttdSeconds")
+        about = f" ({s['victim']})" if s.get("victim") else ""  # which victim the alert names
         lines.append(
             f"| {s['name']} ({s['type']}) | {'yes' if s.get('required') else 'no'} | {s['state']} | "
-            f"{s.get('alert') or '-'} | {after(s.get('pendingAt'))} | {after(s.get('firingAt'))} | "
+            f"{s.get('alert') or '-'}{about} | "
+            f"{after(s.get('pendingAt'))} | {after(s.get('firingAt'))} | "
             f"{'-' if ttd is None else f'{ttd:.1f}s'} | {(s.get('why') or '').replace('|', '/')} |"
         )
+    ignored = [(s["name"], i) for s in sources for i in s.get("ignored") or []]
+    if ignored:
+        lines += ["", "Seen during the drill and ignored (not about it):", ""]
+        lines += [
+            f"- {i['alert']} ({name}, fired {after(i.get('firingAt'))}): {i['reason']}" for name, i in ignored
+        ]
     return lines
 
 

@@ -8,6 +8,7 @@ scrapes, `for: 1m`) are `benchmarks.alert_ttd`."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
@@ -330,6 +331,35 @@ def test_two_victims_unrelated_alerts_a_user_rule_and_the_page(tikv_cluster_fact
     delay = parse_rfc3339(page["firingAt"]) - parse_rfc3339(page["alertStartedAt"])
     assert GROUP_WAIT - RESOLUTION <= delay <= GROUP_WAIT + 3.0, (delay, page)
     assert page["ttdSeconds"] == pytest.approx(parse_rfc3339(page["firingAt"]) - kill, abs=0.01)
+
+    # The run's record outlives it; what would have caught the user's miss is replayed in the
+    # same Prometheus over the drill's window: a restart rule without `for:` fires at the moment
+    # the standard restart rule went pending.
+    coverage = asyncio.run(_coverage(env.db_path, prom_url))
+    [fault] = coverage.faults
+    user_cov = next(s for s in fault.sources if s.source == "user-rule")
+    assert (fault.fault, user_cov.drills, user_cov.caught, user_cov.missed) == ("pod-kill", 1, 0, 1)
+    restarted = next(p for p in fault.proposals if p.name == "TiKVRestartedRecently")
+    assert (restarted.fired, restarted.drills) == (1, 1), restarted
+    pending = min(parse_rfc3339(_source(st, f"restart-{pod}")["pendingAt"]) for pod in two)
+    assert abs(restarted.delays[0] - (pending - kill)) <= EVALUATION + RESOLUTION, (restarted, pending - kill)
+
+
+async def _coverage(db: Path, prometheus_url: str):  # type: ignore[no-untyped-def]
+    from controller.coverage.collect import Query, collect
+    from controller.coverage.proposals import ReplaySettings
+    from controller.prom.client import PrometheusClient
+    from controller.tickets import TicketDB
+
+    prom = PrometheusClient(prometheus_url)
+    try:
+        async with TicketDB(db) as tickets:
+            query = Query(
+                since=0, until=time.time(), replay=ReplaySettings(step=EVALUATION, time_scale=TIME_SCALE)
+            )
+            return await collect(tickets, query, prom)
+    finally:
+        await prom.aclose()
 
 
 def _pd_config(pd_url: str, body: dict) -> None:

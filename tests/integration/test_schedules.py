@@ -161,6 +161,11 @@ def test_forbid_then_replace_then_delete_restores(drill_env: DrillEnv) -> None:
             60,
             "replaced run gone",
         )
+        # The replaced run's record outlives its object: the schedule's coverage tallies it
+        # (no monitor runs, so its ticket source caught nothing).
+        st = _wait(env, "nightly", lambda st: st.get("coverage"), 30, "the replaced run in the coverage")
+        [tickets] = [c for c in st["coverage"] if c["source"] == "tickets"]
+        assert tickets["fault"] == "pod-kill" and tickets["drills"] >= 1 and tickets["caught"] == 0, st
 
         env.kubectl("delete", "chaosdemoschedule", "nightly", "-n", env.ns)
         wait_for(lambda: _runs(env, "nightly") == [], 90, "the schedule's runs deleted with it")

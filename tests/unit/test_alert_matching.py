@@ -247,3 +247,15 @@ def test_parse_go_duration() -> None:
     assert parse_go_duration(60) == 60.0
     assert parse_go_duration("1m30s") == 90.0
     assert parse_go_duration("") == 0.0
+
+
+def test_a_missed_page_says_whether_alertmanager_held_it() -> None:
+    from controller.operator.sources import why_no_page
+
+    rule = RULES["TiKV_node_restart"]
+    fired = RuleReplay(rule, KILL, KILL + 150, 15.0, spans_of([KILL + 15.0 * i for i in range(1, 10)], 15.0))
+    why = why_no_page({rule.name: fired}, KILL, 150)
+    assert why.startswith("no notification about the drill reached the controller's receiver within 150s")
+    assert "TiKV_node_restart fired in Prometheus at +75s, so Alertmanager held its notification" in why
+    quiet = RuleReplay(rule, KILL, KILL + 150, 15.0, spans_of([KILL + 15.0], 15.0))
+    assert "TiKV_node_restart never met its for: in Prometheus" in why_no_page({rule.name: quiet}, KILL, 150)

@@ -128,3 +128,33 @@ def test_a_record_is_made_only_for_a_run_that_injected() -> None:
         2.5,
     )
     assert record.sources[0].alertnames == ["A"] and record.victims[0].pod == "tikv-0"
+
+
+def test_the_drill_report_names_the_victim_and_lists_ignored_alerts() -> None:
+    from controller.ui.report import detection_table
+
+    kill = format_rfc3339(T0)
+    sources = [
+        {
+            "name": "any",
+            "type": "prometheus",
+            "required": True,
+            "state": "Detected",
+            "alert": "TiKV_node_restart",
+            "victim": "tikv-3",
+            "firingAt": format_rfc3339(T0 + 64.2),
+            "ttdSeconds": 64.2,
+            "ignored": [
+                {
+                    "alert": "NodeDiskAlmostFull",
+                    "reason": "names neither a victim nor this cluster (job=node)",
+                    "firingAt": format_rfc3339(T0 + 2.0),
+                }
+            ],
+        }
+    ]
+    text = "\n".join(detection_table(sources, kill))
+    assert "| TiKV_node_restart (tikv-3) | - | +64.2s | 64.2s |" in text
+    assert (
+        "- NodeDiskAlmostFull (any, fired +2.0s): names neither a victim nor this cluster (job=node)" in text
+    )
