@@ -98,8 +98,37 @@ def soak_section(data: dict[str, Any]) -> list[str]:
     ]
 
 
+def coverage_page_section(data: dict[str, Any]) -> list[str]:
+    lines = [
+        "## coverage_page",
+        "",
+        data["what"],
+        "",
+        f"- command: `{data['command']}`",
+        f"- machine: {machine_text(data['machine'])}",
+        f"- overlapping text pairs on the rendered page: {data['overlapping_text_pairs']}",
+    ]
+    for fault in data["faults"]:
+        lines += [
+            "",
+            f"**{fault['fault']}** ({fault['drills']} drills)",
+            "",
+            "| source | caught | median TTD | worst | commonest miss |",
+            "|---|---|---|---|---|",
+        ]
+        for s in fault["sources"]:
+            median = "-" if s["median_ttd_s"] is None else f"{s['median_ttd_s']:.1f} s"
+            worst = "-" if s["worst_ttd_s"] is None else f"{s['worst_ttd_s']:.1f} s"
+            why = (s["dominant_miss"] or "-").replace("|", "/")
+            lines.append(f"| {s['source']} | {s['caught']} | {median} | {worst} | {why} |")
+        lines += [f"- proposal: `{p}`" for p in fault["proposals"]]
+    return [*lines, ""]
+
+
 def section(data: dict[str, Any]) -> list[str]:
     name = data["benchmark"]
+    if name == "coverage_page":
+        return coverage_page_section(data)
     if name == "soak":
         return soak_section(data)
     if name == "idle":

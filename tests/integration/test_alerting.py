@@ -301,6 +301,9 @@ def test_two_victims_unrelated_alerts_a_user_rule_and_the_page(tikv_cluster_fact
     pods = {v["pod"] for v in st["victims"]}
     assert len(pods) == 2, st["victims"]
 
+    for source in st["detection"]["sources"]:  # a firing time is the server's, never when we looked
+        if source["state"] == "Detected":
+            assert parse_rfc3339(source["firingAt"]) <= parse_rfc3339(source["seenAt"]), source
     any_alert = _source(st, "any-alert")
     assert any_alert["state"] == "Detected" and any_alert["victim"] in pods, any_alert
     [disk] = [i for i in any_alert.get("ignored") or [] if i["alert"] == "NodeDiskAlmostFull"]
