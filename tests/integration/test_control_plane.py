@@ -174,3 +174,20 @@ spec: {target: {selector: {matchLabels: {}}}}
     )
     assert empty_selector.returncode != 0
     assert "selector must not be empty" in empty_selector.stderr
+
+    # A URL only means something for a server source: the API server refuses it on the others.
+    page_url = cp.kubectl(
+        "apply",
+        "-n",
+        ns,
+        "-f",
+        "-",
+        check=False,
+        input="""
+apiVersion: chaos.operator.dev/v1alpha1
+kind: ChaosDemo
+metadata: {name: page-with-url}
+spec: {detection: {sources: [{type: alertmanager-notification, url: "http://elsewhere:9093"}]}}
+""",
+    )
+    assert page_url.returncode != 0 and "url is for a prometheus or alertmanager source" in page_url.stderr

@@ -259,3 +259,23 @@ def test_a_missed_page_says_whether_alertmanager_held_it() -> None:
     assert "TiKV_node_restart fired in Prometheus at +75s, so Alertmanager held its notification" in why
     quiet = RuleReplay(rule, KILL, KILL + 150, 15.0, spans_of([KILL + 15.0], 15.0))
     assert "TiKV_node_restart never met its for: in Prometheus" in why_no_page({rule.name: quiet}, KILL, 150)
+
+
+def test_a_url_only_on_a_server_source() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from controller.operator.model import DetectionSource
+
+    with pytest.raises(ValidationError, match="url is for a prometheus or alertmanager source"):
+        DetectionSource.model_validate({"type": "alertmanager-notification", "url": "http://am:9093"})
+    page = DetectionSource.model_validate(
+        {"type": "alertmanager-notification", "clusterLabels": {"cluster": "a"}}
+    )
+    assert page.cluster_labels == {"cluster": "a"}
+    spec = DrillSpec.model_validate({})
+    kinds = [
+        s.type
+        for s in spec.detection.resolved(prometheus_url="", alertmanager_url="http://am", receiver=True)
+    ]
+    assert kinds == ["tickets", "alertmanager", "alertmanager-notification"]
