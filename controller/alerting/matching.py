@@ -55,6 +55,9 @@ class Match:
     counts: bool
     reason: str
     victim: str | None = None  # the victim pod it names; None: a cluster-level alert
+    # Left out by the source's own alertnames or matchers: not listed as ignored (the user
+    # narrowed the source on purpose; only alerts it would otherwise see are explained).
+    filtered: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ def ignored(alerts: Iterable[tuple[AlertTiming, Match]]) -> tuple[IgnoredAlert, 
     """The fired alerts that do not count, first fired first, one per name and reason."""
     seen: dict[tuple[str, str], IgnoredAlert] = {}
     for timing, match in sorted(alerts, key=lambda a: a[0].firing_at or 0.0):
-        if match.counts or timing.firing_at is None:
+        if match.counts or match.filtered or timing.firing_at is None:
             continue
         seen.setdefault(
             (timing.name, match.reason), IgnoredAlert(timing.name, match.reason, timing.firing_at)
@@ -164,10 +167,10 @@ def judge(
     """Does an alert with these labels count as noticing this drill's fault, and why (not)?"""
     names = set(alertnames)
     if names and labels.get("alertname") not in names:
-        return Match(False, "not one of the source's alertnames")
+        return Match(False, "not one of the source's alertnames", filtered=True)
     for key, value in (matchers or {}).items():
         if labels.get(key) != value:
-            return Match(False, f"lacks the matcher {key}={value}")
+            return Match(False, f"lacks the matcher {key}={value}", filtered=True)
     victim = _victim_by_address(labels, victims)
     if victim is not None:
         return Match(True, f"its instance is the victim {victim.pod}", victim.pod)
