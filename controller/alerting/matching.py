@@ -16,6 +16,7 @@ seen and ignored, with the reason. An alert already active at the kill never cou
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -219,43 +220,79 @@ def _pairs(labels: Mapping[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
-def timings_from_alerts_series(series: Iterable[Series], kill: float) -> list[AlertTiming]:
-    """Prometheus' ``ALERTS`` samples, grouped per alert (labels without ``alertstate``): the first
-    pending and the first firing sample after the kill. An alert with a sample at or before the
-    kill was already active and is left out (see ``active_at_kill``)."""
-    grouped: dict[tuple[tuple[str, str], ...], dict[str, list[float]]] = {}
+def _by_alert(series: Iterable[Series]) -> dict[tuple[tuple[str, str], ...], list[tuple[float, str]]]:
+    """Each alert's samples (labels without ``alertstate``), as (time, state), in time order."""
+    grouped: dict[tuple[tuple[str, str], ...], list[tuple[float, str]]] = {}
     for s in series:
         labels = {k: v for k, v in s.labels.items() if k not in ("alertstate", "__name__")}
-        key = tuple(sorted(labels.items()))
-        grouped.setdefault(key, {}).setdefault(s.labels.get("alertstate", ""), []).extend(
-            t for t, _ in s.points
+        grouped.setdefault(tuple(sorted(labels.items())), []).extend(
+            (t, s.labels.get("alertstate", "")) for t, _ in s.points
         )
+    return {key: sorted(samples) for key, samples in grouped.items()}
+
+
+def _evaluation_step(grouped: dict[tuple[tuple[str, str], ...], list[tuple[float, str]]]) -> float:
+    """The rule evaluation interval as the samples show it: the smallest gap between two of an
+    alert's consecutive samples (ALERTS is written at every evaluation while an alert is active)."""
+    gaps = [
+        b[0] - a[0] for samples in grouped.values() for a, b in itertools.pairwise(samples) if b[0] > a[0]
+    ]
+    return min(gaps, default=1.0)
+
+
+def _activations(samples: list[tuple[float, str]], step: float) -> list[list[tuple[float, str]]]:
+    """The runs of samples with no evaluation missing between them: each is one activation (an
+    alert that resolved and came back is two)."""
+    runs: list[list[tuple[float, str]]] = []
+    for sample in samples:
+        if runs and sample[0] - runs[-1][-1][0] <= step * 1.5:
+            runs[-1].append(sample)
+        else:
+            runs.append([sample])
+    return runs
+
+
+def timings_from_alerts_series(series: Iterable[Series], kill: float) -> list[AlertTiming]:
+    """Prometheus' ``ALERTS`` samples, grouped per alert (labels without ``alertstate``): the first
+    pending and the first firing sample of its first activation after the kill. An alert active
+    at the kill is left out (see ``active_at_kill``); one that had resolved before it is not."""
+    grouped = _by_alert(series)
+    step = _evaluation_step(grouped)
     out = []
-    for key, states in grouped.items():
-        every = [t for times in states.values() for t in times]
-        if not every or min(every) <= kill:
+    for key, samples in grouped.items():
+        runs = _activations(samples, step)
+        if any(_active_at(run, kill, step) for run in runs):
+            continue
+        after = next((run for run in runs if run[0][0] > kill), None)
+        if after is None:
             continue
         labels = dict(key)
         out.append(
             AlertTiming(
                 name=labels.get("alertname", ""),
                 labels=labels,
-                pending_at=min(states["pending"]) if states.get("pending") else None,
-                firing_at=min(states["firing"]) if states.get("firing") else None,
+                pending_at=next((t for t, state in after if state == "pending"), None),
+                firing_at=next((t for t, state in after if state == "firing"), None),
             )
         )
     return out
 
 
+def _active_at(run: list[tuple[float, str]], kill: float, step: float) -> bool:
+    return run[0][0] <= kill and run[-1][0] >= kill - step * 1.5
+
+
 def active_at_kill(series: Iterable[Series], kill: float) -> list[dict[str, str]]:
-    """The alerts (labels without ``alertstate``) that already had a sample at or before the kill:
-    they cannot tell this fault apart, whatever they do after it."""
-    seen: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
-    for s in series:
-        if any(t <= kill for t, _ in s.points):
-            labels = {k: v for k, v in s.labels.items() if k not in ("alertstate", "__name__")}
-            seen[tuple(sorted(labels.items()))] = labels
-    return list(seen.values())
+    """The alerts (labels without ``alertstate``) that were active at the kill, pending or firing
+    (their activation began before it and lasted up to it): they cannot tell this fault apart,
+    whatever they do after it. One that resolved before the kill does not count here."""
+    grouped = _by_alert(series)
+    step = _evaluation_step(grouped)
+    return [
+        dict(key)
+        for key, samples in grouped.items()
+        if any(_active_at(run, kill, step) for run in _activations(samples, step))
+    ]
 
 
 def first_firing(timings: Iterable[AlertTiming]) -> AlertTiming | None:

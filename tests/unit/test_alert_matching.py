@@ -10,6 +10,7 @@ from controller.alerting.matching import (
     ClusterIdentity,
     RuleInfo,
     VictimIdentity,
+    active_at_kill,
     first_firing,
     ignored,
     judge,
@@ -136,17 +137,30 @@ def test_timings_from_alerts_samples_and_pre_existing_alerts() -> None:
     fresh = {"alertname": "TiKV_node_restart", "instance": "127.0.11.2:20180", "job": "tikv"}
     old = {"alertname": "Old", "instance": "127.0.11.2:20180", "job": "tikv"}
     series = [
-        _alerts("pending", [1002.0, 1003.0, 1062.0], **fresh),
+        _alerts("pending", [1002.0 + i for i in range(61)], **fresh),
         _alerts("firing", [1063.0, 1064.0], **fresh),
-        _alerts("pending", [990.0, 995.0], **old),  # active before the kill
+        _alerts("pending", [990.0 + i for i in range(11)], **old),  # active at the kill
         _alerts("firing", [1001.0, 1002.0], **old),
     ]
     timings = timings_from_alerts_series(series, KILL)
     assert [t.name for t in timings] == ["TiKV_node_restart"]
+    assert [labels["alertname"] for labels in active_at_kill(series, KILL)] == ["Old"]
     t = timings[0]
     assert (t.pending_at, t.firing_at) == (1002.0, 1063.0)
     assert first_firing(timings) == t
     assert first_firing([]) is None
+
+
+def test_an_alert_that_resolved_before_the_kill_counts_when_it_comes_back() -> None:
+    pd = {"alertname": "PD_cluster_lost_connect_store_nums", "instance": "127.0.0.1:2379"}
+    series = [
+        _alerts("pending", [960.0 + i for i in range(10)], **pd),  # an earlier drill's, resolved at 969
+        _alerts("pending", [1004.0 + i for i in range(12)], **pd),
+        _alerts("firing", [1016.0, 1017.0], **pd),
+    ]
+    [timing] = timings_from_alerts_series(series, KILL)
+    assert (timing.pending_at, timing.firing_at) == (1004.0, 1016.0)
+    assert active_at_kill(series, KILL) == []
 
 
 def _src(
