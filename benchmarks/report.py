@@ -225,6 +225,7 @@ def main() -> None:
     order = [
         "ttd",
         "alert_ttd",
+        "coverage_page",
         "soak",
         "reaction",
         "scale",

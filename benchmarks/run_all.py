@@ -18,6 +18,7 @@ ALL = [
     "scale",
     "region_scale",
     "client_probe",
+    "coverage_page",
 ]
 
 
