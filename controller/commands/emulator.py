@@ -36,15 +36,27 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         default=None,
         help="write the stores' advertised names and their loopback addresses here (the sandbox's DNS)",
     )
+    p.add_argument(
+        "--tls-ca",
+        type=Path,
+        default=None,
+        help="serve PD over TLS: the CA client certificates must chain to",
+    )
+    p.add_argument("--tls-cert", type=Path, default=None, help="PD's serving certificate (with --tls-ca)")
+    p.add_argument("--tls-key", type=Path, default=None, help="its key (with --tls-ca)")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from controller.emulator.server import Emulator, EmulatorSettings
+    from controller.emulator.tls import ServerTLS
 
     configure()
     if args.time_scale <= 0:
         raise SystemExit("chaosdemo emulator: --time-scale must be > 0")
+    tls_files = (args.tls_ca, args.tls_cert, args.tls_key)
+    if any(tls_files) and not all(tls_files):
+        raise SystemExit("chaosdemo emulator: --tls-ca, --tls-cert and --tls-key go together")
     settings = EmulatorSettings(
         kubeconfig=args.kubeconfig,
         namespace=args.namespace,
@@ -56,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         targets_file=args.targets_file,
         regions=args.regions,
         hosts_file=args.hosts_file,
+        tls=ServerTLS(args.tls_ca, args.tls_cert, args.tls_key) if args.tls_ca else None,
     )
     asyncio.run(Emulator(settings).run())
     return 0

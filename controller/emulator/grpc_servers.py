@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from pathlib import Path
 
 import grpc
@@ -22,6 +23,7 @@ from controller.emulator import kvproto
 from controller.emulator.grpc_pd import PDService
 from controller.emulator.grpc_tikv import RawData, TikvService
 from controller.emulator.model import EmulatedCluster, Store
+from controller.emulator.tls import TLSStream
 
 log = logging.getLogger(__name__)
 TIKV_PORT = 20160
@@ -94,9 +96,14 @@ class StoreServers:
 class PortMux:
     """One listening port for PD's gRPC and HTTP API, split by each connection's first bytes."""
 
-    def __init__(self, host: str, port: int, grpc_port: int, http_port: int) -> None:
+    def __init__(
+        self, host: str, port: int, grpc_port: int, http_port: int, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.host, self.port = host, port
         self.grpc_port, self.http_port = grpc_port, http_port
+        # With TLS, the handshake (and the client certificate check) happens here; the split by
+        # first bytes reads the decrypted stream, so gRPC and HTTP share the port as before.
+        self.ssl_context = ssl_context
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
@@ -115,13 +122,18 @@ class PortMux:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
+        front: asyncio.StreamReader | TLSStream = reader
+        front_out: asyncio.StreamWriter | TLSStream = writer
         try:
-            first = await reader.readexactly(len(HTTP2_PREFACE_START))
+            if self.ssl_context is not None:
+                front = front_out = TLSStream(self.ssl_context, reader, writer)
+                await front.handshake()
+            first = await front.readexactly(len(HTTP2_PREFACE_START))
             port = self.grpc_port if first == HTTP2_PREFACE_START else self.http_port
             back_reader, back_writer = await asyncio.open_connection("127.0.0.1", port)
             back_writer.write(first)
-            await asyncio.gather(_pipe(reader, back_writer), _pipe(back_reader, writer))
-        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            await asyncio.gather(_pipe(front, back_writer), _pipe(back_reader, front_out))
+        except (asyncio.IncompleteReadError, ConnectionError, OSError, ssl.SSLError):
             pass
         finally:
             self._connections.discard(task)
@@ -129,7 +141,7 @@ class PortMux:
                 writer.close()
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pipe(reader: asyncio.StreamReader | TLSStream, writer: asyncio.StreamWriter | TLSStream) -> None:
     try:
         while chunk := await reader.read(65536):
             writer.write(chunk)

@@ -27,6 +27,7 @@ from controller.emulator.model import HEARTBEAT_INTERVAL, EmulatedCluster, Store
 from controller.emulator.pd_api import make_pd_app
 from controller.emulator.pod_binding import PodBinding
 from controller.emulator.tikv_status import StatusServers
+from controller.emulator.tls import ServerTLS
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,9 @@ class EmulatorSettings:
     targets_file: Path | None = None  # Prometheus file_sd output for the TiKV job
     regions: int = 24
     hosts_file: Path | None = None  # the stores' advertised names -> their loopback addresses
+    # PD's client port over TLS, as PD does with [security] cacert/cert/key: clients must present
+    # a certificate signed by the CA (PD's cert-allowed-cn aside). None: plain.
+    tls: ServerTLS | None = None
 
 
 class Emulator:
@@ -58,7 +62,8 @@ class Emulator:
         )
         self.status_servers = StatusServers(self.cluster)
         self.store_servers = StoreServers(self.cluster, RawData(), settings.hosts_file)
-        self.pd_url = f"http://{settings.pd_host}:{settings.pd_port}"
+        scheme = "https" if settings.tls else "http"
+        self.pd_url = f"{scheme}://{settings.pd_host}:{settings.pd_port}"
         self._pd_runner: web.AppRunner | None = None
         self._pd_grpc: grpc.aio.Server | None = None
         self._pd_mux: PortMux | None = None
@@ -97,7 +102,13 @@ class Emulator:
         await site.start()
         http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self._pd_grpc, grpc_port = await start_pd_grpc(self.cluster, self.pd_url)
-        self._pd_mux = PortMux(self.settings.pd_host, self.settings.pd_port, grpc_port, http_port)
+        self._pd_mux = PortMux(
+            self.settings.pd_host,
+            self.settings.pd_port,
+            grpc_port,
+            http_port,
+            ssl_context=self.settings.tls.context() if self.settings.tls else None,
+        )
         await self._pd_mux.start()
         self._pd_runner = runner
 

@@ -12,6 +12,7 @@ from controller.operator.decisions import Outcome
 from controller.operator.deps import Deps
 from controller.operator.ending import end_run, start_store_again
 from controller.operator.model import DrillSpec, Phase, Verdict
+from controller.operator.pd_access import pd_for
 from controller.operator.recovery import observe_all
 from controller.operator.recovery_moments import RecoveryObservation
 from controller.operator.sources import cluster_identity, watch_sources
@@ -46,7 +47,7 @@ async def _sample(deps: Deps, w: StatusWriter, run: RunSnapshot) -> RecoveryObse
     before = w.status.timeline
     injected_at = before.injected_at or time.time()
     victims = w.status.all_victims
-    obs = await observe_all(deps.kube, deps.pd(run.pd_address), victims, injected_at, before.restored_at)
+    obs = await observe_all(deps.kube, await pd_for(deps, run), victims, injected_at, before.restored_at)
     bounds = deps.recovery_bounds.setdefault(w.uid, {})
     after = recovery_moments.record_recovery(
         before, obs, not_before=injected_at, bounds=bounds, leaders_before=leaders_before(victims)

@@ -15,6 +15,7 @@ from controller.operator.deps import Deps
 from controller.operator.ending import end_run
 from controller.operator.errors import PermanentError, using
 from controller.operator.model import DrillSpec, Phase, Verdict
+from controller.operator.pd_access import pd_for
 from controller.operator.preflight import Preflight, run_preflight
 from controller.operator.recovery import saved_manifest
 from controller.operator.state import (
@@ -25,6 +26,7 @@ from controller.operator.status import StatusWriter
 from controller.operator.victims import describe_victim
 from controller.pd.client import PDUnavailable, cluster_name
 from controller.pd.models import pod_of_address
+from controller.tlsclient import TLSConfigError
 
 # Preflight refusals that a drill queued behind another one waits out rather than fails on.
 SETTLING_REASONS = frozenset({"OpenTicket", "StoreNotUp"})
@@ -66,7 +68,10 @@ async def pending(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec
 
 async def preflight(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec) -> bool:
     ns = run.target_namespace
-    pd = deps.pd(run.pd_address)
+    try:
+        pd = await pd_for(deps, run)
+    except TLSConfigError as exc:  # the Secret is missing, unreadable or not usable TLS material
+        return await _refused(deps, w, run, exc.reason, str(exc))
     if not run.ticket_cluster:
         # The cluster's identity (PD's cluster id) is pinned at the first preflight PD answers;
         # while it does not, preflight's own checks (namespace first) still run and refuse.

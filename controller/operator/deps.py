@@ -16,6 +16,7 @@ from controller.operator.sources import AlertingClients
 from controller.pd import PDClient
 from controller.prom import PrometheusClient
 from controller.tickets import TicketDB
+from controller.tlsclient import ClientTLS
 
 PD_CLIENTS_KEPT = 32
 
@@ -42,7 +43,7 @@ class Deps:
     db: TicketDB
     config: OperatorConfig
     prom: PrometheusClient | None = None
-    _pd: ClientCache[PDClient] = field(default_factory=lambda: ClientCache(PDClient, limit=PD_CLIENTS_KEPT))
+    _pd: ClientCache[PDClient] = field(init=False)
     alerting: AlertingClients = field(default_factory=AlertingClients)
     # One step or teardown at a time per drill (by uid).
     guards: dict[str, asyncio.Lock] = field(default_factory=dict)
@@ -58,6 +59,16 @@ class Deps:
     # The client prober of each drill that asked for one (by uid), or why it could not start.
     probes: dict[str, probing.RunningProbe] = field(default_factory=dict)
     probe_errors: dict[str, str] = field(default_factory=dict)
+    # TLS towards PD, loaded once per target.tls Secret ("namespace/name") and kept by identity.
+    pd_tls: dict[str, ClientTLS] = field(default_factory=dict)
+    _tls_by_identity: dict[str, ClientTLS] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._pd = ClientCache(self._build_pd, limit=PD_CLIENTS_KEPT)
+
+    def _build_pd(self, key: str) -> PDClient:
+        address, _, identity = key.partition("#")
+        return PDClient(address, tls=self._tls_by_identity[identity] if identity else None)
 
     def guard(self, uid: str) -> asyncio.Lock:
         return self.guards.setdefault(uid, asyncio.Lock())
@@ -65,8 +76,13 @@ class Deps:
     def backoff(self, uid: str, seconds: float) -> None:
         self.not_before[uid] = time.monotonic() + seconds
 
-    def pd(self, address: str) -> PDClient:
-        return self._pd.get(admission.normalize_url(address))
+    def pd(self, address: str, tls: ClientTLS | None = None) -> PDClient:
+        """The PD client for an address (and TLS material): one per pair, kept while used."""
+        key = admission.normalize_url(address)
+        if tls is not None:
+            self._tls_by_identity[tls.identity] = tls
+            key = f"{key}#{tls.identity}"
+        return self._pd.get(key)
 
     def forget(self, uid: str) -> None:
         """A run ended: drop what was kept in memory for it."""

@@ -19,6 +19,7 @@ from controller.operator.crashpoints import crashpoint
 from controller.operator.deps import Deps, Diagnosed
 from controller.operator.evidence import gather
 from controller.operator.model import DrillSpec, Phase
+from controller.operator.pd_access import pd_for
 from controller.operator.state import (
     DiagnosisSummary,
     RunSnapshot,
@@ -148,7 +149,7 @@ async def _diagnose(
     data = await gather(
         ticket=ticket,
         db=deps.db,
-        pd=deps.pd(run.pd_address),
+        pd=await pd_for(deps, run),
         prom=deps.prom,
         kube=deps.kube,
         namespace=victim.namespace,

@@ -18,6 +18,7 @@ from controller.operator.ending import end_run
 from controller.operator.errors import using
 from controller.operator.graceful import ContainerStop, container_stopped
 from controller.operator.model import DrillSpec, Phase, Verdict
+from controller.operator.pd_access import pd_for
 from controller.operator.state import (
     DetectionStatus,
     RunSnapshot,
@@ -59,7 +60,7 @@ async def _probe_ready(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: Dril
     probe = deps.probes.get(w.uid)
     if probe is None and w.uid not in deps.probe_errors:
         try:
-            probe = await probing.start(deps.pd(run.pd_address), run.pd_address, spec.impact.probe)
+            probe = await probing.start(await pd_for(deps, run), run.pd_address, spec.impact.probe)
         except ProberError as exc:
             deps.probe_errors[w.uid] = str(exc)
             await deps.kube.emit_event(w.obj, "Warning", "ProbeUnavailable", str(exc))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import logging
 import uuid
@@ -48,6 +49,16 @@ class Kube:
             if exc.status == 404:
                 return None
             raise
+
+    async def secret_data(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        """A Secret's data, decoded (None: no such Secret). The values are never logged."""
+        try:
+            secret = await self.core.read_namespaced_secret(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
 
     async def delete_pod(self, namespace: str, name: str, uid: str, grace_seconds: int) -> str:
         """Delete exactly this pod (uid precondition). Returns 'deleted', 'gone' (404: no pod of

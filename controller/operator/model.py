@@ -132,6 +132,13 @@ def _check_pd_address(value: str) -> str:
     return _check_http_url(value, "http://pd.tikv.svc:2379")
 
 
+class TargetTLS(_Spec):
+    """TLS towards PD: a Secret in the target namespace with ``ca.crt`` and, for mutual TLS,
+    ``tls.crt`` and ``tls.key`` (tidb-operator's ``<cluster>-cluster-client-secret`` has them)."""
+
+    secret_name: str = Field(alias="secretName", min_length=1, max_length=253)
+
+
 class Target(_Spec):
     namespace: str = ""
     selector: Selector = Field(
@@ -139,6 +146,7 @@ class Target(_Spec):
     )
     pod: str = ""
     pd_address: Annotated[str, AfterValidator(_check_pd_address)] = Field(default="", alias="pdAddress")
+    tls: TargetTLS | None = None
 
 
 FaultAction = Literal["pod-kill", "store-outage", "pd-leader-kill"]

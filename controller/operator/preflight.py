@@ -119,7 +119,7 @@ async def run_preflight(
         stores = await pd.stores()
         config = await pd.config()
     except PDUnavailable as exc:
-        return refuse("PDUnavailable", f"cannot verify the cluster's health: {exc}")
+        return _unreachable(exc, "cannot verify the cluster's health")
     except PDError as exc:
         # Something answers at the address, but not as PD: the spec (or the default) is wrong.
         return refuse("PDRejected", f"spec.target.pdAddress ({pd.base_url}) does not serve PD's API: {exc}")
@@ -168,7 +168,7 @@ async def run_preflight(
         candidate_ids = frozenset(by_name[p.metadata.name] for p in candidates)
         regions = region_peers(await regions_for_quorum_check(pd, stores, candidate_ids, count), stores)
     except PDError as exc:
-        return refuse("PDUnavailable", f"cannot read PD's regions to check quorum: {exc}")
+        return _unreachable(exc, "cannot read PD's regions to check quorum")
     gone = frozenset(s.id for s in stores if s.id not in {u.id for u in up})
     at_risk: dict[str, list[int]] = {}
     for pod in candidates:
@@ -233,7 +233,7 @@ async def _pd_leader_preflight(
     try:
         health, leader, stores = await asyncio.gather(pd.health(), pd.leader(), pd.stores())
     except PDUnavailable as exc:
-        return refuse("PDUnavailable", f"cannot verify the cluster's health: {exc}")
+        return _unreachable(exc, "cannot verify the cluster's health")
     except PDError as exc:
         return refuse("PDRejected", f"spec.target.pdAddress ({pd.base_url}) does not serve PD's API: {exc}")
     if leader is None:
@@ -274,3 +274,11 @@ async def _pd_leader_preflight(
         stores=stores,
         chosen=[leader],
     )
+
+
+def _unreachable(exc: PDError, what: str) -> Preflight:
+    """PD out of reach: a failed TLS handshake is named as such (the CA or the client
+    certificate is wrong, not PD down), so the user fixes the Secret instead of waiting."""
+    if isinstance(exc, PDUnavailable) and exc.tls_problem:
+        return refuse("TLSHandshakeFailed", f"{what}: TLS with PD failed: {exc.tls_problem}")
+    return refuse("PDUnavailable", f"{what}: {exc}")

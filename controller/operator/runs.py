@@ -63,11 +63,17 @@ async def _pin_run(deps: Deps, w: StatusWriter, generation: int, live: dict[str,
         receiver=deps.alerting.notifications is not None,
     )
     spec = spec.model_copy(update={"detection": spec.detection.model_copy(update={"sources": sources})})
+    tls = spec.target.tls
+    if tls is not None and not pd_address.startswith("https://"):
+        message = f"target.tls is set but PD's address {pd_address} is not https:// (set target.pdAddress)"
+        await end_run(deps, w, None, Outcome(Phase.FAILED, Verdict.ERROR, "InvalidSpec", message))
+        return None
     run = RunSnapshot(
         generation=generation,
         spec=spec.model_dump(by_alias=True, mode="json"),
         targetNamespace=target_namespace,
         pdAddress=pd_address,
+        tlsSecret=f"{target_namespace}/{tls.secret_name}" if tls else "",
     )
     await w.patch(run=run)
     return run

@@ -61,6 +61,9 @@ class RunSnapshot(_Status):
     # The name the monitor's tickets carry for this cluster (PD's cluster id), pinned at the
     # first preflight PD answers.
     ticket_cluster: str = Field(default="", alias="ticketCluster")
+    # target.tls: the Secret (namespace/name) PD is reached with; empty: plain or the
+    # controller's own TLS settings.
+    tls_secret: str = Field(default="", alias="tlsSecret")
 
     def drill_spec(self) -> DrillSpec:
         return DrillSpec.model_validate(self.spec)

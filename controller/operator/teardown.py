@@ -14,6 +14,7 @@ from controller.operator.decisions import Outcome
 from controller.operator.deps import Deps
 from controller.operator.ending import RESTORE_GAVE_UP, end_run, start_store_again
 from controller.operator.model import TERMINAL_PHASES, DrillSpec, Phase, Verdict
+from controller.operator.pd_access import pd_for
 from controller.operator.recovery import observe_all
 from controller.operator.state import (
     RunSnapshot,
@@ -47,7 +48,7 @@ async def _restore(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpe
         await start_store_again(deps, w)
         obs = await observe_all(
             deps.kube,
-            deps.pd(run.pd_address),
+            await pd_for(deps, run),
             w.status.all_victims,
             injected_at,
             w.status.timeline.restored_at,

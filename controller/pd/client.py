@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import ssl
 import urllib.parse
 from email.utils import parsedate_to_datetime
 from typing import Any, NoReturn, TypeVar
@@ -14,6 +15,7 @@ from prometheus_client import Counter
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from controller.pd.models import HealthMember, PDConfig, RegionCheck, StoreInfo, StoresResponse
+from controller.tlsclient import ClientTLS, tls_problem
 
 API = "/pd/api/v1"
 REGION_CHECK_KINDS = ("down-peer", "pending-peer", "miss-peer", "offline-peer", "extra-peer", "learner-peer")
@@ -54,22 +56,35 @@ class PDStoreNotFound(PDError):
 class PDUnavailable(PDError):
     """PD could not be reached (connection refused, timeout, DNS)."""
 
-    def __init__(self, url: str, reason: str) -> None:
-        super().__init__(0, f"PD at {url} is unreachable: {reason}")
+    def __init__(self, url: str, reason: str, tls_problem: str | None = None) -> None:
+        super().__init__(0, f"PD at {url} is unreachable: {tls_problem or reason}")
+        # A failed TLS handshake (an untrusted certificate, a refused client certificate): a
+        # configuration error, not an outage to wait out.
+        self.tls_problem = tls_problem
 
 
 class PDBadResponse(PDError):
     """PD answered, but not with what PD's API returns (not JSON, or the wrong shape)."""
 
 
+# What "PD out of reach" looks like: httpx's transport errors, and a TLS alert read after the
+# handshake (a refused client certificate, in TLS 1.3), which reaches us as ssl.SSLError.
+UNREACHABLE = (httpx.TransportError, ssl.SSLError)
+
+
 class PDClient:
     def __init__(
-        self, base_url: str, *, timeout: float = 3.0, client: httpx.AsyncClient | None = None
+        self,
+        base_url: str,
+        *,
+        timeout: float = 3.0,
+        client: httpx.AsyncClient | None = None,
+        tls: ClientTLS | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         if "://" not in self.base_url:
-            self.base_url = "http://" + self.base_url
-        self._client = client or httpx.AsyncClient(timeout=timeout)
+            self.base_url = ("https://" if tls else "http://") + self.base_url
+        self._client = client or httpx.AsyncClient(timeout=timeout, verify=tls.context if tls else True)
         self._owns_client = client is None
 
     async def __aenter__(self) -> PDClient:
@@ -86,8 +101,8 @@ class PDClient:
         url = f"{self.base_url}{API}{path}"
         try:
             response = await self._client.request(method, url, **kwargs)
-        except httpx.TransportError as exc:
-            raise PDUnavailable(self.base_url, f"{type(exc).__name__}: {exc}") from exc
+        except UNREACHABLE as exc:
+            raise self._unreachable(exc) from exc
         try:
             body = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -99,6 +114,9 @@ class PDClient:
         if response.is_success:
             return body
         self._raise_for(response.status_code, body if isinstance(body, str) else json.dumps(body)[:300])
+
+    def _unreachable(self, exc: BaseException) -> PDUnavailable:
+        return PDUnavailable(self.base_url, f"{type(exc).__name__}: {exc}", tls_problem(exc))
 
     @staticmethod
     def _raise_for(status: int, text: str) -> NoReturn:
@@ -185,8 +203,8 @@ class PDClient:
         url = f"{self.base_url}{API}{path}"
         try:
             response = await self._client.get(url)
-        except httpx.TransportError as exc:
-            raise PDUnavailable(self.base_url, f"{type(exc).__name__}: {exc}") from exc
+        except UNREACHABLE as exc:
+            raise self._unreachable(exc) from exc
         _count(path, response.content)
         if not response.is_success:
             self._raise_for(response.status_code, response.content[:300].decode("utf-8", errors="replace"))
@@ -206,8 +224,8 @@ class PDClient:
         url = f"{self.base_url}{API}/cluster"
         try:
             response = await self._client.get(url)
-        except httpx.TransportError as exc:
-            raise PDUnavailable(self.base_url, f"{type(exc).__name__}: {exc}") from exc
+        except UNREACHABLE as exc:
+            raise self._unreachable(exc) from exc
         date = response.headers.get("date")
         try:
             return parsedate_to_datetime(date).timestamp() if date else float("nan")

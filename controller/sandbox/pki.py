@@ -69,10 +69,9 @@ def _sign(d: Path, name: str, subject: str, ca_cert: Path, ca_key: Path, ext: st
     return crt, key
 
 
-def make_pki(directory: Path, service_ip: str = "10.0.0.1") -> Pki:
-    d = directory
-    d.mkdir(parents=True, exist_ok=True)
-    ca_key, ca_cert = d / "ca.key", d / "ca.crt"
+def make_ca(d: Path, name: str, common_name: str) -> tuple[Path, Path]:
+    """A self-signed CA: (certificate, key)."""
+    ca_key, ca_cert = d / f"{name}.key", d / f"{name}.crt"
     _openssl(
         "req",
         "-x509",
@@ -86,12 +85,47 @@ def make_pki(directory: Path, service_ip: str = "10.0.0.1") -> Pki:
         "-days",
         "3650",
         "-subj",
-        "/CN=chaosdemo-sandbox-ca",
+        f"/CN={common_name}",
         "-addext",
         "basicConstraints=critical,CA:TRUE",
         "-addext",
         "keyUsage=critical,keyCertSign,cRLSign",
     )
+    return ca_cert, ca_key
+
+
+SERVER_EXT = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
+CLIENT_EXT = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n"
+
+
+@dataclass(frozen=True)
+class ClusterPki:
+    """A TiKV cluster's TLS, as tidb-operator or cert-manager issues it: one CA, PD's serving
+    certificate, and a client certificate (what ``<cluster>-cluster-client-secret`` holds)."""
+
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def make_cluster_pki(directory: Path, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> ClusterPki:
+    d = directory
+    d.mkdir(parents=True, exist_ok=True)
+    ca_cert, ca_key = make_ca(d, "cluster-ca", "chaosdemo-tikv-cluster-ca")
+    sans = ",".join(f"IP:{h}" if h.replace(".", "").isdigit() else f"DNS:{h}" for h in hosts)
+    server_cert, server_key = _sign(
+        d, "pd", "/CN=pd", ca_cert, ca_key, SERVER_EXT + f"subjectAltName={sans}\n"
+    )
+    client_cert, client_key = _sign(d, "client", "/CN=chaosdemo", ca_cert, ca_key, CLIENT_EXT)
+    return ClusterPki(ca_cert, server_cert, server_key, client_cert, client_key)
+
+
+def make_pki(directory: Path, service_ip: str = "10.0.0.1") -> Pki:
+    d = directory
+    d.mkdir(parents=True, exist_ok=True)
+    ca_cert, ca_key = make_ca(d, "ca", "chaosdemo-sandbox-ca")
     server_cert, server_key = _sign(
         d,
         "apiserver",

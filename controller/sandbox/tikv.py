@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import ssl
 import sys
 import urllib.request
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from pathlib import Path
 from controller.emulator.kvproto import sandbox_dns_library
 from controller.sandbox.alertmanager import Alertmanager, WebhookRoute
 from controller.sandbox.controlplane import ControlPlane
+from controller.sandbox.pki import ClusterPki, make_cluster_pki
 from controller.sandbox.processes import ManagedProcess, ProcessExited, free_port, wait_until
 from controller.sandbox.prometheus import ALERT_RULES, Prometheus, scaled_alert_rules
 
@@ -49,10 +51,14 @@ class TikvCluster:
     detached: bool = False
     alertmanager: Alertmanager | None = None
     webhook_port: int = 0  # the controller's Alertmanager webhook receiver (with_alerting)
+    # PD's client port over mutual TLS (its own CA, PD's certificate, a client certificate), as
+    # tidb-operator's TLS clusters run. Prometheus is not started with it (plain scrapes only).
+    tls: bool = False
+    pki: ClusterPki | None = None
 
     @property
     def pd_url(self) -> str:
-        return f"http://127.0.0.1:{self.pd_port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.pd_port}"
 
     @property
     def admin_url(self) -> str:
@@ -75,6 +81,16 @@ class TikvCluster:
         self.pd_port = self.pd_port or free_port()
         self.admin_port = self.admin_port or free_port()
         targets = self.workdir / "tikv-targets.json"
+        tls_args: list[str] = []
+        if self.tls:
+            if self.with_prometheus:
+                raise ValueError("a TLS cluster is started without Prometheus (with_prometheus=False)")
+            self.pki = make_cluster_pki(self.workdir / "pki")
+            tls_args = [
+                f"--tls-ca={self.pki.ca_cert}",
+                f"--tls-cert={self.pki.server_cert}",
+                f"--tls-key={self.pki.server_key}",
+            ]
         self.emulator = ManagedProcess(
             "emulator",
             [
@@ -100,6 +116,7 @@ class TikvCluster:
                 str(self.regions),
                 "--hosts-file",
                 str(self.hosts_file),
+                *tls_args,
             ],
             self.workdir / "emulator.log",
             die_with_parent=not self.detached,
@@ -176,8 +193,18 @@ class TikvCluster:
         assert self.emulator is not None
         if not self.emulator.alive():
             raise ProcessExited(f"emulator exited:\n{self.emulator.log_tail()}")
-        with urllib.request.urlopen(f"{self.pd_url}/pd/api/v1/stores", timeout=2) as r:
+        with urllib.request.urlopen(
+            f"{self.pd_url}/pd/api/v1/stores", timeout=2, context=self.client_ssl()
+        ) as r:
             return int(json.load(r)["count"]) == self.stores
+
+    def client_ssl(self) -> ssl.SSLContext | None:
+        """A client context for PD's TLS port (None: a plain cluster)."""
+        if self.pki is None:
+            return None
+        context = ssl.create_default_context(cafile=str(self.pki.ca_cert))
+        context.load_cert_chain(self.pki.client_cert, self.pki.client_key)
+        return context
 
     def _all_scraped(self) -> bool:
         assert self.prometheus is not None

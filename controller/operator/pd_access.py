@@ -1,0 +1,40 @@
+"""The PD client a run uses: plain, or with the TLS material of its ``target.tls`` Secret (read
+once, then kept by the Secret's name; a controller restarted mid-run reads it again)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from controller.operator.deps import Deps
+from controller.operator.kube import Kube
+from controller.operator.state import RunSnapshot
+from controller.pd import PDClient
+from controller.tlsclient import ClientTLS, TLSConfigError, from_secret_data
+
+
+async def load_target_tls(kube: Kube, ref: str) -> ClientTLS:
+    """The client TLS of the Secret ``namespace/name``; TLSConfigError says what is wrong."""
+    namespace, _, name = ref.partition("/")
+    try:
+        data = await kube.secret_data(namespace, name)
+    except ApiException as exc:
+        if exc.status == 403:
+            raise TLSConfigError(
+                "TLSSecretForbidden", f"the controller may not read secret {ref} (target.tls.secretName)"
+            ) from exc
+        raise
+    if data is None:
+        raise TLSConfigError("TLSSecretNotFound", f"secret {ref} (target.tls.secretName) does not exist")
+    # Loading a key touches the disk (a private temporary directory): off the event loop.
+    return await asyncio.to_thread(from_secret_data, f"secret {ref}", data)
+
+
+async def pd_for(deps: Deps, run: RunSnapshot) -> PDClient:
+    if not run.tls_secret:
+        return deps.pd(run.pd_address)
+    tls = deps.pd_tls.get(run.tls_secret)
+    if tls is None:
+        tls = deps.pd_tls[run.tls_secret] = await load_target_tls(deps.kube, run.tls_secret)
+    return deps.pd(run.pd_address, tls)
