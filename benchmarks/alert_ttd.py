@@ -12,7 +12,6 @@ TiKV_node_restart (changes(...[5m])) still fires for its previous kill.
 from __future__ import annotations
 
 import asyncio
-import json
 import tempfile
 import time
 from collections import Counter
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import summary, write
-from benchmarks.harness import chaosdemo_status, control_plane, opt_in, start_monitor, wait
+from benchmarks.harness import control_plane, opt_in, run_drill, start_monitor
 from controller.coverage.collect import Query, collect
 from controller.coverage.proposals import ReplaySettings
 from controller.coverage.summary import Coverage
@@ -93,17 +92,7 @@ def main() -> None:
                     "diagnosis": {"provider": "offline"},
                     "recovery": {"waitForLeadersSeconds": 0},
                 }
-                doc = {
-                    "apiVersion": "chaos.operator.dev/v1alpha1",
-                    "kind": "ChaosDemo",
-                    "metadata": {"name": name},
-                    "spec": spec,
-                }
-                cp.kubectl("apply", "-n", "tikv", "-f", "-", input=json.dumps(doc))
-                assert wait(
-                    lambda n=name: chaosdemo_status(cp, "tikv", n).get("phase") in TERMINAL, 400, interval=2
-                )
-                st = chaosdemo_status(cp, "tikv", name)
+                st = run_drill(cp, "tikv", name, spec, 400)
                 verdicts[st.get("verdict") or "?"] += 1
                 for src in st["detection"]["sources"]:
                     if src["state"] == "Detected" and src.get("alertStartedAt"):

@@ -9,7 +9,6 @@ overlap. Recorded: the coverage per fault and source, and the proposals.
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import tempfile
 import time
@@ -19,7 +18,7 @@ from typing import Any
 import yaml
 
 from benchmarks.common import write
-from benchmarks.harness import chaosdemo_status, control_plane, no_open_tickets, opt_in, start_monitor, wait
+from benchmarks.harness import control_plane, no_open_tickets, opt_in, run_drill, start_monitor, wait
 from controller.coverage import page
 from controller.coverage.collect import Query, collect
 from controller.coverage.proposals import ReplaySettings
@@ -112,18 +111,7 @@ def main() -> None:
                     "diagnosis": {"provider": "offline"},
                     "recovery": {"waitForLeadersSeconds": 0},
                 }
-                doc = {
-                    "apiVersion": "chaos.operator.dev/v1alpha1",
-                    "kind": "ChaosDemo",
-                    "metadata": {"name": name},
-                }
-                cp.kubectl("apply", "-n", "tikv", "-f", "-", input=json.dumps({**doc, "spec": spec}))
-                assert wait(
-                    lambda n=name: chaosdemo_status(cp, "tikv", n).get("phase") in {"Completed", "Failed"},
-                    300,
-                    interval=1,
-                )
-                st = chaosdemo_status(cp, "tikv", name)
+                st = run_drill(cp, "tikv", name, spec, 300)
                 print(name, drill["fault"]["action"], st.get("verdict"), st.get("reason"), flush=True)
             controller.stop()
             monitor.stop()

@@ -79,6 +79,17 @@ def chaosdemo_status(cp: ControlPlane, namespace: str, name: str) -> dict[str, A
     return (json.loads(out).get("status") or {}) if out else {}
 
 
+def run_drill(
+    cp: ControlPlane, namespace: str, name: str, spec: dict[str, Any], timeout: float
+) -> dict[str, Any]:
+    """Apply one ChaosDemo and wait for it to end; its final status."""
+    doc = {"apiVersion": "chaos.operator.dev/v1alpha1", "kind": "ChaosDemo", "metadata": {"name": name}}
+    cp.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps({**doc, "spec": spec}))
+    ended = {"Completed", "Failed", "Aborted"}
+    assert wait(lambda: chaosdemo_status(cp, namespace, name).get("phase") in ended, timeout, interval=1)
+    return chaosdemo_status(cp, namespace, name)
+
+
 def wait(predicate, timeout: float, interval: float = 0.2) -> bool:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

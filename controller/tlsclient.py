@@ -86,11 +86,19 @@ def tls_problem(exc: BaseException) -> str | None:
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, ssl.SSLCertVerificationError):
-            return f"the server's certificate is not trusted: {seen.verify_message or seen.reason}"
+            return f"the server's certificate is not trusted: {seen.verify_message or _reason(seen)}"
         if isinstance(seen, ssl.SSLError):
             text = str(seen)
             if "CERTIFICATE_REQUIRED" in text or "HANDSHAKE_FAILURE" in text or "UNKNOWN_CA" in text:
-                return f"the server refused the handshake (a client certificate it accepts is required): {seen.reason}"
-            return f"the TLS handshake failed: {seen.reason or text}"
+                return (
+                    "the server refused the handshake (a client certificate it accepts is required): "
+                    + _reason(seen)
+                )
+            return f"the TLS handshake failed: {_reason(seen)}"
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def _reason(exc: ssl.SSLError) -> str:
+    """OpenSSL's reason code when ssl set one (it does for a real handshake), else the text."""
+    return str(getattr(exc, "reason", None) or exc)
