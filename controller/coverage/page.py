@@ -15,8 +15,20 @@ PAGE_CSS = (
     CSS
     + """
 .dot{fill:#e67e22;fill-opacity:.75}.miss{fill:#c0392b;font-weight:600}.src{fill:#1d2330}
-.prop code{background:#f4f6f9;padding:1px 4px;border-radius:3px} .why{max-width:380px}
+.prop code{background:#f4f6f9;padding:1px 4px;border-radius:3px}
+table.coverage{width:100%;table-layout:fixed} table.coverage td{overflow-wrap:anywhere}
 """
+)
+# Column widths of the coverage table (percent): the reason gets the room it needs.
+COLUMNS = (
+    ("source", 20),
+    ("type", 10),
+    ("rules", 14),
+    ("caught", 7),
+    ("median TTD", 7),
+    ("p95", 6),
+    ("worst", 6),
+    ("why it missed (most misses)", 30),
 )
 WIDTH = 1000
 NAME_RIGHT, PLOT_LEFT, PLOT_RIGHT, MISS_LEFT = 200, 220, 850, 870
@@ -36,6 +48,11 @@ def _short(name: str) -> str:
     return name if len(name) <= NAME_CHARS else name[: NAME_CHARS - 1] + "…"
 
 
+def _tick(seconds: float, span: float) -> str:
+    """Whole seconds on a long axis; tenths on a short one, where whole ones would repeat."""
+    return f"{seconds:.0f}" if span >= 10 else f"{seconds:.1f}"
+
+
 def strip_svg(fault: FaultCoverage) -> str:
     """Each source's TTDs on one shared axis, to scale; misses counted right of the plot."""
     worst = max((t for s in fault.sources for t in s.ttds), default=0.0)
@@ -52,7 +69,7 @@ def strip_svg(fault: FaultCoverage) -> str:
         x = PLOT_LEFT + (PLOT_RIGHT - PLOT_LEFT) * i / 4
         parts.append(f'<line class="grid" x1="{x:.1f}" y1="14" x2="{x:.1f}" y2="{axis_y}"/>')
         parts.append(
-            f'<text class="tick" x="{x:.1f}" y="{axis_y + 16}" text-anchor="middle">+{span * i / 4:.0f}s</text>'
+            f'<text class="tick" x="{x:.1f}" y="{axis_y + 16}" text-anchor="middle">+{_tick(span * i / 4, span)}s</text>'
         )
     for n, source in enumerate(fault.sources):
         y = 20 + ROW * n + ROW / 2
@@ -87,9 +104,11 @@ def _row(s: SourceCoverage) -> str:
 
 def fault_section(fault: FaultCoverage) -> str:
     table = (
-        f'<table class="coverage" id="table-{escape(fault.fault)}"><tr><th>source</th><th>type</th>'
-        "<th>rules</th><th>caught</th><th>median TTD</th><th>p95</th><th>worst</th>"
-        "<th>why it missed (most misses)</th></tr>" + "".join(_row(s) for s in fault.sources) + "</table>"
+        f'<table class="coverage" id="table-{escape(fault.fault)}"><tr>'
+        + "".join(f'<th style="width:{width}%">{name}</th>' for name, width in COLUMNS)
+        + "</tr>"
+        + "".join(_row(s) for s in fault.sources)
+        + "</table>"
     )
     proposals = ""
     if fault.proposals:
@@ -111,6 +130,11 @@ def fault_section(fault: FaultCoverage) -> str:
     )
 
 
+def _first_drill(coverage: Coverage) -> float:
+    """Where the range starts: the query's start, or the first drill when it is later."""
+    return max(coverage.since, min((f.first_at for f in coverage.faults), default=coverage.since))
+
+
 def to_html(coverage: Coverage, title: str = "Alert coverage") -> str:
     faults = "".join(fault_section(f) for f in coverage.faults) or '<p class="muted">No drill recorded.</p>'
     return f"""<!doctype html>
@@ -118,7 +142,7 @@ def to_html(coverage: Coverage, title: str = "Alert coverage") -> str:
 <style>{PAGE_CSS}</style></head><body>
 <h1>{escape(title)}</h1>
 <p id="summary">{coverage.drills} drill(s) of {len(coverage.faults)} fault type(s), from
-{_when(coverage.since)} to {_when(coverage.until)}. Each source is timed from the kill by the
+{_when(_first_drill(coverage))} to {_when(coverage.until)}. Each source is timed from the kill by the
 servers' own timestamps; a miss says why.</p>
 {faults}
 </body></html>

@@ -117,7 +117,11 @@ def _coverage_of_ten_drills() -> Any:
 
     def outcome(name: str, ttd: float | None, why: str = "") -> SourceOutcome:
         state = "Detected" if ttd is not None else "Missed"
-        return SourceOutcome(name=name, type="prometheus", state=state, ttd_seconds=ttd, why=why or None)
+        kind = {"tickets": "tickets", "page": "alertmanager-notification"}.get(name, "prometheus")
+        rules = [name] if kind == "prometheus" else []
+        return SourceOutcome(
+            name=name, type=kind, state=state, ttd_seconds=ttd, why=why or None, alertnames=rules
+        )
 
     plan = [("pod-kill", 4), ("store-outage", 3), ("pd-leader-kill", 3)]
     drills = []
@@ -156,7 +160,7 @@ def _coverage_of_ten_drills() -> Any:
                     ],
                 )
             )
-    coverage = summarize(drills, since=KILL, until=KILL + 3600 * 10)
+    coverage = summarize(drills, since=0, until=KILL + 3600 * 10)
     proposal = Proposal(
         name="TiKVRestartedRecently",
         expr='changes(process_start_time_seconds{job="tikv"}[1m]) > 0',
@@ -195,9 +199,18 @@ async def _coverage_page(page_file: Path, screenshot: Path) -> dict[str, Any]:
         proposals = await page.evaluate(
             "[...document.querySelectorAll('ul.prop li')].map(li => li.textContent)"
         )
+        # Nothing wider than the page: no table runs off its right edge.
+        overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        summary = await page.evaluate("document.getElementById('summary').textContent")
         assert not page.errors, page.errors
         await page.screenshot(screenshot)
-        return {"strips": strips, "rows": rows, "proposals": proposals}
+        return {
+            "strips": strips,
+            "rows": rows,
+            "proposals": proposals,
+            "overflow": overflow,
+            "summary": summary,
+        }
 
 
 def test_the_coverage_page_of_ten_drills_reads_cleanly_in_chromium(tmp_path: Path) -> None:
@@ -212,6 +225,8 @@ def test_the_coverage_page_of_ten_drills_reads_cleanly_in_chromium(tmp_path: Pat
     assert [s["dots"] for s in shown["strips"]] == [sum(x.caught for x in f.sources) for f in coverage.faults]
     assert shown["rows"] == sum(len(f.sources) + 1 for f in coverage.faults)
     assert any("in 4 of 4 drills" in p for p in shown["proposals"]), shown["proposals"]
+    assert shown["overflow"] <= 0, f"the page is {shown['overflow']}px wider than the window"
+    assert "1970" not in shown["summary"] and "2025-06-15 15:06 UTC" in shown["summary"], shown["summary"]
     for strip in shown["strips"]:
         texts, svg = strip["texts"], strip["svg"]
         for i, a in enumerate(texts):
