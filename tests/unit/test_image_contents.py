@@ -40,7 +40,7 @@ def test_controller_monitor_and_cli_need_no_sandbox_or_emulator() -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().endswith("ok []"), done.stdout[-2000:]
-    assert "{demo,tickets,report,controller,monitor,probe}" in done.stdout, done.stdout[:800]
+    assert "{demo,tickets,report,coverage,controller,monitor,probe}" in done.stdout, done.stdout[:800]
 
 
 def test_dockerfile_drops_the_sandbox_and_emulator() -> None:
