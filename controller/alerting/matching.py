@@ -48,6 +48,16 @@ class ClusterIdentity:
     # The source's ``clusterLabels``: when declared, they alone say "this cluster".
     declared: Mapping[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def around(
+        cls, namespace: str, pd_address: str, victims: Sequence[VictimIdentity], *, tikv_job: str, pd_job: str
+    ) -> ClusterIdentity:
+        """The cluster a drill broke, as alert labels can name it: PD's address (host:port, as
+        Prometheus scrapes it) and the victims' addresses are its own."""
+        addresses = {pd_address.split("://", 1)[-1].rstrip("/")}
+        addresses |= {a for v in victims for a in (v.store_address, v.status_address) if a}
+        return cls(namespace=namespace, addresses=frozenset(addresses), tikv_job=tikv_job, pd_job=pd_job)
+
 
 @dataclass(frozen=True)
 class Match:

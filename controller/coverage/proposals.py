@@ -74,11 +74,10 @@ def _scope(record: DrillRecord, settings: ReplaySettings) -> Scope:
         VictimIdentity(v.pod, v.namespace, v.store_id, v.store_address, v.status_address)
         for v in record.victims
     ]
-    addresses = {record.pd_address.split("://", 1)[-1].rstrip("/")}
-    addresses |= {a for v in record.victims for a in (v.store_address, v.status_address) if a}
-    cluster = ClusterIdentity(
-        namespace=record.target_namespace,
-        addresses=frozenset(addresses),
+    cluster = ClusterIdentity.around(
+        record.target_namespace,
+        record.pd_address,
+        victims,
         tikv_job=settings.tikv_job,
         pd_job=settings.pd_job,
     )

@@ -63,12 +63,8 @@ def cluster_identity(
     victims: Sequence[Victim], namespace: str, pd_address: str, *, tikv_job: str, pd_job: str
 ) -> ClusterIdentity:
     """The drilled cluster as alert labels can name it (a source's clusterLabels are added per source)."""
-    addresses = {pd_address.split("://", 1)[-1].rstrip("/")}
-    for v in victims:
-        addresses |= {v.store_address or "", v.status_address or ""}
-    return ClusterIdentity(
-        namespace=namespace, addresses=frozenset(addresses - {""}), tikv_job=tikv_job, pd_job=pd_job
-    )
+    who = [identity(v) for v in victims]
+    return ClusterIdentity.around(namespace, pd_address, who, tikv_job=tikv_job, pd_job=pd_job)
 
 
 async def watch_sources(
@@ -97,11 +93,12 @@ async def watch_sources(
             out.append(st)
             continue
         st = st.model_copy()
+        scope = _scope(spec, who, cluster)  # whom this source's alerts must be about
         if spec.type == "tickets":
             look = _ticket_look(incident, timeline)
         elif spec.type == "alertmanager-notification":
             look = (
-                look_notifications(clients.notifications, _scope(spec, who, cluster), kill)
+                look_notifications(clients.notifications, scope, kill)
                 if clients.notifications is not None
                 else SourceLook(
                     error="the controller runs no webhook receiver: set CHAOSDEMO_WEBHOOK_ADDRESS "
@@ -112,12 +109,10 @@ async def watch_sources(
             look = SourceLook(
                 error=f"no URL: set url on the source or the controller's {_env_for(spec.type)}"
             )
+        elif spec.type == "prometheus":
+            look = await look_prometheus(clients.prom(spec.url), scope, kill, now)
         else:
-            scope = _scope(spec, who, cluster)
-            if spec.type == "prometheus":
-                look = await look_prometheus(clients.prom(spec.url), scope, kill, now)
-            else:
-                look = await look_alertmanager(clients.am(spec.url), scope, kill)
+            look = await look_alertmanager(clients.am(spec.url), scope, kill)
         if look.ignored:
             st.ignored = [
                 IgnoredAlertStatus(alert=i.name, reason=i.reason, firingAt=i.firing_at) for i in look.ignored
@@ -148,7 +143,7 @@ async def watch_sources(
             if rules is None:
                 rules = await alerting_rules(clients.prom(rules_url)) if rules_url else {}
             replays = (
-                await _replays(clients.prom(rules_url), spec, rules, _scope(spec, who, cluster), kill, now)
+                await _replays(clients.prom(rules_url), spec, rules, scope, kill, now)
                 if rules_url and spec.type != "tickets"
                 else {}
             )
