@@ -62,8 +62,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         start_http_server(cfg.metrics_port)
     api = await _kube_client()
     db = await TicketDB(cfg.tickets_db).open()
-    prom = PrometheusClient(cfg.prometheus_url) if cfg.prometheus_url else None
-    memo.deps = drill.Deps(kube=Kube(api), db=db, config=cfg, prom=prom)
+    # A wrong credentials directory stops the controller here, saying which, rather than every drill.
+    configured = await asyncio.to_thread(cfg.configured_access)
+    prom = PrometheusClient(cfg.prometheus_url, access=configured.prometheus) if cfg.prometheus_url else None
+    memo.deps = drill.Deps(kube=Kube(api), db=db, config=cfg, prom=prom, configured=configured)
     memo.receiver = None
     if cfg.webhook_address:
         # Alertmanager's notifications, timed as they arrive: the alertmanager-notification source.

@@ -89,7 +89,10 @@ def tls_problem(exc: BaseException) -> str | None:
             return f"the server's certificate is not trusted: {seen.verify_message or _reason(seen)}"
         if isinstance(seen, ssl.SSLError):
             text = str(seen)
-            if "CERTIFICATE_REQUIRED" in text or "HANDSHAKE_FAILURE" in text or "UNKNOWN_CA" in text:
+            # The alert Go's crypto/tls sends for a missing or untrusted client certificate:
+            # certificate required (TLS 1.3), bad certificate (TLS 1.2), unknown CA.
+            refusals = ("CERTIFICATE_REQUIRED", "BAD_CERTIFICATE", "HANDSHAKE_FAILURE", "UNKNOWN_CA")
+            if any(alert in text for alert in refusals):
                 return (
                     "the server refused the handshake (a client certificate it accepts is required): "
                     + _reason(seen)

@@ -22,7 +22,9 @@ case "${1:-}" in
   --print-dns) echo "$dns_lib"; exit 0 ;;
   "") echo "tools/kvproto.sh: error: give the Python interpreter that has grpcio-tools" >&2; exit 1 ;;
 esac
-python="$1"
+# Absolute (a relative .venv/bin/python would not be found once the download's subshell has
+# changed directory); not resolved through symlinks, which would leave the venv.
+python="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 die() { echo "tools/kvproto.sh: error: $*" >&2; exit 1; }
 
 if [[ -f "$out/.complete" ]]; then

@@ -3,36 +3,66 @@
 from __future__ import annotations
 
 import json
+import ssl
 from typing import Any
 
 import httpx
 
+from controller.httpaccess import PLAIN, ServerAccess
+from controller.tlsclient import tls_problem
+
 
 class AlertmanagerError(Exception):
-    pass
+    def __init__(self, message: str, *, tls_problem: str | None = None, refused: bool = False) -> None:
+        super().__init__(message)
+        # How a TLS handshake failed, when one did; refused: the credentials were (401/403).
+        self.tls_problem = tls_problem
+        self.refused = refused
 
 
 class AlertmanagerClient:
-    def __init__(self, base_url: str, *, timeout: float = 3.0) -> None:
+    def __init__(self, base_url: str, *, timeout: float = 3.0, access: ServerAccess = PLAIN) -> None:
         self.base_url = base_url.rstrip("/")
-        self._client = httpx.AsyncClient(timeout=timeout)
+        self.access = access
+        self._client = access.client(timeout)
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def alerts(self) -> list[dict[str, Any]]:
-        """Every alert Alertmanager holds (active, silenced or inhibited), with ``startsAt``."""
-        params = {"active": "true", "silenced": "true", "inhibited": "true", "unprocessed": "true"}
+    async def _get(self, path: str, params: dict[str, str]) -> Any:
         try:
-            response = await self._client.get(f"{self.base_url}/api/v2/alerts", params=params)
-        except httpx.TransportError as exc:
-            raise AlertmanagerError(f"Alertmanager at {self.base_url} is unreachable: {exc!r}") from exc
+            response = await self._client.get(f"{self.base_url}{path}", params=params)
+        # A refused client certificate may surface as ssl.SSLError itself, not wrapped by httpx.
+        except (httpx.TransportError, ssl.SSLError) as exc:
+            problem = tls_problem(exc)
+            raise AlertmanagerError(
+                f"Alertmanager at {self.base_url}: {problem}"
+                if problem
+                else f"Alertmanager at {self.base_url} is unreachable: {exc!r}",
+                tls_problem=problem,
+            ) from exc
+        if response.status_code in (401, 403):
+            raise AlertmanagerError(
+                f"Alertmanager at {self.base_url} refused the request ({response.status_code}) with "
+                f"{self.access.describe()}: its credentials are missing or wrong",
+                refused=True,
+            )
         if not response.is_success:
             raise AlertmanagerError(f"Alertmanager answered {response.status_code}: {response.text[:200]!r}")
         try:
-            body = response.json()
+            return response.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise AlertmanagerError(f"non-JSON answer from {self.base_url}/api/v2/alerts") from exc
+            raise AlertmanagerError(f"non-JSON answer from {self.base_url}{path}") from exc
+
+    async def check(self) -> None:
+        """One authenticated request (Alertmanager's status): raises what ``alerts`` would."""
+        if not isinstance(await self._get("/api/v2/status", {}), dict):
+            raise AlertmanagerError("unexpected shape of /api/v2/status")
+
+    async def alerts(self) -> list[dict[str, Any]]:
+        """Every alert Alertmanager holds (active, silenced or inhibited), with ``startsAt``."""
+        params = {"active": "true", "silenced": "true", "inhibited": "true", "unprocessed": "true"}
+        body = await self._get("/api/v2/alerts", params)
         if not isinstance(body, list):
             raise AlertmanagerError("unexpected shape of /api/v2/alerts")
         return body

@@ -63,9 +63,13 @@ def _authorized(request: web.Request, token: str) -> bool:
 
 
 def build_app(
-    notifications: NotificationLog, settings: ReceiverSettings, clock: Callable[[], float] = time.time
+    notifications: NotificationLog,
+    settings: ReceiverSettings,
+    clock: Callable[[], float] = time.time,
+    limiter_clock: Callable[[], float] = time.monotonic,
 ) -> web.Application:
-    limiter = RateLimiter(settings.rate, settings.burst)
+    """``clock`` dates each notification (wall time); ``limiter_clock`` paces the rate limit."""
+    limiter = RateLimiter(settings.rate, settings.burst, limiter_clock)
 
     async def receive(request: web.Request) -> web.Response:
         received_at = clock()  # before the body is read: the page arrived now

@@ -25,6 +25,16 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="empty: run without Prometheus (probes and PD only)",
     )
     p.add_argument(
+        "--pd-credentials-dir",
+        default=os.environ.get("CHAOSDEMO_PD_CREDENTIALS_DIR", ""),
+        help="PD over TLS: a directory with ca.crt (and tls.crt, tls.key), e.g. a mounted client Secret",
+    )
+    p.add_argument(
+        "--prometheus-credentials-dir",
+        default=os.environ.get("CHAOSDEMO_PROMETHEUS_CREDENTIALS_DIR", ""),
+        help="Prometheus over TLS or with auth: ca.crt, tls.crt, tls.key; token, or username and password",
+    )
+    p.add_argument(
         "--db", default=os.environ.get("CHAOSDEMO_DB", "tickets.db"), help="the SQLite ticket file"
     )
     p.add_argument("--cluster", default="", help="cluster name on tickets (default: pd-<PD's cluster id>)")
@@ -45,6 +55,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 async def _main(args: argparse.Namespace) -> None:
     from prometheus_client import start_http_server
 
+    from controller.httpaccess import PLAIN, access_from_dir
     from controller.monitor import health
     from controller.monitor.snapshot import Snapshotter
     from controller.pd import PDClient
@@ -56,8 +67,14 @@ async def _main(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    pd = PDClient(args.pd_address)
-    prom = PrometheusClient(args.prometheus_url) if args.prometheus_url else None
+    pd_access, prom_access = await asyncio.to_thread(
+        lambda: [
+            access_from_dir(d) if d else PLAIN
+            for d in (args.pd_credentials_dir, args.prometheus_credentials_dir)
+        ]
+    )
+    pd = PDClient(args.pd_address, tls=pd_access.tls)
+    prom = PrometheusClient(args.prometheus_url, access=prom_access) if args.prometheus_url else None
     snapshotter = Snapshotter(pd, prom, probe=not args.no_probe, tikv_job=args.tikv_job)
     # Alive while it waits for PD; stale after a few missed cycles (a cycle may take long).
     heartbeat = health.Heartbeat(started_at=time.time(), stale_after=max(30.0, 5 * args.interval))

@@ -1,7 +1,7 @@
 """PD's serving TLS in the emulator: PD's [security] section (cacert-path, cert-path, key-path).
 Every connection to the client port completes a TLS handshake that requires a client
-certificate signed by the CA, as PD with a CA configured does; ALPN offers h2 (gRPC) and
-http/1.1 (the HTTP API) on the one port."""
+certificate signed by the CA, as PD with a CA configured does; ALPN offers http/1.1 (the HTTP
+API) and h2 (gRPC) on the one port."""
 
 from __future__ import annotations
 
@@ -23,7 +23,11 @@ class ServerTLS:
         context.load_cert_chain(self.cert, self.key)
         context.load_verify_locations(self.ca)
         context.verify_mode = ssl.CERT_REQUIRED
-        context.set_alpn_protocols(["h2", "http/1.1"])
+        # Our preference first: a client offering both (Go's HTTP client: Prometheus scraping
+        # /metrics) gets HTTP/1.1, which the HTTP side of the port serves; a gRPC client offers
+        # only h2 and gets it. Real PD answers HTTP over h2 as well (its handler splits gRPC
+        # from HTTP by content type); here HTTP/2 goes to the gRPC server alone.
+        context.set_alpn_protocols(["http/1.1", "h2"])
         return context
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from controller.operator import decisions, impact, metrics, probing, recovery_moments
+from controller.operator import decisions, impact, metrics, probing, recovery_moments, source_access
 from controller.operator.crashpoints import crashpoint
 from controller.operator.decisions import Outcome
 from controller.operator.deps import Deps
@@ -298,7 +298,8 @@ async def _watch_sources(deps: Deps, w: StatusWriter, spec: DrillSpec) -> bool:
         window_seconds=spec.detection.timeout_seconds,
         incident=w.status.incident,
         timeline=w.status.timeline,
-        rules_url=deps.config.prometheus_url,
+        reach=await source_access.reach(deps, run, spec.detection.sources) if run else {},
+        rules=deps.prom,
     )
     if updated != detection.sources:
         await w.patch(detection=DetectionStatus(sources=updated))

@@ -8,7 +8,7 @@ from typing import Any
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from controller.operator import clocks, decisions, lock, metrics, outage
+from controller.operator import clocks, decisions, lock, metrics, outage, source_access
 from controller.operator.crashpoints import crashpoint
 from controller.operator.decisions import Outcome
 from controller.operator.deps import Deps
@@ -113,6 +113,9 @@ async def preflight(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSp
         return False
     if not result.ok:
         return await _refused(deps, w, run, result.reason, result.message)
+    source_refusal = await source_access.check_sources(deps, run, spec.detection.sources)
+    if source_refusal is not None:
+        return await _refused(deps, w, run, source_refusal.reason, source_refusal.message)
     with using("spec.target.pdAddress"):
         skewed = clocks.skew_refusal(await clocks.clock_readings(pd, deps.prom), deps.config.max_clock_skew)
     if skewed is not None:

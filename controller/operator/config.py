@@ -5,11 +5,22 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from controller.httpaccess import PLAIN, ServerAccess, access_from_dir
 from controller.operator.model import DEFAULT_PAUSE_IMAGE
 
 
 def _csv(value: str) -> frozenset[str]:
     return frozenset(v.strip() for v in value.split(",") if v.strip())
+
+
+@dataclass(frozen=True)
+class ConfiguredAccess:
+    """TLS and credentials for the servers the controller was configured with (never sent to an
+    address a spec names)."""
+
+    pd: ServerAccess = PLAIN
+    prometheus: ServerAccess = PLAIN
+    alertmanager: ServerAccess = PLAIN
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,11 @@ class OperatorConfig:
     # token (a mounted Secret; CHAOSDEMO_WEBHOOK_TOKEN is read instead when no file is named).
     webhook_address: str = ""
     webhook_token_file: str = ""
+    # Directories of files named like a Secret's keys (ca.crt, tls.crt, tls.key; token, or
+    # username and password): how the configured PD, Prometheus and Alertmanager are reached.
+    pd_credentials_dir: str = ""
+    prometheus_credentials_dir: str = ""
+    alertmanager_credentials_dir: str = ""
     # How long a diagnosis may wait for corroborating evidence after detection.
     diagnosis_settle: float = 15.0
 
@@ -64,6 +80,9 @@ class OperatorConfig:
             metrics_port=int(env.get("CHAOSDEMO_METRICS_PORT", "0")),
             webhook_address=env.get("CHAOSDEMO_WEBHOOK_ADDRESS", ""),
             webhook_token_file=env.get("CHAOSDEMO_WEBHOOK_TOKEN_FILE", ""),
+            pd_credentials_dir=env.get("CHAOSDEMO_PD_CREDENTIALS_DIR", ""),
+            prometheus_credentials_dir=env.get("CHAOSDEMO_PROMETHEUS_CREDENTIALS_DIR", ""),
+            alertmanager_credentials_dir=env.get("CHAOSDEMO_ALERTMANAGER_CREDENTIALS_DIR", ""),
             diagnosis_settle=float(env.get("CHAOSDEMO_DIAGNOSIS_SETTLE_SECONDS", cls.diagnosis_settle)),
         )
 
@@ -73,6 +92,19 @@ class OperatorConfig:
             with open(self.webhook_token_file, encoding="utf-8") as f:
                 return f.read().strip()
         return os.environ.get("CHAOSDEMO_WEBHOOK_TOKEN", "").strip()
+
+    def configured_access(self) -> ConfiguredAccess:
+        """How the configured PD, Prometheus and Alertmanager are reached (blocking: it reads
+        files and loads keys; TLSConfigError says which directory is wrong)."""
+
+        def load(directory: str) -> ServerAccess:
+            return access_from_dir(directory) if directory else PLAIN
+
+        return ConfiguredAccess(
+            pd=load(self.pd_credentials_dir),
+            prometheus=load(self.prometheus_credentials_dir),
+            alertmanager=load(self.alertmanager_credentials_dir),
+        )
 
     def webhook_host_port(self) -> tuple[str, int]:
         host, _, port = self.webhook_address.rpartition(":")

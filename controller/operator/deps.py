@@ -8,9 +8,10 @@ import time
 from dataclasses import dataclass, field
 
 from controller.diagnosis.schema import DiagnosisOutput
+from controller.httpaccess import ServerAccess
 from controller.operator import admission, probing
 from controller.operator.clients import ClientCache
-from controller.operator.config import OperatorConfig
+from controller.operator.config import ConfiguredAccess, OperatorConfig
 from controller.operator.kube import Kube
 from controller.operator.sources import AlertingClients
 from controller.pd import PDClient
@@ -61,6 +62,10 @@ class Deps:
     probe_errors: dict[str, str] = field(default_factory=dict)
     # TLS towards PD, loaded once per target.tls Secret ("namespace/name") and kept by identity.
     pd_tls: dict[str, ClientTLS] = field(default_factory=dict)
+    # The controller's TLS and credentials for its configured PD, Prometheus and Alertmanager
+    # (CHAOSDEMO_*_CREDENTIALS_DIR), and those of the Secrets sources name ("namespace/name").
+    configured: ConfiguredAccess = field(default_factory=ConfiguredAccess)
+    source_secrets: dict[str, ServerAccess] = field(default_factory=dict)
     _tls_by_identity: dict[str, ClientTLS] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

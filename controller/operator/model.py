@@ -196,12 +196,21 @@ class DetectionSource(_Spec):
     # The labels that say "the drilled cluster" on this source's alerts (e.g. cluster: prod); when
     # set, an alert that names no victim counts only with them.
     cluster_labels: dict[str, str] = Field(default_factory=dict, alias="clusterLabels")
+    # Secrets in the target namespace: TLS towards the server (ca.crt, tls.crt, tls.key) and its
+    # credentials (token, or username and password). May name the same Secret.
+    tls_secret_name: str = Field(default="", alias="tlsSecretName", max_length=253)
+    auth_secret_name: str = Field(default="", alias="authSecretName", max_length=253)
     required: bool = True
 
     @model_validator(mode="after")
     def _url_only_for_servers(self) -> DetectionSource:
-        if self.url and self.type not in ("prometheus", "alertmanager"):
-            raise ValueError(f"url is for a prometheus or alertmanager source, not {self.type}")
+        for given, what in (
+            (self.url, "url"),
+            (self.tls_secret_name, "tlsSecretName"),
+            (self.auth_secret_name, "authSecretName"),
+        ):
+            if given and self.type not in ("prometheus", "alertmanager"):
+                raise ValueError(f"{what} is for a prometheus or alertmanager source, not {self.type}")
         return self
 
     @property

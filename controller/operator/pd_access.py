@@ -1,5 +1,6 @@
-"""The PD client a run uses: plain, or with the TLS material of its ``target.tls`` Secret (read
-once, then kept by the Secret's name; a controller restarted mid-run reads it again)."""
+"""The PD client a run uses: with the TLS material of its ``target.tls`` Secret (read once, then
+kept by the Secret's name; a controller restarted mid-run reads it again), the controller's own
+(CHAOSDEMO_PD_CREDENTIALS_DIR) for its configured PD, else plain."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from controller.operator.admission import normalize_url
 from controller.operator.deps import Deps
 from controller.operator.kube import Kube
 from controller.operator.state import RunSnapshot
@@ -33,7 +35,9 @@ async def load_target_tls(kube: Kube, ref: str) -> ClientTLS:
 
 async def pd_for(deps: Deps, run: RunSnapshot) -> PDClient:
     if not run.tls_secret:
-        return deps.pd(run.pd_address)
+        # The controller's own PD credentials go to its configured PD only.
+        configured = normalize_url(run.pd_address) == normalize_url(deps.config.pd_address)
+        return deps.pd(run.pd_address, deps.configured.pd.tls if configured else None)
     tls = deps.pd_tls.get(run.tls_secret)
     if tls is None:
         tls = deps.pd_tls[run.tls_secret] = await load_target_tls(deps.kube, run.tls_secret)

@@ -4,7 +4,7 @@ each is timed on its own, from the servers' timestamps."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from controller.alerting.alertmanager import AlertmanagerClient
@@ -20,6 +20,7 @@ from controller.alerting.watch import (
     look_notifications,
     look_prometheus,
 )
+from controller.httpaccess import PLAIN, ServerAccess
 from controller.operator import recovery_moments
 from controller.operator.clients import ClientCache
 from controller.operator.model import DetectionSource
@@ -29,20 +30,42 @@ from controller.prom import PrometheusClient
 
 @dataclass
 class AlertingClients:
-    """One client per URL, built once and kept while used (bounded: see ClientCache)."""
+    """One client per URL and access (TLS, credentials), built once and kept while used
+    (bounded: see ClientCache)."""
 
-    prometheus: ClientCache[PrometheusClient] = field(default_factory=lambda: ClientCache(PrometheusClient))
-    alertmanager: ClientCache[AlertmanagerClient] = field(
-        default_factory=lambda: ClientCache(AlertmanagerClient)
-    )
+    prometheus: ClientCache[PrometheusClient] = field(init=False)
+    alertmanager: ClientCache[AlertmanagerClient] = field(init=False)
     # What the controller's webhook receiver took in (None: the controller runs no receiver).
     notifications: NotificationLog | None = None
+    _access: dict[str, ServerAccess] = field(default_factory=dict, repr=False)
 
-    def prom(self, url: str) -> PrometheusClient:
-        return self.prometheus.get(url)
+    def __post_init__(self) -> None:
+        self.prometheus = ClientCache(
+            lambda key: PrometheusClient(self._url(key), access=self._access_of(key))
+        )
+        self.alertmanager = ClientCache(
+            lambda key: AlertmanagerClient(self._url(key), access=self._access_of(key))
+        )
 
-    def am(self, url: str) -> AlertmanagerClient:
-        return self.alertmanager.get(url)
+    def _key(self, url: str, access: ServerAccess) -> str:
+        if not access.identity:
+            return url
+        self._access[access.identity] = access
+        return f"{url}#{access.identity}"
+
+    @staticmethod
+    def _url(key: str) -> str:
+        return key.partition("#")[0]
+
+    def _access_of(self, key: str) -> ServerAccess:
+        identity = key.partition("#")[2]
+        return self._access[identity] if identity else PLAIN
+
+    def prom(self, url: str, access: ServerAccess = PLAIN) -> PrometheusClient:
+        return self.prometheus.get(self._key(url, access))
+
+    def am(self, url: str, access: ServerAccess = PLAIN) -> AlertmanagerClient:
+        return self.alertmanager.get(self._key(url, access))
 
     async def aclose(self) -> None:
         await self.prometheus.aclose()
@@ -80,12 +103,15 @@ async def watch_sources(
     window_seconds: float,
     incident: Incident | None,
     timeline: Timeline,
-    rules_url: str,
+    reach: Mapping[str, ServerAccess],
+    rules: PrometheusClient | None,
 ) -> list[SourceStatus]:
-    """The sources' statuses after one more look at those that have not answered."""
+    """The sources' statuses after one more look at those that have not answered (``reach``:
+    each source's TLS and credentials by its label; ``rules``: the Prometheus whose alerting
+    rules explain a miss)."""
     by_name = {s.name: s for s in statuses}
     who = [identity(v) for v in victims]
-    rules: dict[str, RuleInfo] | None = None
+    rule_infos: dict[str, RuleInfo] | None = None
     out: list[SourceStatus] = []
     for spec in specs:
         st = by_name.get(spec.label) or SourceStatus(name=spec.label, type=spec.type, required=spec.required)
@@ -110,9 +136,11 @@ async def watch_sources(
                 error=f"no URL: set url on the source or the controller's {_env_for(spec.type)}"
             )
         elif spec.type == "prometheus":
-            look = await look_prometheus(clients.prom(spec.url), scope, kill, now)
+            look = await look_prometheus(
+                clients.prom(spec.url, reach.get(spec.label, PLAIN)), scope, kill, now
+            )
         else:
-            look = await look_alertmanager(clients.am(spec.url), scope, kill)
+            look = await look_alertmanager(clients.am(spec.url, reach.get(spec.label, PLAIN)), scope, kill)
         if look.ignored:
             st.ignored = [
                 IgnoredAlertStatus(alert=i.name, reason=i.reason, firingAt=i.firing_at) for i in look.ignored
@@ -140,16 +168,16 @@ async def watch_sources(
             if pending is not None and st.pending_at is None:
                 st.pending_at, st.alert = pending.pending_at, pending.name
         if window_over and st.state == "Watching":
-            if rules is None:
-                rules = await alerting_rules(clients.prom(rules_url)) if rules_url else {}
+            if rule_infos is None:
+                rule_infos = await alerting_rules(rules) if rules is not None else {}
             replays = (
-                await _replays(clients.prom(rules_url), spec, rules, scope, kill, now)
-                if rules_url and spec.type != "tickets"
+                await _replays(rules, spec, rule_infos, scope, kill, now)
+                if rules is not None and spec.type != "tickets"
                 else {}
             )
             st.state = "Missed"
             st.why = look.suppressed or _why(
-                spec, st, rules, replays, kill, timeline, window_seconds, look.already_active
+                spec, st, rule_infos, replays, kill, timeline, window_seconds, look.already_active
             )
         out.append(st)
     return out

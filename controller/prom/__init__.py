@@ -1,5 +1,19 @@
 """A small async client for Prometheus' HTTP query API."""
 
-from controller.prom.client import PrometheusClient, PrometheusError, PrometheusUnavailable, Sample, Series
+from controller.prom.client import (
+    PrometheusClient,
+    PrometheusError,
+    PrometheusUnauthorized,
+    PrometheusUnavailable,
+    Sample,
+    Series,
+)
 
-__all__ = ["PrometheusClient", "PrometheusError", "PrometheusUnavailable", "Sample", "Series"]
+__all__ = [
+    "PrometheusClient",
+    "PrometheusError",
+    "PrometheusUnauthorized",
+    "PrometheusUnavailable",
+    "Sample",
+    "Series",
+]

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from controller.httpaccess import PLAIN, ServerAccess
 from controller.pd.formats import parse_duration
+from controller.tlsclient import tls_problem
 
 
 class PrometheusError(Exception):
@@ -17,7 +20,15 @@ class PrometheusError(Exception):
 
 
 class PrometheusUnavailable(PrometheusError):
-    pass
+    """No answer: unreachable, or a TLS handshake that failed (``tls_problem`` says how)."""
+
+    def __init__(self, message: str, tls_problem: str | None = None) -> None:
+        super().__init__(message)
+        self.tls_problem = tls_problem
+
+
+class PrometheusUnauthorized(PrometheusError):
+    """Prometheus (or the proxy before it) refused the credentials: 401 or 403."""
 
 
 @dataclass(frozen=True)
@@ -38,10 +49,16 @@ class Series:
 
 class PrometheusClient:
     def __init__(
-        self, base_url: str, *, timeout: float = 3.0, client: httpx.AsyncClient | None = None
+        self,
+        base_url: str,
+        *,
+        timeout: float = 3.0,
+        client: httpx.AsyncClient | None = None,
+        access: ServerAccess = PLAIN,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._client = client or httpx.AsyncClient(timeout=timeout)
+        self.access = access
+        self._client = client or access.client(timeout)
         self._owns_client = client is None
 
     async def aclose(self) -> None:
@@ -51,8 +68,20 @@ class PrometheusClient:
     async def _get(self, path: str, params: dict[str, Any]) -> Any:
         try:
             response = await self._client.get(f"{self.base_url}{path}", params=params)
-        except httpx.TransportError as exc:
-            raise PrometheusUnavailable(f"Prometheus at {self.base_url} is unreachable: {exc!r}") from exc
+        # A refused client certificate may surface as ssl.SSLError itself, not wrapped by httpx.
+        except (httpx.TransportError, ssl.SSLError) as exc:
+            problem = tls_problem(exc)
+            raise PrometheusUnavailable(
+                f"Prometheus at {self.base_url}: {problem}"
+                if problem
+                else f"Prometheus at {self.base_url} is unreachable: {exc!r}",
+                tls_problem=problem,
+            ) from exc
+        if response.status_code in (401, 403):
+            raise PrometheusUnauthorized(
+                f"Prometheus at {self.base_url} refused the request ({response.status_code}) with "
+                f"{self.access.describe()}: its credentials are missing or wrong"
+            )
         try:
             body = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -63,6 +92,10 @@ class PrometheusClient:
             error = body.get("error", body) if isinstance(body, dict) else body
             raise PrometheusError(f"query failed ({response.status_code}): {error}")
         return body["data"]
+
+    async def check(self) -> None:
+        """One authenticated request (Prometheus' build info): raises what any query would."""
+        await self._get("/api/v1/status/buildinfo", {})
 
     async def query(self, promql: str, at: float | None = None) -> list[Sample]:
         params: dict[str, Any] = {"query": promql}

@@ -10,6 +10,7 @@ import yaml
 
 from controller.sandbox.binaries import alertmanager_binary
 from controller.sandbox.processes import ManagedProcess, free_port, wait_ready
+from controller.sandbox.websecurity import WebSecurity
 
 
 @dataclass(frozen=True)
@@ -61,11 +62,17 @@ class Alertmanager:
     detached: bool = False
     webhook: WebhookRoute | None = None
     time_scale: float = 1.0
+    # HTTPS with client certificates and basic auth (its real --web.config.file).
+    web: WebSecurity | None = None
     process: ManagedProcess | None = field(default=None, init=False)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.web else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
 
     def start(self) -> Alertmanager:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -81,11 +88,12 @@ class Alertmanager:
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--cluster.listen-address=",  # one instance: no gossip port
                 "--log.level=warn",
+                *([f"--web.config.file={self.web.web_config(self.workdir / 'web.yml')}"] if self.web else []),
             ],
             self.workdir / "alertmanager.log",
             die_with_parent=not self.detached,
         ).start()
-        wait_ready(self.process, f"{self.url}/-/ready")
+        wait_ready(self.process, f"{self.url}/-/ready", opener=self.web.open if self.web else None)
         return self
 
     def stop(self) -> None:

@@ -9,9 +9,10 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 def _die_with_parent() -> None:
@@ -110,15 +111,19 @@ def wait_until(predicate, timeout: float, interval: float = 0.2, what: str = "co
     )
 
 
-def wait_ready(process: ManagedProcess, url: str, timeout: float = 60) -> None:
+def wait_ready(
+    process: ManagedProcess, url: str, timeout: float = 60, opener: Callable[..., Any] | None = None
+) -> None:
     """Wait for ``url`` to answer 200 (Prometheus' and Alertmanager's ``/-/ready``); fail at once,
-    with the process's log, if it exits meanwhile."""
+    with the process's log, if it exits meanwhile. ``opener(url, timeout)``: how to ask (TLS, auth)."""
     import urllib.request
+
+    open_url = opener or (lambda u, timeout: urllib.request.urlopen(u, timeout=timeout))
 
     def ready() -> bool:
         if not process.alive():
             raise ProcessExited(f"{process.name} exited:\n{process.log_tail()}")
-        with urllib.request.urlopen(url, timeout=2) as r:
+        with open_url(url, timeout=2) as r:
             return bool(r.status == 200)
 
     wait_until(ready, timeout, what=f"{process.name} {url}")

@@ -6,11 +6,13 @@ import json
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from controller.sandbox.binaries import prometheus_binary
 from controller.sandbox.processes import ManagedProcess, free_port, wait_ready
+from controller.sandbox.websecurity import WebSecurity
 
 # The TiKV/PD alert rules the sandbox loads (also shipped with the kind manifests).
 ALERT_RULES = Path(__file__).resolve().parents[2] / "manifests" / "prometheus" / "alert-rules.yml"
@@ -57,8 +59,15 @@ def scrape_config(
     rule_files: tuple[Path, ...] = (),
     alertmanager: str = "",
     extra_jobs: tuple[tuple[str, str], ...] = (),
+    pd_tls: dict[str, str] | None = None,
+    alertmanager_access: dict[str, Any] | None = None,
 ) -> dict:
+    """``pd_tls``: PD's port serves mutual TLS (Prometheus' tls_config for it);
+    ``alertmanager_access``: the scheme, TLS and auth Alertmanager wants."""
     interval = _ms(interval_seconds)
+    pd_job: dict[str, Any] = {"job_name": "pd", "static_configs": [{"targets": [pd_address]}]}
+    if pd_tls is not None:
+        pd_job |= {"scheme": "https", "tls_config": pd_tls}
     config: dict = {
         "global": {
             "scrape_interval": interval,
@@ -66,7 +75,7 @@ def scrape_config(
             "evaluation_interval": _ms(evaluation_seconds or interval_seconds),
         },
         "scrape_configs": [
-            {"job_name": "pd", "static_configs": [{"targets": [pd_address]}]},
+            pd_job,
             # File-based discovery: the emulator rewrites the file as stores appear, the way
             # Kubernetes service discovery would follow pods.
             {
@@ -80,7 +89,11 @@ def scrape_config(
     if rule_files:
         config["rule_files"] = [str(f) for f in rule_files]
     if alertmanager:
-        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
+        config["alerting"] = {
+            "alertmanagers": [
+                {"static_configs": [{"targets": [alertmanager]}], **(alertmanager_access or {})}
+            ]
+        }
     return config
 
 
@@ -94,13 +107,17 @@ class Prometheus:
     rule_files: tuple[Path, ...] = ()
     alertmanager: str = ""  # host:port of the Alertmanager to send alerts to
     extra_jobs: tuple[tuple[str, str], ...] = ()  # (job name, host:port) scraped as well
+    # HTTPS with client certificates and basic auth (and PD scraped over mutual TLS).
+    web: WebSecurity | None = None
+    # Alertmanager serves HTTPS too: Prometheus sends to it with the same certificate and user.
+    alertmanager_web: bool = False
     port: int = 0
     detached: bool = False
     process: ManagedProcess | None = field(default=None, init=False)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.web else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> Prometheus:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -118,9 +135,16 @@ class Prometheus:
                     rule_files=self.rule_files,
                     alertmanager=self.alertmanager,
                     extra_jobs=self.extra_jobs,
+                    pd_tls=self.web.tls_config() if self.web else None,
+                    alertmanager_access=(
+                        self.web.client_side(self.workdir / "alertmanager-password")
+                        if self.web and self.alertmanager_web
+                        else None
+                    ),
                 )
             )
         )
+        web_args = [f"--web.config.file={self.web.web_config(self.workdir / 'web.yml')}"] if self.web else []
         self.process = ManagedProcess(
             "prometheus",
             [
@@ -131,19 +155,21 @@ class Prometheus:
                 "--storage.tsdb.retention.time=2h",
                 "--web.enable-lifecycle",
                 "--log.level=warn",
+                *web_args,
             ],
             self.workdir / "prometheus.log",
             die_with_parent=not self.detached,
         ).start()
-        wait_ready(self.process, f"{self.url}/-/ready")
+        wait_ready(self.process, f"{self.url}/-/ready", opener=self.open)
         return self
+
+    def open(self, url: str, timeout: float = 5) -> Any:
+        return self.web.open(url, timeout) if self.web else urllib.request.urlopen(url, timeout=timeout)
 
     def query(self, promql: str) -> list[dict]:
         from urllib.parse import urlencode
 
-        with urllib.request.urlopen(
-            f"{self.url}/api/v1/query?{urlencode({'query': promql})}", timeout=5
-        ) as r:
+        with self.open(f"{self.url}/api/v1/query?{urlencode({'query': promql})}") as r:
             return list(json.load(r)["data"]["result"])
 
     def stop(self) -> None:

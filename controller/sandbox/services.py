@@ -21,6 +21,7 @@ def monitor_process(
     detached: bool = False,
     metrics_port: int = 0,
     health_port: int = 0,
+    env: dict[str, str] | None = None,
 ) -> ManagedProcess:
     argv = [
         sys.executable,
@@ -40,7 +41,7 @@ def monitor_process(
         argv += ["--metrics-port", str(metrics_port)]
     if health_port:
         argv += ["--health-port", str(health_port)]
-    return ManagedProcess(name, argv, log_path, die_with_parent=not detached)
+    return ManagedProcess(name, argv, log_path, env=env, die_with_parent=not detached)
 
 
 def controller_process(

@@ -16,6 +16,7 @@ from controller.sandbox.controlplane import ControlPlane
 from controller.sandbox.pki import ClusterPki, make_cluster_pki
 from controller.sandbox.processes import ManagedProcess, ProcessExited, free_port, wait_until
 from controller.sandbox.prometheus import ALERT_RULES, Prometheus, scaled_alert_rules
+from controller.sandbox.websecurity import WebSecurity
 
 TIKV_CLUSTER_MANIFEST = Path(__file__).with_name("tikv-cluster.yaml")
 
@@ -52,9 +53,11 @@ class TikvCluster:
     alertmanager: Alertmanager | None = None
     webhook_port: int = 0  # the controller's Alertmanager webhook receiver (with_alerting)
     # PD's client port over mutual TLS (its own CA, PD's certificate, a client certificate), as
-    # tidb-operator's TLS clusters run. Prometheus is not started with it (plain scrapes only).
+    # tidb-operator's TLS clusters run; Prometheus and Alertmanager then serve HTTPS with client
+    # certificates and basic auth, and Prometheus scrapes PD over mutual TLS.
     tls: bool = False
     pki: ClusterPki | None = None
+    web: WebSecurity | None = None
 
     @property
     def pd_url(self) -> str:
@@ -83,9 +86,8 @@ class TikvCluster:
         targets = self.workdir / "tikv-targets.json"
         tls_args: list[str] = []
         if self.tls:
-            if self.with_prometheus:
-                raise ValueError("a TLS cluster is started without Prometheus (with_prometheus=False)")
             self.pki = make_cluster_pki(self.workdir / "pki")
+            self.web = WebSecurity.create(self.pki)
             tls_args = [
                 f"--tls-ca={self.pki.ca_cert}",
                 f"--tls-cert={self.pki.server_cert}",
@@ -131,6 +133,7 @@ class TikvCluster:
                     detached=self.detached,
                     webhook=self._webhook_route(),
                     time_scale=self.time_scale,
+                    web=self.web,
                 ).start()
             self.prometheus = Prometheus(
                 self.workdir / "prometheus",
@@ -139,8 +142,10 @@ class TikvCluster:
                 scrape_interval=self.scrape_interval,
                 evaluation_interval=self.evaluation_interval,
                 rule_files=(self._alert_rules(), *self.extra_rule_files) if self.with_alerting else (),
-                alertmanager=self.alertmanager.url.removeprefix("http://") if self.alertmanager else "",
+                alertmanager=self.alertmanager.address if self.alertmanager else "",
                 detached=self.detached,
+                web=self.web,
+                alertmanager_web=self.alertmanager is not None and self.web is not None,
             ).start()
             # Prometheus hands discovered targets to its scrapers at most every 5 s: wait until
             # PD and every store have really been scraped, so tests start from a known state.
@@ -168,6 +173,21 @@ class TikvCluster:
             "CHAOSDEMO_ALERTMANAGER_URL": self.alertmanager.url,
             "CHAOSDEMO_WEBHOOK_ADDRESS": f"127.0.0.1:{self.webhook_port}",
             "CHAOSDEMO_WEBHOOK_TOKEN_FILE": str(route.token_file),
+        }
+
+    def credentials_env(self) -> dict[str, str]:
+        """What the controller and the monitor are given on a TLS cluster: directories laid out
+        like mounted Secrets, for PD (its client certificate) and for Prometheus and
+        Alertmanager (the same certificate, and basic auth). Empty for a plain cluster."""
+        if self.web is None:
+            return {}
+        credentials = self.workdir / "credentials"
+        return {
+            "CHAOSDEMO_PD_CREDENTIALS_DIR": str(
+                self.web.credentials_dir(credentials / "pd", with_auth=False)
+            ),
+            "CHAOSDEMO_PROMETHEUS_CREDENTIALS_DIR": str(self.web.credentials_dir(credentials / "monitoring")),
+            "CHAOSDEMO_ALERTMANAGER_CREDENTIALS_DIR": str(credentials / "monitoring"),
         }
 
     @property

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from controller.sandbox.binaries import helm_binary
 from controller.sandbox.controlplane import ControlPlane
@@ -76,6 +77,48 @@ def test_chart_lints_and_its_templates_pass_a_server_side_dry_run(control_plane:
     assert applied.returncode == 0, applied.stderr
     assert re.search(r"^service/chaosdemo-webhook (created|configured|unchanged)", applied.stdout, re.M)
     assert "CHAOSDEMO_WEBHOOK_ADDRESS" in rendered and "secretKeyRef: {name: chaosdemo-webhook" in rendered
+
+    # A TLS cluster with locked-down monitoring: PD's client Secret, and a TLS and an auth Secret
+    # for Prometheus, mounted into both containers; Alertmanager's into the controller only.
+    rendered = helm(
+        cp,
+        "template",
+        "chaosdemo",
+        str(CHART),
+        "-n",
+        "chaosdemo-system",
+        "--set",
+        "pd.address=https://basic-pd.tikv.svc:2379,pd.tlsSecret=basic-cluster-client-secret",
+        "--set",
+        "prometheus.credentialsSecrets={monitoring-tls,monitoring-auth}",
+        "--set",
+        "alertmanager.credentialsSecrets={monitoring-tls}",
+    ).stdout
+    applied = cp.kubectl("apply", "--dry-run=server", "-f", "-", input=rendered, check=False)
+    assert applied.returncode == 0, applied.stderr
+    deployment = next(d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "Deployment")["spec"][
+        "template"
+    ]["spec"]
+    containers = {c["name"]: c for c in deployment["containers"]}
+    for name, dirs in (
+        (
+            "controller",
+            {
+                "PD": "/etc/chaosdemo/pd",
+                "PROMETHEUS": "/etc/chaosdemo/prometheus",
+                "ALERTMANAGER": "/etc/chaosdemo/alertmanager",
+            },
+        ),
+        ("monitor", {"PD": "/etc/chaosdemo/pd", "PROMETHEUS": "/etc/chaosdemo/prometheus"}),
+    ):
+        env = {e["name"]: e.get("value") for e in containers[name]["env"]}
+        mounts = {m["mountPath"] for m in containers[name]["volumeMounts"]}
+        for server, path in dirs.items():
+            assert env[f"CHAOSDEMO_{server}_CREDENTIALS_DIR"] == path and path in mounts, (name, env, mounts)
+    volumes = {v["name"]: v for v in deployment["volumes"]}
+    assert volumes["pd-credentials"]["secret"]["secretName"] == "basic-cluster-client-secret"
+    projected = [s["secret"]["name"] for s in volumes["prometheus-credentials"]["projected"]["sources"]]
+    assert projected == ["monitoring-tls", "monitoring-auth"]
 
 
 def test_helm_install_runs_a_drill_with_exactly_the_granted_rights(

@@ -178,6 +178,7 @@ class DrillEnv:
             log_path=self.workdir / "monitor.log",
             metrics_port=metrics_port,
             health_port=health_port,
+            env=self.cluster.credentials_env(),
         ).start()
         wait_ready(self.monitor, f"http://127.0.0.1:{health_port}/readyz", timeout=patience(60))
 
@@ -203,6 +204,7 @@ class DrillEnv:
                 "CHAOSDEMO_HEALTH_PORT": str(health_port),
                 # TiKV's client (the prober) reaches stores by the names they advertise.
                 **self.cluster.client_env(),
+                **self.cluster.credentials_env(),
                 **self.controller_env,
                 **extra_env,
             },

@@ -22,3 +22,22 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "chaosdemo.image" -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end -}}
+
+{{/* How both containers reach PD and Prometheus when they want TLS or credentials. */}}
+{{- define "chaosdemo.credentialsEnv" -}}
+{{- if .Values.pd.tlsSecret }}
+- {name: CHAOSDEMO_PD_CREDENTIALS_DIR, value: /etc/chaosdemo/pd}
+{{- end }}
+{{- if .Values.prometheus.credentialsSecrets }}
+- {name: CHAOSDEMO_PROMETHEUS_CREDENTIALS_DIR, value: /etc/chaosdemo/prometheus}
+{{- end }}
+{{- end }}
+
+{{- define "chaosdemo.credentialsMounts" -}}
+{{- if .Values.pd.tlsSecret }}
+- {name: pd-credentials, mountPath: /etc/chaosdemo/pd, readOnly: true}
+{{- end }}
+{{- if .Values.prometheus.credentialsSecrets }}
+- {name: prometheus-credentials, mountPath: /etc/chaosdemo/prometheus, readOnly: true}
+{{- end }}
+{{- end }}
