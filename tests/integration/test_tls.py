@@ -52,7 +52,9 @@ def test_drills_reach_pd_over_mutual_tls_and_a_wrong_ca_is_refused(
         "foreign-client",
         **{"ca.crt": pki.ca_cert, "tls.crt": stranger.client_cert, "tls.key": stranger.client_key},
     )
-    env.start_controller()
+    # Without the controller's own PD credentials (CHAOSDEMO_PD_CREDENTIALS_DIR, which
+    # test_tls_monitoring uses): each drill reaches PD with its target.tls Secret or nothing.
+    env.start_controller(CHAOSDEMO_PD_CREDENTIALS_DIR="")
     try:
         with PodHistory(cluster) as history:
             outcomes = {}
