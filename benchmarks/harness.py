@@ -27,9 +27,7 @@ def control_plane() -> Iterator[ControlPlane]:
         ControlPlane(workdir=Path(tmp) / "cp") as cp,
     ):
         cp.kubectl("apply", "-f", str(REPO_ROOT / "crds" / "chaosdemo.yaml"))
-        cp.kubectl(
-            "wait", "--for=condition=Established", "crd/chaosdemos.chaos.operator.dev", "--timeout=60s"
-        )
+        cp.wait_established("chaosdemos.chaos.operator.dev")
         yield cp
 
 

@@ -22,13 +22,7 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
     cp.start()
     try:
         cp.kubectl("apply", "-k", str(REPO_ROOT / "crds"))
-        cp.kubectl(
-            "wait",
-            "--for=condition=Established",
-            "crd/chaosdemos.chaos.operator.dev",
-            "crd/chaosdemoschedules.chaos.operator.dev",
-            "--timeout=60s",
-        )
+        cp.wait_established("chaosdemos.chaos.operator.dev", "chaosdemoschedules.chaos.operator.dev")
         yield cp
     finally:
         cp.stop()

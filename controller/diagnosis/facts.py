@@ -18,6 +18,7 @@ from controller.diagnosis.liveness import (
     derive_liveness,
     derive_pd_members,
 )
+from controller.images import is_pause_image
 from controller.pd.models import StoreInfo, pod_of_address
 from controller.pd.quorum import (
     estimate_majority,
@@ -327,6 +328,10 @@ def derive(data: DiagnosisInput) -> ClusterFacts:
             facts.resource_pressure.append(f"pod/{p.name} last terminated {p.last_termination_reason}")
         if p.waiting_reason in CONFIG_WAITING_REASONS:
             facts.config_errors.append(f"pod/{p.name} waiting: {p.waiting_reason}")
+        elif is_pause_image(p.image):
+            # A pause image in TiKV's place cannot start TiKV's command (tidb-operator's start
+            # script): its back-off is the store held stopped, not TiKV failing at start.
+            continue
         elif p.waiting_reason == "CrashLoopBackOff" or p.restarts >= 3:
             facts.crash_loops.append(
                 f"pod/{p.name} {p.waiting_reason or 'restarting'}, {p.restarts} restarts, last exit "

@@ -119,7 +119,7 @@ def _restarted(data: DiagnosisInput, ev: StoreEvidence, since: float) -> Answer:
     if ev.start is not None and ev.start.delta:
         answer.add(Source.PROMETHEUS, True, "its process start time changed")
     pod = ev.pod_state
-    if pod is not None and pod.last_finished_at and pod.last_finished_at >= since:
+    if pod is not None and pod.last_finished_at and pod.last_finished_at >= since and not pod.waiting_reason:
         answer.add(Source.PODS, True, f"its container restarted ({pod.last_termination_reason or 'exited'})")
     # A replaced pod runs a new process once its container runs; a replacement still pending has
     # not started one yet (the old process is gone: see ``_alive``).
@@ -159,6 +159,11 @@ def _alive(data: DiagnosisInput, ev: StoreEvidence, restarted: bool) -> Answer:
     pod = ev.pod_state
     if pod is not None and pod.phase == "Pending":
         answer.add(Source.PODS, False, f"its pod is Pending ({pod.waiting_reason or 'not started'})")
+    elif pod is not None and pod.waiting_reason:
+        # A container the kubelet keeps failing to start (e.g. an image that cannot run the
+        # container's command) ran no new process: it stopped, it did not restart.
+        why = f", last {pod.last_termination_reason}" if pod.last_termination_reason else ""
+        answer.add(Source.PODS, False, f"its container is not running ({pod.waiting_reason}{why})")
     return answer.settle("no source reads the process itself (no scrape, no probe, no restart seen)")
 
 

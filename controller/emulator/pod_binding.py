@@ -17,7 +17,8 @@ from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from controller.emulator.model import EmulatedCluster, Store
-from controller.operator.outage import is_pause_image, tikv_container
+from controller.images import is_pause_image
+from controller.operator.outage import tikv_container
 
 log = logging.getLogger(__name__)
 

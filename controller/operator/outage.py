@@ -16,19 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from controller.images import is_pause_image
 from controller.operator.kube import Kube
 from controller.operator.state import Victim
 
 TIKV_CONTAINER = "tikv"
 
 SwapOutcome = Literal["swapped", "already", "gone", "changed"]
-
-
-def is_pause_image(image: str) -> bool:
-    """registry.k8s.io/pause:3.10, k8s.gcr.io/pause, gcr.io/google-containers/pause@sha256:..."""
-    repository = image.split("@", 1)[0]
-    name = repository.rsplit("/", 1)[-1]
-    return name.split(":", 1)[0] == "pause"
 
 
 def tikv_container(containers: list[Any]) -> tuple[int, str, str] | None:

@@ -321,6 +321,26 @@ class ControlPlane:
             self.kubectl("apply", "-f", "-", input=json.dumps(node))
 
     # -- helpers -----------------------------------------------------------------------------
+    def wait_established(self, *crds: str, timeout: float = 60) -> None:
+        """Until each CustomResourceDefinition is Established. (`kubectl wait` fails outright,
+        instead of waiting, when it reads a CRD the API server has not yet given conditions.)"""
+
+        def established() -> bool:
+            for crd in crds:
+                out = self.kubectl(
+                    "get",
+                    "crd",
+                    crd,
+                    "-o",
+                    'jsonpath={.status.conditions[?(@.type=="Established")].status}',
+                    check=False,
+                )
+                if out.returncode != 0 or out.stdout.strip() != "True":
+                    return False
+            return True
+
+        wait_until(established, timeout, what=f"CRDs {', '.join(crds)} Established")
+
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True, kubeconfig: Path | None = None
     ) -> subprocess.CompletedProcess[str]:

@@ -91,9 +91,7 @@ def up(
     started: list[ManagedProcess] = list(cp.processes.values())
     try:
         cp.kubectl("apply", "-k", str(CRDS))
-        cp.kubectl(
-            "wait", "--for=condition=Established", "crd/chaosdemos.chaos.operator.dev", "--timeout=60s"
-        )
+        cp.wait_established("chaosdemos.chaos.operator.dev")
         log(
             "deploying PD and TiKV StatefulSets in namespace tikv; starting the emulator, Prometheus with "
             "the standard TiKV/PD alert rules, and Alertmanager"

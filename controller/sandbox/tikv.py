@@ -10,9 +10,13 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from controller.emulator.kvproto import sandbox_dns_library
 from controller.sandbox.alertmanager import Alertmanager, WebhookRoute
 from controller.sandbox.controlplane import ControlPlane
+from controller.sandbox.layouts import ClusterNames, Layout, tidb_operator_v1
+from controller.sandbox.layouts import names as layout_names
 from controller.sandbox.pki import ClusterPki, make_cluster_pki
 from controller.sandbox.processes import ManagedProcess, ProcessExited, free_port, wait_until
 from controller.sandbox.prometheus import ALERT_RULES, Prometheus, scaled_alert_rules
@@ -58,6 +62,9 @@ class TikvCluster:
     tls: bool = False
     pki: ClusterPki | None = None
     web: WebSecurity | None = None
+    # The objects as which tool creates them (controller/sandbox/layouts.py).
+    layout: Layout = "plain"
+    cluster_name: str = "basic"  # the TidbCluster's name (tidb-operator layouts)
 
     @property
     def pd_url(self) -> str:
@@ -67,13 +74,21 @@ class TikvCluster:
     def admin_url(self) -> str:
         return f"http://127.0.0.1:{self.admin_port}"
 
+    @property
+    def names(self) -> ClusterNames:
+        return layout_names(self.layout, self.cluster_name)
+
     def deploy(self) -> None:
         cp = self.control_plane
         if cp.kubectl("get", "namespace", self.namespace, check=False).returncode != 0:
             cp.kubectl("create", "namespace", self.namespace)
-        cp.kubectl("apply", "-n", self.namespace, "-f", str(TIKV_CLUSTER_MANIFEST))
-        if self.stores != 3:
-            cp.kubectl("scale", "-n", self.namespace, "statefulset/tikv", f"--replicas={self.stores}")
+        if self.layout == "plain":
+            cp.kubectl("apply", "-n", self.namespace, "-f", str(TIKV_CLUSTER_MANIFEST))
+            if self.stores != 3:
+                cp.kubectl("scale", "-n", self.namespace, "statefulset/tikv", f"--replicas={self.stores}")
+        else:
+            objects = tidb_operator_v1(self.cluster_name, self.stores)
+            cp.kubectl("apply", "-n", self.namespace, "-f", "-", input=yaml.safe_dump_all(objects))
         wait_until(
             lambda: len(self.ready_tikv_pods()) == self.stores, 90, what=f"{self.stores} Ready TiKV pods"
         )
@@ -118,6 +133,8 @@ class TikvCluster:
                 str(self.regions),
                 "--hosts-file",
                 str(self.hosts_file),
+                "--headless-service",
+                self.names.tikv_peer_service,
                 *tls_args,
             ],
             self.workdir / "emulator.log",
@@ -266,7 +283,9 @@ class TikvCluster:
 
     def pd_store(self, store_id: int) -> dict:
         """PD's /store/{id} as JSON (what the controller sees)."""
-        with urllib.request.urlopen(f"{self.pd_url}/pd/api/v1/store/{store_id}", timeout=5) as r:
+        with urllib.request.urlopen(
+            f"{self.pd_url}/pd/api/v1/store/{store_id}", timeout=5, context=self.client_ssl()
+        ) as r:
             return dict(json.load(r))
 
     @property

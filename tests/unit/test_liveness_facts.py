@@ -72,6 +72,45 @@ def test_a_replacement_still_pending_is_gone_and_a_running_one_restarted() -> No
     assert store.liveness.alive.first(Source.PODS) is None
 
 
+async def test_a_container_that_cannot_start_stopped_and_did_not_restart() -> None:
+    """tidb-operator's TiKV starts through /bin/sh: under a pause image the kubelet's start
+    fails (StartError) and it backs off (CrashLoopBackOff). That termination is no restart: no
+    new process ran. Once it runs again, the same history is one."""
+    data = _paused()
+    opened = data.ticket.opened_at
+    crash_looping = PodState(
+        name="tikv-1",
+        ready=False,
+        created_at=opened - 3600,
+        image="registry.k8s.io/pause:3.10",
+        restarts=1,
+        waiting_reason="CrashLoopBackOff",
+        last_termination_reason="StartError",
+        last_exit_code=128,
+        last_finished_at=opened - 1,
+    )
+    data.pods = [crash_looping]
+    store = _ticket_store(data)
+    assert store.liveness.restarted.verdict is False, store.liveness.restarted
+    alive = store.liveness.alive
+    assert alive.verdict is False
+    assert any(
+        f.source == Source.PODS and "CrashLoopBackOff, last StartError" in f.words for f in alive.findings
+    )
+    result = await diagnose(data, provider="offline")
+    assert result.output.root_cause_category.value == "tikv_store_down", result.output
+
+    # The same back-off with TiKV's own image is TiKV failing at start.
+    data.pods = [
+        crash_looping.model_copy(update={"image": "pingcap/tikv:v8.5.0", "last_termination_reason": "Error"})
+    ]
+    result = await diagnose(data, provider="offline")
+    assert result.output.root_cause_category.value == "crash_loop", result.output
+
+    data.pods = [crash_looping.model_copy(update={"ready": True, "waiting_reason": "", "restarts": 2})]
+    assert _ticket_store(data).liveness.restarted.verdict is True
+
+
 def test_nothing_to_read_leaves_every_answer_unknown_with_its_reason() -> None:
     data = _paused()
     data.ticket.observations = []

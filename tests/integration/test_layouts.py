@@ -1,0 +1,162 @@
+"""Drills on the layout tidb-operator v1 creates, with TLS everywhere: StatefulSets basic-pd and
+basic-tikv, pods basic-tikv-N with tidb-operator's labels, the peer services, PD's client port
+over mutual TLS, Prometheus over HTTPS, and TiKV started by a shell script (its container's
+command). The drill selects the pods as a user of such a cluster writes it
+(app.kubernetes.io/instance: basic, component: tikv).
+
+store-outage there: the pause image cannot run the start script, so the swapped container fails
+to start and the pod goes not Ready (the sandbox's kwok does what the kubelet does); the store is
+stopped all the same, and its recovery is timed from the pod's own Ready transition after the
+image is back. Each figure is checked against the pods' own conditions and PD's view."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller.diagnosis.facts import RESTART_SLACK_BEFORE_TICKET
+from controller.sandbox.layouts import PD_IMAGE, TIKV_IMAGE
+from controller.timefmt import parse_rfc3339
+from tests.support.drills import DrillEnv, ImageHistory, PodHistory, started_drill_env, wait_for
+
+pytestmark = pytest.mark.integration
+TERMINAL = {"Completed", "Failed", "Aborted"}
+PAUSE = "registry.k8s.io/pause:3.10"
+SELECTOR = {"app.kubernetes.io/instance": "basic", "app.kubernetes.io/component": "tikv"}
+START_SCRIPT = ["/bin/sh", "/usr/local/bin/tikv_start_script.sh"]
+
+
+def _pd(env: DrillEnv, path: str) -> Any:
+    with urllib.request.urlopen(
+        f"{env.cluster.pd_url}{path}", timeout=5, context=env.cluster.client_ssl()
+    ) as r:
+        return json.load(r)
+
+
+def _pod(env: DrillEnv, name: str) -> dict[str, Any]:
+    return dict(json.loads(env.kubectl("get", "pod", name, "-n", env.ns, "-o", "json").stdout))
+
+
+def _ready_since(pod: dict[str, Any]) -> float:
+    [ready] = [c for c in pod["status"]["conditions"] if c["type"] == "Ready"]
+    assert ready["status"] == "True", pod["status"]
+    return parse_rfc3339(ready["lastTransitionTime"])
+
+
+def _drill(env: DrillEnv, name: str, fault: dict[str, Any], target: dict[str, Any]) -> dict[str, Any]:
+    env.drill(
+        name,
+        {
+            "target": {"selector": {"matchLabels": SELECTOR}, **target},
+            "fault": fault,
+            "detection": {"sources": [{"type": "tickets"}]},
+            "diagnosis": {"provider": "offline"},
+            "recovery": {"waitForLeadersSeconds": 0},
+        },
+    )
+    return env.wait_phase(name, TERMINAL, timeout=150)
+
+
+def test_three_faults_on_tidb_operator_v1_with_tls(tikv_cluster_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cluster = tikv_cluster_factory(layout="tidb-operator-v1", tls=True)
+    names = [p["metadata"]["name"] for p in cluster.tikv_pods()]
+    assert sorted(names) == ["basic-tikv-0", "basic-tikv-1", "basic-tikv-2"]
+    env = started_drill_env(cluster, tmp_path / "drill")
+    try:
+        stores_before = {
+            s["store"]["address"].split(".")[0]: s["store"]["id"]
+            for s in _pd(env, "/pd/api/v1/stores")["stores"]
+        }
+        assert set(stores_before) == set(names), stores_before
+
+        # A store that started moments before a ticket reads as restarted: let the new cluster
+        # age, as any cluster a drill runs on has.
+        wait_for(
+            lambda: all(
+                time.time() - s["store"]["start_timestamp"] > RESTART_SLACK_BEFORE_TICKET + 1
+                for s in _pd(env, "/pd/api/v1/stores")["stores"]
+            ),
+            60,
+            "the stores to age",
+            interval=1.0,
+        )
+        # store-outage: the same pod, its image swapped and back, its command untouched.
+        outage_uid = _pod(env, "basic-tikv-1")["metadata"]["uid"]
+        with ImageHistory(cluster, "basic-tikv-1") as images:
+            stopped = _drill(
+                env, "outage", {"action": "store-outage", "durationSeconds": 20}, {"pod": "basic-tikv-1"}
+            )
+        restored = _pod(env, "basic-tikv-1")
+        store_after_outage = _pd(env, f"/pd/api/v1/store/{stores_before['basic-tikv-1']}")
+
+        env.wait_no_open_tickets(60)
+        # pod-kill: the StatefulSet basic-tikv brings the pod back; the store comes back with its id.
+        with PodHistory(cluster) as kills:
+            killed = _drill(env, "kill", {"action": "pod-kill"}, {"pod": "basic-tikv-0"})
+        replacement = _pod(env, "basic-tikv-0")
+        store_after_kill = _pd(env, f"/pd/api/v1/store/{stores_before['basic-tikv-0']}")
+
+        # pd-leader-kill: the leader's pod basic-pd-N, as PD names the member.
+        env.wait_no_open_tickets(60)
+        leader_before = _pd(env, "/pd/api/v1/leader")["name"]
+        leader_kill = _drill(env, "pd-leader", {"action": "pd-leader-kill"}, {})
+        wait_for(lambda: _pd(env, "/pd/api/v1/leader")["name"] != leader_before, 30, "a new PD leader")
+        pd_pod = _pod(env, leader_before)
+    finally:
+        env.stop()
+
+    # pod-kill
+    assert (killed["phase"], killed["verdict"]) == ("Completed", "Pass"), killed
+    assert (
+        killed["victim"]["pod"] == "basic-tikv-0"
+        and killed["victim"]["storeId"] == stores_before["basic-tikv-0"]
+    )
+    assert kills.replaced() == {"basic-tikv-0": 1}, kills.replaced()
+    t = {k: parse_rfc3339(v) for k, v in killed["timeline"].items()}
+    # The replacement's own Ready condition (whole seconds) is the pod-Ready moment.
+    assert _ready_since(replacement) <= t["podReadyAt"] < _ready_since(replacement) + 1.0, killed["timeline"]
+    assert replacement["spec"]["containers"][0]["command"] == START_SCRIPT
+    # PD: the same store id Up again, started after the kill; storeUpAt no sooner than its start.
+    assert store_after_kill["store"]["state_name"] == "Up"
+    started = parse_rfc3339(store_after_kill["status"]["start_ts"])
+    assert t["injectedAt"] < started <= t["storeUpAt"] + 1.0 and t["recoveredAt"] >= t["storeUpAt"]
+
+    # store-outage
+    assert (stopped["phase"], stopped["verdict"]) == ("Completed", "Pass"), stopped
+    assert images.sequence() == [TIKV_IMAGE, PAUSE, TIKV_IMAGE], images.images
+    assert restored["metadata"]["uid"] == outage_uid, "the same pod: nothing replaced"
+    container = restored["spec"]["containers"][0]
+    assert container["image"] == TIKV_IMAGE and container["command"] == START_SCRIPT
+    # It could not start the script under the pause image, then started again with TiKV's.
+    assert restored["status"]["containerStatuses"][0]["restartCount"] == 2, restored["status"]
+    t = {k: parse_rfc3339(v) for k, v in stopped["timeline"].items()}
+    assert t["restoredAt"] - t["injectedAt"] >= 20.0, stopped["timeline"]
+    # Not Ready while stopped; Ready again after the swap back, at the pod's own moment (not the
+    # swap's, as on a layout where the pause image runs).
+    ready = _ready_since(restored)
+    assert ready >= t["restoredAt"] - 1.0 and ready <= t["podReadyAt"] < ready + 1.0, (
+        ready,
+        stopped["timeline"],
+    )
+    assert store_after_outage["store"]["state_name"] == "Up"
+    assert store_after_outage["store"]["id"] == stores_before["basic-tikv-1"], (
+        "the store came back, not a new one"
+    )
+    assert t["recoveredAt"] >= max(t["podReadyAt"], t["storeUpAt"])
+    assert stopped["diagnosis"]["matchesInjectedFault"] is True, json.dumps(stopped["diagnosis"], indent=1)
+
+    # pd-leader-kill
+    assert (leader_kill["phase"], leader_kill["verdict"]) == ("Completed", "Pass"), leader_kill
+    assert leader_kill["victim"]["pod"] == leader_kill["victim"]["pdMember"] == leader_before
+    assert leader_before.startswith("basic-pd-")
+    assert (
+        pd_pod["metadata"]["uid"] != leader_kill["victim"]["uid"]
+        and pd_pod["spec"]["containers"][0]["image"] == PD_IMAGE
+    )
+    t = {k: parse_rfc3339(v) for k, v in leader_kill["timeline"].items()}
+    assert t["injectedAt"] < t["pdLeaderElectedAt"] <= t["recoveredAt"], leader_kill["timeline"]
