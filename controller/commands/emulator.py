@@ -16,6 +16,14 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--namespace", default="tikv")
     p.add_argument("--headless-service", default="tikv-peer")
     p.add_argument("--pd-port", type=int, default=2379)
+    p.add_argument("--pd-host", default="127.0.0.1", help="the address PD's port listens on")
+    p.add_argument(
+        "--pd-name",
+        action="append",
+        default=[],
+        help="a name PD is reached by (its Service, e.g. basic-pd.tikv.svc), resolved to --pd-host "
+        "through --hosts-file; repeatable",
+    )
     p.add_argument("--admin-port", type=int, default=0)
     p.add_argument(
         "--time-scale",
@@ -62,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         namespace=args.namespace,
         headless_service=args.headless_service,
         pd_port=args.pd_port,
+        pd_host=args.pd_host,
+        pd_names=tuple(args.pd_name),
         admin_port=args.admin_port,
         time_scale=args.time_scale,
         status_ip_prefix=args.status_ip_prefix,

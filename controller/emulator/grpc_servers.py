@@ -52,10 +52,18 @@ def grpc_address(store: Store) -> str:
 
 
 class StoreServers:
-    def __init__(self, cluster: EmulatedCluster, data: RawData, hosts_file: Path | None) -> None:
+    def __init__(
+        self,
+        cluster: EmulatedCluster,
+        data: RawData,
+        hosts_file: Path | None,
+        fixed_hosts: dict[str, str] | None = None,
+    ) -> None:
         self.cluster = cluster
         self.data = data
         self.hosts_file = hosts_file
+        # Names that always resolve (PD's service names -> the address PD listens on).
+        self.fixed_hosts = dict(fixed_hosts or {})
         self._servers: dict[str, grpc.aio.Server] = {}
 
     async def open(self, store: Store) -> None:
@@ -79,15 +87,16 @@ class StoreServers:
         for pod in list(self._servers):
             await self.close(pod)
 
-    def write_hosts(self, extra: dict[str, str] | None = None) -> None:
-        """Every store's advertised host name and the loopback address it is served at."""
+    def write_hosts(self) -> None:
+        """Every store's advertised host name and the loopback address it is served at, and the
+        fixed names (PD's service)."""
         if self.hosts_file is None:
             return
         lines = [
             f"{s.address.rsplit(':', 1)[0]} {grpc_address(s).rsplit(':', 1)[0]}"
             for s in sorted(self.cluster.stores.values(), key=lambda s: s.id)
         ]
-        lines += [f"{name} {address}" for name, address in (extra or {}).items()]
+        lines += [f"{name} {address}" for name, address in self.fixed_hosts.items()]
         tmp = self.hosts_file.with_suffix(".tmp")
         tmp.write_text("\n".join(lines) + "\n")
         tmp.replace(self.hosts_file)  # atomic: a lookup never reads half a file

@@ -39,6 +39,8 @@ class EmulatorSettings:
     headless_service: str = "tikv-peer"
     pd_host: str = "127.0.0.1"
     pd_port: int = 2379
+    # PD's service names (e.g. basic-pd.tikv.svc), resolved to pd_host through the hosts file.
+    pd_names: tuple[str, ...] = ()
     admin_port: int = 0
     time_scale: float = 1.0
     status_ip_prefix: str = "127.0.10"
@@ -61,7 +63,12 @@ class Emulator:
             region_count=settings.regions,
         )
         self.status_servers = StatusServers(self.cluster)
-        self.store_servers = StoreServers(self.cluster, RawData(), settings.hosts_file)
+        self.store_servers = StoreServers(
+            self.cluster,
+            RawData(),
+            settings.hosts_file,
+            {name: settings.pd_host for name in settings.pd_names},
+        )
         scheme = "https" if settings.tls else "http"
         self.pd_url = f"{scheme}://{settings.pd_host}:{settings.pd_port}"
         self._pd_runner: web.AppRunner | None = None

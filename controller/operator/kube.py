@@ -60,6 +60,19 @@ class Kube:
             raise
         return {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
 
+    async def tidb_cluster(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """tidb-operator's TidbCluster (pingcap.com/v1alpha1); None: no such object, or no such
+        kind in this cluster."""
+        try:
+            found = await self.custom.get_namespaced_custom_object(
+                "pingcap.com", "v1alpha1", namespace, "tidbclusters", name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict(found)
+
     async def delete_pod(self, namespace: str, name: str, uid: str, grace_seconds: int) -> str:
         """Delete exactly this pod (uid precondition). Returns 'deleted', 'gone' (404: no pod of
         that name) or 'changed' (409: the name belongs to another pod, a replacement with a new

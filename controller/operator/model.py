@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -139,14 +139,34 @@ class TargetTLS(_Spec):
     secret_name: str = Field(alias="secretName", min_length=1, max_length=253)
 
 
+DEFAULT_SELECTOR: dict[str, Any] = {"selector": {"matchLabels": {"app.kubernetes.io/component": "tikv"}}}
+
+
 class Target(_Spec):
     namespace: str = ""
-    selector: Selector = Field(
-        default_factory=lambda: Selector(matchLabels={"app.kubernetes.io/component": "tikv"})
-    )
+    selector: Selector = Field(default_factory=lambda: Selector.model_validate(DEFAULT_SELECTOR["selector"]))
     pod: str = ""
     pd_address: Annotated[str, AfterValidator(_check_pd_address)] = Field(default="", alias="pdAddress")
     tls: TargetTLS | None = None
+    # tidb-operator's TidbCluster in the target namespace: the TiKV selector, PD's address and
+    # (for a TLS cluster) the client Secret are derived from it (controller/operator/tidb_cluster.py).
+    tidb_cluster: str = Field(default="", alias="tidbCluster", max_length=63)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derived_not_given(cls, data: Any) -> Any:
+        # The CRD fills in the default selector on every object: only another one conflicts.
+        if isinstance(data, dict) and data.get("tidbCluster"):
+            given = [
+                key
+                for key in ("selector", "pdAddress")
+                if data.get(key) and data.get(key) != DEFAULT_SELECTOR.get(key)
+            ]
+            if given:
+                raise ValueError(
+                    f"{' and '.join(given)} come from tidbCluster {data['tidbCluster']!r}: give one or the other"
+                )
+        return data
 
 
 FaultAction = Literal["pod-kill", "store-outage", "pd-leader-kill"]

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from controller.operator import admission, decisions
+from controller.operator import admission, decisions, tidb_cluster
 from controller.operator.decisions import Outcome
 from controller.operator.deps import Deps
 from controller.operator.ending import end_run
@@ -47,16 +47,25 @@ async def _pin_run(deps: Deps, w: StatusWriter, generation: int, live: dict[str,
             deps, w, None, Outcome(Phase.FAILED, Verdict.ERROR, "InvalidSpec", f"{where}: {message}")
         )
         return None
-    pd_address = spec.target.pd_address or deps.config.pd_address
     target_namespace = spec.target_namespace(w.namespace)
     # Before any Lease or request: an untrusted namespace must not hold another's Lease, nor
     # make the controller call an address of its choosing.
     refusal = admission.spec_refusal(spec, deps.config) or await admission.trust_refusal(
         deps.kube, target_namespace, w.namespace, deps.config
     )
+    if refusal is None and spec.target.tidb_cluster:
+        # Read only in a namespace the drill may target; the derived PD address meets the same
+        # allow-list as one written out.
+        derived = await tidb_cluster.resolve(deps.kube, spec.target, target_namespace)
+        if isinstance(derived, tidb_cluster.TidbClusterRefusal):
+            refusal = admission.Refusal(derived.reason, derived.message)
+        else:
+            spec = spec.model_copy(update={"target": derived})
+            refusal = admission.spec_refusal(spec, deps.config)
     if refusal is not None:
         await end_run(deps, w, None, Outcome(Phase.FAILED, Verdict.ERROR, refusal.reason, refusal.message))
         return None
+    pd_address = spec.target.pd_address or deps.config.pd_address
     sources = spec.detection.resolved(
         prometheus_url=deps.config.prometheus_url,
         alertmanager_url=deps.config.alertmanager_url,

@@ -143,3 +143,48 @@ def tidb_operator_v1(cluster: str, stores: int) -> list[dict[str, Any]]:
         *_statefulset(cluster, "pd", PD_IMAGE, 3, [("server", 2379), ("peer", 2380)]),
         *_statefulset(cluster, "tikv", TIKV_IMAGE, stores, [("server", 20160), ("status", 20180)]),
     ]
+
+
+def tidb_cluster_crd() -> dict[str, Any]:
+    """A stand-in for tidb-operator's TidbCluster CRD (group, version, kind and plural as
+    tidb-operator serves them; the schema left open): enough for the object to exist and be read."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "tidbclusters.pingcap.com"},
+        "spec": {
+            "group": "pingcap.com",
+            "scope": "Namespaced",
+            "names": {
+                "kind": "TidbCluster",
+                "plural": "tidbclusters",
+                "singular": "tidbcluster",
+                "shortNames": ["tc"],
+            },
+            "versions": [
+                {
+                    "name": "v1alpha1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                    },
+                }
+            ],
+        },
+    }
+
+
+def tidb_cluster_object(cluster: str, stores: int, *, tls: bool) -> dict[str, Any]:
+    """The TidbCluster the v1 layout's objects belong to (the fields a drill derives from)."""
+    return {
+        "apiVersion": "pingcap.com/v1alpha1",
+        "kind": "TidbCluster",
+        "metadata": {"name": cluster},
+        "spec": {
+            "version": TIKV_IMAGE.rsplit(":", 1)[-1],
+            "tlsCluster": {"enabled": tls},
+            "pd": {"baseImage": PD_IMAGE.rsplit(":", 1)[0], "replicas": 3},
+            "tikv": {"baseImage": TIKV_IMAGE.rsplit(":", 1)[0], "replicas": stores},
+        },
+    }

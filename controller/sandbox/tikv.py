@@ -15,7 +15,13 @@ import yaml
 from controller.emulator.kvproto import sandbox_dns_library
 from controller.sandbox.alertmanager import Alertmanager, WebhookRoute
 from controller.sandbox.controlplane import ControlPlane
-from controller.sandbox.layouts import ClusterNames, Layout, tidb_operator_v1
+from controller.sandbox.layouts import (
+    ClusterNames,
+    Layout,
+    tidb_cluster_crd,
+    tidb_cluster_object,
+    tidb_operator_v1,
+)
 from controller.sandbox.layouts import names as layout_names
 from controller.sandbox.pki import ClusterPki, make_cluster_pki
 from controller.sandbox.processes import ManagedProcess, ProcessExited, free_port, wait_until
@@ -68,7 +74,21 @@ class TikvCluster:
 
     @property
     def pd_url(self) -> str:
-        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.pd_port}"
+        return f"{'https' if self.tls else 'http'}://{self.pd_host}:{self.pd_port}"
+
+    @property
+    def pd_host(self) -> str:
+        """Where PD's port listens: a tidb-operator layout's PD has an address of its own (its
+        Service's names resolve to it, port 2379 as in the cluster); the plain one, loopback."""
+        return "127.0.0.1" if self.layout == "plain" else f"{self.status_ip_prefix}.250"
+
+    @property
+    def pd_service_names(self) -> tuple[str, ...]:
+        """PD's Service as clients in the cluster name it (tidb-operator layouts)."""
+        if self.layout == "plain":
+            return ()
+        service = f"{self.names.pd_service}.{self.namespace}"
+        return (service, f"{service}.svc", f"{service}.svc.cluster.local")
 
     @property
     def admin_url(self) -> str:
@@ -87,7 +107,12 @@ class TikvCluster:
             if self.stores != 3:
                 cp.kubectl("scale", "-n", self.namespace, "statefulset/tikv", f"--replicas={self.stores}")
         else:
-            objects = tidb_operator_v1(self.cluster_name, self.stores)
+            cp.kubectl("apply", "-f", "-", input=yaml.safe_dump(tidb_cluster_crd()))
+            cp.wait_established("tidbclusters.pingcap.com")
+            objects = [
+                tidb_cluster_object(self.cluster_name, self.stores, tls=self.tls),
+                *tidb_operator_v1(self.cluster_name, self.stores),
+            ]
             cp.kubectl("apply", "-n", self.namespace, "-f", "-", input=yaml.safe_dump_all(objects))
         wait_until(
             lambda: len(self.ready_tikv_pods()) == self.stores, 90, what=f"{self.stores} Ready TiKV pods"
@@ -96,13 +121,29 @@ class TikvCluster:
     def start(self) -> TikvCluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.deploy()
-        self.pd_port = self.pd_port or free_port()
+        # A tidb-operator layout's PD listens on its own address at PD's own port.
+        self.pd_port = self.pd_port or (2379 if self.layout != "plain" else free_port())
         self.admin_port = self.admin_port or free_port()
         targets = self.workdir / "tikv-targets.json"
         tls_args: list[str] = []
         if self.tls:
-            self.pki = make_cluster_pki(self.workdir / "pki")
+            self.pki = make_cluster_pki(
+                self.workdir / "pki", ("127.0.0.1", "localhost", self.pd_host, *self.pd_service_names)
+            )
             self.web = WebSecurity.create(self.pki)
+            if self.layout != "plain":
+                # What tidb-operator (with cert-manager) issues for clients of a TLS cluster.
+                self.control_plane.kubectl(
+                    "create",
+                    "secret",
+                    "generic",
+                    f"{self.cluster_name}-cluster-client-secret",
+                    "-n",
+                    self.namespace,
+                    f"--from-file=ca.crt={self.pki.ca_cert}",
+                    f"--from-file=tls.crt={self.pki.client_cert}",
+                    f"--from-file=tls.key={self.pki.client_key}",
+                )
             tls_args = [
                 f"--tls-ca={self.pki.ca_cert}",
                 f"--tls-cert={self.pki.server_cert}",
@@ -135,6 +176,9 @@ class TikvCluster:
                 str(self.hosts_file),
                 "--headless-service",
                 self.names.tikv_peer_service,
+                "--pd-host",
+                self.pd_host,
+                *(f"--pd-name={name}" for name in self.pd_service_names),
                 *tls_args,
             ],
             self.workdir / "emulator.log",
@@ -154,7 +198,7 @@ class TikvCluster:
                 ).start()
             self.prometheus = Prometheus(
                 self.workdir / "prometheus",
-                f"127.0.0.1:{self.pd_port}",
+                f"{self.pd_host}:{self.pd_port}",
                 targets,
                 scrape_interval=self.scrape_interval,
                 evaluation_interval=self.evaluation_interval,
@@ -215,7 +259,7 @@ class TikvCluster:
     @property
     def pd_address(self) -> str:
         """PD as a TiKV client is given it: host:port (gRPC and HTTP on the one port)."""
-        return f"127.0.0.1:{self.pd_port}"
+        return f"{self.pd_host}:{self.pd_port}"
 
     def client_env(self) -> dict[str, str]:
         """What a process running a TiKV client needs to reach the stores by the names they

@@ -168,6 +168,7 @@ def test_helm_install_runs_a_drill_with_exactly_the_granted_rights(
         assert can("delete", "pods", "-n", target) == "yes" and can("list", "pods", "-n", target) == "yes"
         assert can("create", "leases.coordination.k8s.io", "-n", target) == "yes"
         assert can("patch", "chaosdemoschedules.chaos.operator.dev/status", "-n", target) == "yes"
+        assert can("get", "tidbclusters.pingcap.com", "-n", target) == "yes", "target.tidbCluster"
         for forbidden in (
             ("delete", "pods", "-n", "default"),
             ("list", "pods", "-n", "default"),
@@ -176,6 +177,8 @@ def test_helm_install_runs_a_drill_with_exactly_the_granted_rights(
             ("delete", "nodes"),
             ("create", "leases.coordination.k8s.io", "-n", "default"),
             ("delete", "chaosdemoschedules.chaos.operator.dev", "-n", target),
+            ("patch", "tidbclusters.pingcap.com", "-n", target),
+            ("get", "tidbclusters.pingcap.com", "-n", "default"),
         ):
             assert can(*forbidden) == "no", forbidden
 

@@ -1,7 +1,9 @@
 """Drills on the layout tidb-operator v1 creates, with TLS everywhere: StatefulSets basic-pd and
 basic-tikv, pods basic-tikv-N with tidb-operator's labels, the peer services, PD's client port
-over mutual TLS, Prometheus over HTTPS, and TiKV started by a shell script (its container's
-command). The drill selects the pods as a user of such a cluster writes it
+over mutual TLS at its Service's name (basic-pd.<namespace>.svc:2379), Prometheus over HTTPS,
+and TiKV started by a shell script (its container's command). A drill names the cluster
+(target.tidbCluster: basic: selector, PD's address and client Secret derived from the
+TidbCluster) or selects the pods as a user of such a cluster writes it
 (app.kubernetes.io/instance: basic, component: tikv).
 
 store-outage there: the pause image cannot run the start script, so the swapped container fails
@@ -52,7 +54,7 @@ def _drill(env: DrillEnv, name: str, fault: dict[str, Any], target: dict[str, An
     env.drill(
         name,
         {
-            "target": {"selector": {"matchLabels": SELECTOR}, **target},
+            "target": target,
             "fault": fault,
             "detection": {"sources": [{"type": "tickets"}]},
             "diagnosis": {"provider": "offline"},
@@ -74,6 +76,10 @@ def test_three_faults_on_tidb_operator_v1_with_tls(tikv_cluster_factory, tmp_pat
         }
         assert set(stores_before) == set(names), stores_before
 
+        # A TidbCluster that is not there: refused before anything, saying so.
+        env.drill("no-such-cluster", {"target": {"tidbCluster": "nope"}, "safety": {"dryRun": True}})
+        missing = env.wait_phase("no-such-cluster", TERMINAL, timeout=60)
+
         # A store that started moments before a ticket reads as restarted: let the new cluster
         # age, as any cluster a drill runs on has.
         wait_for(
@@ -89,7 +95,10 @@ def test_three_faults_on_tidb_operator_v1_with_tls(tikv_cluster_factory, tmp_pat
         outage_uid = _pod(env, "basic-tikv-1")["metadata"]["uid"]
         with ImageHistory(cluster, "basic-tikv-1") as images:
             stopped = _drill(
-                env, "outage", {"action": "store-outage", "durationSeconds": 20}, {"pod": "basic-tikv-1"}
+                env,
+                "outage",
+                {"action": "store-outage", "durationSeconds": 20},
+                {"tidbCluster": "basic", "pod": "basic-tikv-1"},
             )
         restored = _pod(env, "basic-tikv-1")
         store_after_outage = _pd(env, f"/pd/api/v1/store/{stores_before['basic-tikv-1']}")
@@ -97,18 +106,33 @@ def test_three_faults_on_tidb_operator_v1_with_tls(tikv_cluster_factory, tmp_pat
         env.wait_no_open_tickets(60)
         # pod-kill: the StatefulSet basic-tikv brings the pod back; the store comes back with its id.
         with PodHistory(cluster) as kills:
-            killed = _drill(env, "kill", {"action": "pod-kill"}, {"pod": "basic-tikv-0"})
+            killed = _drill(
+                env,
+                "kill",
+                {"action": "pod-kill"},
+                {"selector": {"matchLabels": SELECTOR}, "pod": "basic-tikv-0"},
+            )
         replacement = _pod(env, "basic-tikv-0")
         store_after_kill = _pd(env, f"/pd/api/v1/store/{stores_before['basic-tikv-0']}")
 
         # pd-leader-kill: the leader's pod basic-pd-N, as PD names the member.
         env.wait_no_open_tickets(60)
         leader_before = _pd(env, "/pd/api/v1/leader")["name"]
-        leader_kill = _drill(env, "pd-leader", {"action": "pd-leader-kill"}, {})
+        leader_kill = _drill(env, "pd-leader", {"action": "pd-leader-kill"}, {"tidbCluster": "basic"})
         wait_for(lambda: _pd(env, "/pd/api/v1/leader")["name"] != leader_before, 30, "a new PD leader")
         pd_pod = _pod(env, leader_before)
     finally:
         env.stop()
+
+    assert (missing["phase"], missing["reason"]) == ("Failed", "TidbClusterNotFound"), missing
+    assert f"TidbCluster {env.ns}/nope" in missing["message"]
+
+    # Derived from the TidbCluster: PD's Service over TLS, tidb-operator's client Secret.
+    for derived in (stopped, leader_kill):
+        assert derived["run"]["pdAddress"] == f"https://basic-pd.{env.ns}.svc:2379", derived["run"]
+        assert derived["run"]["tlsSecret"] == f"{env.ns}/basic-cluster-client-secret"
+        selector = derived["run"]["spec"]["target"]["selector"]["matchLabels"]
+        assert selector == {**SELECTOR, "app.kubernetes.io/managed-by": "tidb-operator"}, selector
 
     # pod-kill
     assert (killed["phase"], killed["verdict"]) == ("Completed", "Pass"), killed

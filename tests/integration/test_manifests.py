@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from controller.sandbox.controlplane import ControlPlane
 from tests.support.drills import example_drill_as, opt_in, service_account_kubeconfig
@@ -56,6 +57,43 @@ def test_kustomize_server_dry_run_and_a_broken_copy_fails(
     bad = cp.kubectl("apply", "--dry-run=server", "-k", str(broken / "manifests"), check=False)
     assert bad.returncode != 0
     assert "replicas" in bad.stderr and "greater than or equal to 0" in bad.stderr
+
+
+def test_the_tidb_operator_tls_overlay_renders_and_passes_a_server_dry_run(
+    control_plane: ControlPlane,
+) -> None:
+    cp = control_plane
+    overlay = REPO_ROOT / "manifests" / "overlays" / "tidb-operator-tls"
+    cp.kubectl("apply", "-f", str(overlay / "namespaces.yaml"))
+    ok = cp.kubectl("apply", "--dry-run=server", "-k", str(overlay), check=False)
+    assert ok.returncode == 0, ok.stderr
+    rendered = list(yaml.safe_load_all(cp.kubectl("kustomize", str(overlay)).stdout))
+    deployment = next(d for d in rendered if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    containers = {c["name"]: c for c in deployment["containers"]}
+    controller_env = {e["name"]: e.get("value") for e in containers["controller"]["env"]}
+    assert controller_env["CHAOSDEMO_PD_ADDRESS"] == "https://basic-pd.tidb-cluster.svc:2379"
+    assert "ANTHROPIC_API_KEY" in controller_env, "the base's env is kept"
+    monitor = containers["monitor"]
+    assert "--pd-address=https://basic-pd.tidb-cluster.svc:2379" in monitor["args"]
+    for container in (containers["controller"], monitor):
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["CHAOSDEMO_PD_CREDENTIALS_DIR"] == "/etc/chaosdemo/pd"
+        assert "/etc/chaosdemo/pd" in {m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in deployment["volumes"]}
+    assert volumes["pd-credentials"]["secret"]["secretName"] == "basic-cluster-client-secret"
+    role = next(d for d in rendered if d["kind"] == "Role" and d["metadata"]["name"] == "chaosdemo-target")
+    assert role["metadata"]["namespace"] == "tidb-cluster"
+    assert {
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "resourceNames": ["basic-cluster-client-secret"],
+        "verbs": ["get"],
+    } in role["rules"]
+    assert any(r["apiGroups"] == ["pingcap.com"] for r in role["rules"])
+    binding = next(
+        d for d in rendered if d["kind"] == "RoleBinding" and d["metadata"]["name"] == "chaosdemo-target"
+    )
+    assert binding["metadata"]["namespace"] == "tidb-cluster"
 
 
 def test_example_chaosdemo_is_the_one_documented_and_used() -> None:
