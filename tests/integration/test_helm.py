@@ -13,6 +13,7 @@ import yaml
 
 from controller.sandbox.binaries import helm_binary
 from controller.sandbox.controlplane import ControlPlane
+from controller.sandbox.layouts import tidb_cluster_crd
 from tests.support.drills import example_drill_as, opt_in, service_account_kubeconfig
 
 pytestmark = pytest.mark.integration
@@ -168,6 +169,9 @@ def test_helm_install_runs_a_drill_with_exactly_the_granted_rights(
         assert can("delete", "pods", "-n", target) == "yes" and can("list", "pods", "-n", target) == "yes"
         assert can("create", "leases.coordination.k8s.io", "-n", target) == "yes"
         assert can("patch", "chaosdemoschedules.chaos.operator.dev/status", "-n", target) == "yes"
+        # As on a cluster with tidb-operator installed (can-i resolves the kind by discovery).
+        cp.kubectl("apply", "-f", "-", input=yaml.safe_dump(tidb_cluster_crd()))
+        cp.wait_established("tidbclusters.pingcap.com")
         assert can("get", "tidbclusters.pingcap.com", "-n", target) == "yes", "target.tidbCluster"
         for forbidden in (
             ("delete", "pods", "-n", "default"),
