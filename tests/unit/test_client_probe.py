@@ -172,3 +172,16 @@ def test_the_writes_are_shown_apart_with_what_was_put_back() -> None:
     lost = {"keyPrefix": "t", "error": "keys the prober wrote may be left (...): timeout"}
     page = html_report._client_section({"error": "the controller restarted", "writes": lost})
     assert "its keys not removed: keys the prober wrote may be left" in page
+
+
+async def test_the_prober_says_it_cannot_speak_tls_before_asking_anything() -> None:
+    from controller.client_probe.prober import ProberError
+    from controller.operator import probing
+    from controller.operator.model import ProbeSpec
+
+    class NoPD:
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError(f"PD was asked ({name}) for a TLS cluster's prober")
+
+    with pytest.raises(ProberError, match="takes no CA or client certificate"):
+        await probing.start(NoPD(), "https://basic-pd.tidb-cluster.svc:2379", ProbeSpec())  # type: ignore[arg-type]
