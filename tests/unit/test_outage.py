@@ -60,3 +60,23 @@ def test_a_swap_tests_the_pod_the_container_and_the_image_it_replaces() -> None:
         "path": "/spec/containers/1/image",
         "value": "registry.k8s.io/pause:3.10",
     }
+
+
+def test_a_pod_whose_operator_reapplies_its_spec_is_refused() -> None:
+    """tidb-operator v2 owns TiKV pods through its TiKV instance and server-side-applies the pod
+    (forced) on the pod's next change: a swapped image would not stay. A StatefulSet (v1, the
+    plain manifests) does not touch a running pod's image."""
+    pause = "registry.k8s.io/pause:3.10"
+
+    def owned(api_version: str, kind: str, controller: bool = True) -> SimpleNamespace:
+        pod = _pod(("tikv", "pingcap/tikv:v8.5.0"))
+        pod.metadata.owner_references = [
+            SimpleNamespace(api_version=api_version, kind=kind, name="tikv-x7k2p9", controller=controller)
+        ]
+        return pod
+
+    refused = refusal(owned("core.pingcap.com/v1alpha1", "TiKV"), pause)
+    assert refused is not None and refused.reason == "ImageReconciledByOperator"
+    assert "tidb-operator v2 (TiKV tikv-x7k2p9)" in refused.message and "pod-kill" in refused.message
+    assert refusal(owned("apps/v1", "StatefulSet"), pause) is None
+    assert refusal(owned("core.pingcap.com/v1alpha1", "TiKV", controller=False), pause) is None
