@@ -18,6 +18,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--pd-port", type=int, default=2379)
     p.add_argument("--pd-host", default="127.0.0.1", help="the address PD's port listens on")
     p.add_argument(
+        "--operator-v2",
+        action="store_true",
+        help="play tidb-operator v2: create each TiKV/PD instance's pod, recreate it, re-apply its image",
+    )
+    p.add_argument(
         "--pd-name",
         action="append",
         default=[],
@@ -72,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         pd_port=args.pd_port,
         pd_host=args.pd_host,
         pd_names=tuple(args.pd_name),
+        operator_v2=args.operator_v2,
         admin_port=args.admin_port,
         time_scale=args.time_scale,
         status_ip_prefix=args.status_ip_prefix,

@@ -135,6 +135,7 @@ class EmulatedCluster:
     clock: Callable[[], float] = time.time
     seed: int = 7
     stores: dict[str, Store] = field(default_factory=dict)  # by pod name
+    instance_ids: dict[str, int] = field(default_factory=dict)  # store ids of pods without an ordinal
     regions: list[Region] = field(default_factory=list)
     max_store_down_time: float = DEFAULT_MAX_STORE_DOWN_TIME
     max_replicas: int = 3
@@ -171,13 +172,17 @@ class EmulatedCluster:
         return nominal_seconds * self.time_scale
 
     # -- pods -> stores -----------------------------------------------------------------------
-    @staticmethod
-    def store_id_for(pod: str) -> int:
-        """Stable per pod name, as a store keeps its id with its PVC: tikv-0 -> 1, tikv-1 -> 2."""
+    def store_id_for(self, pod: str) -> int:
+        """Stable per pod name, as a store keeps its id with its PVC: a StatefulSet's tikv-0 -> 1,
+        tikv-1 -> 2; a pod named after its instance (tidb-operator v2: tikv-tikv-9f2c1a) gets the
+        next free id from 101, kept for the name. The id is also the last octet of the store's
+        loopback address, so it stays below 255."""
         match = _ORDINAL_RE.search(pod)
-        if match:
+        if match and int(match.group(1)) < 100:
             return int(match.group(1)) + 1
-        return 1000 + (sum(map(ord, pod)) % 1000)
+        if pod not in self.instance_ids:
+            self.instance_ids[pod] = 101 + len(self.instance_ids)
+        return self.instance_ids[pod]
 
     def pod_ready(self, pod: str, node: str | None = None) -> Store:
         """A Running+Ready TiKV pod: the store (re)starts and heartbeats at once."""

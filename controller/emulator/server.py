@@ -24,6 +24,7 @@ from kubernetes_asyncio import client, config
 from controller.emulator.grpc_servers import PortMux, StoreServers, start_pd_grpc
 from controller.emulator.grpc_tikv import RawData
 from controller.emulator.model import HEARTBEAT_INTERVAL, EmulatedCluster, Store
+from controller.emulator.operator_v2 import InstanceOperator
 from controller.emulator.pd_api import make_pd_app
 from controller.emulator.pod_binding import PodBinding
 from controller.emulator.tikv_status import StatusServers
@@ -41,6 +42,8 @@ class EmulatorSettings:
     pd_port: int = 2379
     # PD's service names (e.g. basic-pd.tikv.svc), resolved to pd_host through the hosts file.
     pd_names: tuple[str, ...] = ()
+    # Play tidb-operator v2's part: create, recreate and re-apply the instances' pods.
+    operator_v2: bool = False
     admin_port: int = 0
     time_scale: float = 1.0
     status_ip_prefix: str = "127.0.10"
@@ -178,6 +181,8 @@ class Emulator:
         async with client.ApiClient() as api:
             binding = PodBinding(api, self.cluster, self._store_up, self._store_down)
             tasks = [asyncio.create_task(binding.run()), asyncio.create_task(self._tick_loop())]
+            if self.settings.operator_v2:
+                tasks.append(asyncio.create_task(InstanceOperator(api, self.settings.namespace).run()))
             try:
                 await binding.synced.wait()
                 self._write_targets()

@@ -3,6 +3,10 @@
 ``plain``: this project's own manifests (``tikv-cluster.yaml``: StatefulSets ``pd`` and ``tikv``,
 pods ``tikv-N``, TiKV started by its image's entrypoint).
 
+``tidb-operator-v2``: tidb-operator v2's objects (``core.pingcap.com``: a Cluster, a PDGroup and
+a TiKVGroup, and one PD or TiKV instance per member); the pods are the operator's to create, which
+the emulator does in the sandbox (``controller/emulator/operator_v2.py``).
+
 ``tidb-operator-v1``: what tidb-operator v1 creates for a TidbCluster named ``basic``: the
 StatefulSets ``basic-pd`` and ``basic-tikv`` (pods ``basic-tikv-N``), the services ``basic-pd``
 (PD's client address), ``basic-pd-peer`` and ``basic-tikv-peer`` (headless), its labels
@@ -16,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Layout = Literal["plain", "tidb-operator-v1"]
+Layout = Literal["plain", "tidb-operator-v1", "tidb-operator-v2"]
 TIKV_IMAGE = "pingcap/tikv:v8.5.0"
 PD_IMAGE = "pingcap/pd:v8.5.0"
 
@@ -40,6 +44,15 @@ class ClusterNames:
 def names(layout: Layout, cluster: str = "basic") -> ClusterNames:
     if layout == "plain":
         return ClusterNames("tikv", "pd", "tikv-peer", {"app.kubernetes.io/component": "tikv"}, "pd")
+    if layout == "tidb-operator-v2":
+        # No StatefulSets: the operator names each pod after its instance (tikv-tikv-<suffix>).
+        return ClusterNames(
+            tikv_statefulset="",
+            pd_statefulset="",
+            tikv_peer_service="tikv-peer",
+            tikv_selector={"pingcap.com/cluster": cluster, "pingcap.com/component": "tikv"},
+            pd_service="",
+        )
     return ClusterNames(
         tikv_statefulset=f"{cluster}-tikv",
         pd_statefulset=f"{cluster}-pd",
@@ -188,3 +201,90 @@ def tidb_cluster_object(cluster: str, stores: int, *, tls: bool) -> dict[str, An
             "tikv": {"baseImage": TIKV_IMAGE.rsplit(":", 1)[0], "replicas": stores},
         },
     }
+
+
+V2_KINDS = {  # plural -> kind, of the v2 objects the sandbox needs
+    "clusters": "Cluster",
+    "pdgroups": "PDGroup",
+    "tikvgroups": "TiKVGroup",
+    "pds": "PD",
+    "tikvs": "TiKV",
+}
+
+
+def v2_crds() -> list[dict[str, Any]]:
+    """Stand-ins for tidb-operator v2's CRDs (group, version, kinds and plurals as v2 serves them;
+    the schemas left open)."""
+    return [
+        {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": f"{plural}.core.pingcap.com"},
+            "spec": {
+                "group": "core.pingcap.com",
+                "scope": "Namespaced",
+                "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
+                "versions": [
+                    {
+                        "name": "v1alpha1",
+                        "served": True,
+                        "storage": True,
+                        "schema": {
+                            "openAPIV3Schema": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                            }
+                        },
+                    }
+                ],
+            },
+        }
+        for plural, kind in V2_KINDS.items()
+    ]
+
+
+def tidb_operator_v2(cluster: str, stores: int, suffixes: list[str]) -> list[dict[str, Any]]:
+    """A v2 Cluster with a PDGroup ``pd`` (3 members) and a TiKVGroup ``tikv`` (``stores``), one
+    instance each named ``<group>-<suffix>`` (``suffixes``: 3 + stores of them), and the headless
+    services the pods' names resolve under."""
+    version = TIKV_IMAGE.rsplit(":", 1)[-1]
+
+    def meta(name: str, group: str, component: str) -> dict[str, Any]:
+        labels = {
+            "pingcap.com/cluster": cluster,
+            "pingcap.com/group": group,
+            "pingcap.com/component": component,
+        }
+        return {"name": name, "labels": labels}
+
+    def v2(kind: str, metadata: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+        return {"apiVersion": "core.pingcap.com/v1alpha1", "kind": kind, "metadata": metadata, "spec": spec}
+
+    objects: list[dict[str, Any]] = [v2("Cluster", {"name": cluster}, {})]
+    for component, group_kind, replicas in (("pd", "PDGroup", 3), ("tikv", "TiKVGroup", stores)):
+        objects.append(
+            v2(
+                group_kind,
+                meta(component, component, component),
+                {"cluster": {"name": cluster}, "replicas": replicas},
+            )
+        )
+        selector = {"pingcap.com/cluster": cluster, "pingcap.com/component": component}
+        ports = (
+            [("client", 2379), ("peer", 2380)]
+            if component == "pd"
+            else [("client", 20160), ("status", 20180)]
+        )
+        objects.append(_service(f"{component}-peer", selector, ports, headless=True))
+    taken = iter(suffixes)
+    for component, kind, count in (("pd", "PD", 3), ("tikv", "TiKV", stores)):
+        for _ in range(count):
+            name = f"{component}-{next(taken)}"
+            objects.append(
+                v2(
+                    kind,
+                    meta(name, component, component),
+                    {"cluster": {"name": cluster}, "version": version, "subdomain": f"{component}-peer"},
+                )
+            )
+    return objects

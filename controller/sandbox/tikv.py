@@ -16,11 +16,14 @@ from controller.emulator.kvproto import sandbox_dns_library
 from controller.sandbox.alertmanager import Alertmanager, WebhookRoute
 from controller.sandbox.controlplane import ControlPlane
 from controller.sandbox.layouts import (
+    V2_KINDS,
     ClusterNames,
     Layout,
     tidb_cluster_crd,
     tidb_cluster_object,
     tidb_operator_v1,
+    tidb_operator_v2,
+    v2_crds,
 )
 from controller.sandbox.layouts import names as layout_names
 from controller.sandbox.pki import ClusterPki, make_cluster_pki
@@ -85,7 +88,7 @@ class TikvCluster:
     @property
     def pd_service_names(self) -> tuple[str, ...]:
         """PD's Service as clients in the cluster name it (tidb-operator layouts)."""
-        if self.layout == "plain":
+        if not self.names.pd_service:
             return ()
         service = f"{self.names.pd_service}.{self.namespace}"
         return (service, f"{service}.svc", f"{service}.svc.cluster.local")
@@ -106,6 +109,13 @@ class TikvCluster:
             cp.kubectl("apply", "-n", self.namespace, "-f", str(TIKV_CLUSTER_MANIFEST))
             if self.stores != 3:
                 cp.kubectl("scale", "-n", self.namespace, "statefulset/tikv", f"--replicas={self.stores}")
+        elif self.layout == "tidb-operator-v2":
+            cp.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(v2_crds()))
+            cp.wait_established(*(f"{plural}.core.pingcap.com" for plural in V2_KINDS))
+            suffixes = [secrets.token_hex(3) for _ in range(3 + self.stores)]
+            objects = tidb_operator_v2(self.cluster_name, self.stores, suffixes)
+            cp.kubectl("apply", "-n", self.namespace, "-f", "-", input=yaml.safe_dump_all(objects))
+            return  # the pods are the operator's (the emulator's) to create, once it runs
         else:
             cp.kubectl("apply", "-f", "-", input=yaml.safe_dump(tidb_cluster_crd()))
             cp.wait_established("tidbclusters.pingcap.com")
@@ -178,6 +188,7 @@ class TikvCluster:
                 self.names.tikv_peer_service,
                 "--pd-host",
                 self.pd_host,
+                *(["--operator-v2"] if self.layout == "tidb-operator-v2" else []),
                 *(f"--pd-name={name}" for name in self.pd_service_names),
                 *tls_args,
             ],

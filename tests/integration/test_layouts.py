@@ -23,6 +23,7 @@ import pytest
 
 from controller.diagnosis.facts import RESTART_SLACK_BEFORE_TICKET
 from controller.sandbox.layouts import PD_IMAGE, TIKV_IMAGE
+from controller.sandbox.tikv import pod_ready
 from controller.timefmt import parse_rfc3339
 from tests.support.drills import DrillEnv, ImageHistory, PodHistory, started_drill_env, wait_for
 
@@ -182,5 +183,90 @@ def test_three_faults_on_tidb_operator_v1_with_tls(tikv_cluster_factory, tmp_pat
         pd_pod["metadata"]["uid"] != leader_kill["victim"]["uid"]
         and pd_pod["spec"]["containers"][0]["image"] == PD_IMAGE
     )
+    t = {k: parse_rfc3339(v) for k, v in leader_kill["timeline"].items()}
+    assert t["injectedAt"] < t["pdLeaderElectedAt"] <= t["recoveredAt"], leader_kill["timeline"]
+
+
+V2_SELECTOR = {"pingcap.com/cluster": "basic", "pingcap.com/component": "tikv"}
+
+
+def test_faults_on_tidb_operator_v2_where_the_operator_owns_the_pods(
+    tikv_cluster_factory, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """tidb-operator v2: no StatefulSet; each TiKV and PD instance's pod (tikv-tikv-<suffix>) is
+    created by the operator, owned by the instance, recreated under its name, and its spec
+    re-applied on any change (the emulator plays the operator). pod-kill and pd-leader-kill work
+    as on a StatefulSet; store-outage is refused before anything is touched, since the operator
+    would put TiKV's image back at once (shown here by swapping it by hand)."""
+    cluster = tikv_cluster_factory(layout="tidb-operator-v2")
+    pods = cluster.tikv_pods()
+    assert all(p["metadata"]["ownerReferences"][0]["kind"] == "TiKV" for p in pods), pods
+    assert all(p["metadata"]["name"].startswith("tikv-tikv-") for p in pods)
+    env = started_drill_env(cluster, tmp_path / "drill")
+    try:
+        stores_before = {
+            s["store"]["address"].split(".")[0]: s["store"]["id"]
+            for s in _pd(env, "/pd/api/v1/stores")["stores"]
+        }
+        victim, other = sorted(stores_before)[:2]
+        with PodHistory(cluster) as refusals:
+            refused = _drill(
+                env,
+                "outage",
+                {"action": "store-outage", "durationSeconds": 20},
+                {"selector": {"matchLabels": V2_SELECTOR}, "pod": other},
+            )
+        # The premise of that refusal: the operator re-applies a swapped image within moments.
+        env.kubectl(
+            "patch",
+            "pod",
+            other,
+            "-n",
+            env.ns,
+            "--type=json",
+            "-p",
+            json.dumps([{"op": "replace", "path": "/spec/containers/0/image", "value": PAUSE}]),
+        )
+        wait_for(
+            lambda: _pod(env, other)["spec"]["containers"][0]["image"] == TIKV_IMAGE,
+            10,
+            "the operator's re-apply",
+        )
+        wait_for(lambda: pod_ready(_pod(env, other)), 30, f"{other} Ready again")
+        env.wait_no_open_tickets(60)
+
+        with PodHistory(cluster) as kills:
+            killed = _drill(
+                env, "kill", {"action": "pod-kill"}, {"selector": {"matchLabels": V2_SELECTOR}, "pod": victim}
+            )
+        replacement = _pod(env, victim)
+        store_after_kill = _pd(env, f"/pd/api/v1/store/{stores_before[victim]}")
+
+        env.wait_no_open_tickets(60)
+        leader_before = _pd(env, "/pd/api/v1/leader")["name"]
+        leader_kill = _drill(env, "pd-leader", {"action": "pd-leader-kill"}, {})
+        wait_for(lambda: _pd(env, "/pd/api/v1/leader")["name"] != leader_before, 30, "a new PD leader")
+        pd_pod = _pod(env, leader_before)
+    finally:
+        env.stop()
+
+    assert (refused["phase"], refused["reason"]) == ("Failed", "ImageReconciledByOperator"), refused
+    assert "tidb-operator v2 (TiKV tikv-" in refused["message"], refused["message"]
+    assert "injectingAt" not in refused["timeline"] and refusals.replaced() == {}
+
+    assert (killed["phase"], killed["verdict"]) == ("Completed", "Pass"), killed
+    assert killed["victim"]["pod"] == victim and killed["victim"]["storeId"] == stores_before[victim]
+    assert kills.replaced() == {victim: 1}, kills.replaced()
+    assert replacement["metadata"]["ownerReferences"][0]["kind"] == "TiKV", "recreated by the operator"
+    t = {k: parse_rfc3339(v) for k, v in killed["timeline"].items()}
+    assert _ready_since(replacement) <= t["podReadyAt"] < _ready_since(replacement) + 1.0, killed["timeline"]
+    assert store_after_kill["store"]["state_name"] == "Up"
+    started = parse_rfc3339(store_after_kill["status"]["start_ts"])
+    assert t["injectedAt"] < started <= t["storeUpAt"] + 1.0 and t["recoveredAt"] >= t["storeUpAt"]
+
+    assert (leader_kill["phase"], leader_kill["verdict"]) == ("Completed", "Pass"), leader_kill
+    assert leader_kill["victim"]["pod"] == leader_kill["victim"]["pdMember"] == leader_before
+    assert leader_before.startswith("pd-pd-") and pd_pod["metadata"]["uid"] != leader_kill["victim"]["uid"]
+    assert pd_pod["metadata"]["ownerReferences"][0]["kind"] == "PD"
     t = {k: parse_rfc3339(v) for k, v in leader_kill["timeline"].items()}
     assert t["injectedAt"] < t["pdLeaderElectedAt"] <= t["recoveredAt"], leader_kill["timeline"]
