@@ -11,13 +11,15 @@ never what they are.
 from __future__ import annotations
 
 import hashlib
+import ssl
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from controller.tlsclient import CA_KEY, CERT_KEY, KEY_KEY, ClientTLS, TLSConfigError, client_tls
+from controller.tlsclient import CA_KEY, CERT_KEY, KEY_KEY, ClientTLS, TLSConfigError, client_tls, tls_problem
 
 TOKEN_KEY, USERNAME_KEY, PASSWORD_KEY = "token", "username", "password"
 TLS_KEYS = (CA_KEY, CERT_KEY, KEY_KEY)
@@ -148,3 +150,32 @@ def access_from_dir(directory: str) -> ServerAccess:
             f"{directory} holds none of {', '.join((*TLS_KEYS, *AUTH_KEYS))}",
         )
     return access_from_data(f"directory {directory}", data)
+
+
+@dataclass(frozen=True)
+class Unanswered:
+    """Why a server gave no usable answer: unreachable, a failed handshake (``tls_problem``), or
+    credentials refused (``refused``: 401 or 403)."""
+
+    message: str
+    tls_problem: str | None = None
+    refused: bool = False
+
+
+async def get(
+    client: httpx.AsyncClient, server: str, url: str, params: Mapping[str, Any], access: ServerAccess
+) -> httpx.Response | Unanswered:
+    """GET ``url`` from ``server`` ("Prometheus at ..."), a failure said in words."""
+    try:
+        response = await client.get(url, params=dict(params))
+    # A refused client certificate may surface as ssl.SSLError itself, not wrapped by httpx.
+    except (httpx.TransportError, ssl.SSLError) as exc:
+        problem = tls_problem(exc)
+        return Unanswered(f"{server}: {problem}" if problem else f"{server} is unreachable: {exc!r}", problem)
+    if response.status_code in (401, 403):
+        return Unanswered(
+            f"{server} refused the request ({response.status_code}) with {access.describe()}: "
+            "its credentials are missing or wrong",
+            refused=True,
+        )
+    return response

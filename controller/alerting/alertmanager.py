@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import json
-import ssl
 from typing import Any
 
-import httpx
-
-from controller.httpaccess import PLAIN, ServerAccess
-from controller.tlsclient import tls_problem
+from controller.httpaccess import PLAIN, ServerAccess, Unanswered, get
 
 
 class AlertmanagerError(Exception):
@@ -30,23 +26,11 @@ class AlertmanagerClient:
         await self._client.aclose()
 
     async def _get(self, path: str, params: dict[str, str]) -> Any:
-        try:
-            response = await self._client.get(f"{self.base_url}{path}", params=params)
-        # A refused client certificate may surface as ssl.SSLError itself, not wrapped by httpx.
-        except (httpx.TransportError, ssl.SSLError) as exc:
-            problem = tls_problem(exc)
-            raise AlertmanagerError(
-                f"Alertmanager at {self.base_url}: {problem}"
-                if problem
-                else f"Alertmanager at {self.base_url} is unreachable: {exc!r}",
-                tls_problem=problem,
-            ) from exc
-        if response.status_code in (401, 403):
-            raise AlertmanagerError(
-                f"Alertmanager at {self.base_url} refused the request ({response.status_code}) with "
-                f"{self.access.describe()}: its credentials are missing or wrong",
-                refused=True,
-            )
+        server = f"Alertmanager at {self.base_url}"
+        answer = await get(self._client, server, f"{self.base_url}{path}", params, self.access)
+        if isinstance(answer, Unanswered):
+            raise AlertmanagerError(answer.message, tls_problem=answer.tls_problem, refused=answer.refused)
+        response = answer
         if not response.is_success:
             raise AlertmanagerError(f"Alertmanager answered {response.status_code}: {response.text[:200]!r}")
         try:

@@ -16,19 +16,26 @@ from controller.pd import PDClient
 from controller.tlsclient import ClientTLS, TLSConfigError, from_secret_data
 
 
-async def load_target_tls(kube: Kube, ref: str) -> ClientTLS:
-    """The client TLS of the Secret ``namespace/name``; TLSConfigError says what is wrong."""
+async def named_secret(kube: Kube, ref: str, field: str) -> dict[str, bytes]:
+    """The data of the Secret ``namespace/name`` a spec's ``field`` names; TLSConfigError when it
+    is missing or the controller may not read it."""
     namespace, _, name = ref.partition("/")
     try:
         data = await kube.secret_data(namespace, name)
     except ApiException as exc:
         if exc.status == 403:
             raise TLSConfigError(
-                "TLSSecretForbidden", f"the controller may not read secret {ref} (target.tls.secretName)"
+                "TLSSecretForbidden", f"the controller may not read secret {ref} ({field})"
             ) from exc
         raise
     if data is None:
-        raise TLSConfigError("TLSSecretNotFound", f"secret {ref} (target.tls.secretName) does not exist")
+        raise TLSConfigError("TLSSecretNotFound", f"secret {ref} ({field}) does not exist")
+    return data
+
+
+async def load_target_tls(kube: Kube, ref: str) -> ClientTLS:
+    """The client TLS of the Secret ``namespace/name``; TLSConfigError says what is wrong."""
+    data = await named_secret(kube, ref, "target.tls.secretName")
     # Loading a key touches the disk (a private temporary directory): off the event loop.
     return await asyncio.to_thread(from_secret_data, f"secret {ref}", data)
 

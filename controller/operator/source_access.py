@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from kubernetes_asyncio.client.exceptions import ApiException
-
 from controller.alerting.alertmanager import AlertmanagerError
 from controller.httpaccess import PLAIN, ServerAccess, access_from_data
 from controller.operator.admission import normalize_url
 from controller.operator.config import ConfiguredAccess, OperatorConfig
 from controller.operator.deps import Deps
 from controller.operator.model import DetectionSource
+from controller.operator.pd_access import named_secret
 from controller.operator.state import RunSnapshot
 from controller.prom import PrometheusError, PrometheusUnauthorized, PrometheusUnavailable
 from controller.tlsclient import TLSConfigError
@@ -50,16 +49,7 @@ async def _secret_access(deps: Deps, namespace: str, name: str, field: str) -> S
     kept = deps.source_secrets.get(ref)
     if kept is not None:
         return kept
-    try:
-        data = await deps.kube.secret_data(namespace, name)
-    except ApiException as exc:
-        if exc.status == 403:
-            raise TLSConfigError(
-                "TLSSecretForbidden", f"the controller may not read secret {ref} ({field})"
-            ) from exc
-        raise
-    if data is None:
-        raise TLSConfigError("TLSSecretNotFound", f"secret {ref} ({field}) does not exist")
+    data = await named_secret(deps.kube, ref, field)
     # Loading a client key touches the disk (a private temporary directory): off the event loop.
     access = await asyncio.to_thread(access_from_data, f"secret {ref}", data)
     deps.source_secrets[ref] = access

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import ssl
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from controller.httpaccess import PLAIN, ServerAccess
+from controller.httpaccess import PLAIN, ServerAccess, Unanswered, get
 from controller.pd.formats import parse_duration
-from controller.tlsclient import tls_problem
 
 
 class PrometheusError(Exception):
@@ -66,22 +64,14 @@ class PrometheusClient:
             await self._client.aclose()
 
     async def _get(self, path: str, params: dict[str, Any]) -> Any:
-        try:
-            response = await self._client.get(f"{self.base_url}{path}", params=params)
-        # A refused client certificate may surface as ssl.SSLError itself, not wrapped by httpx.
-        except (httpx.TransportError, ssl.SSLError) as exc:
-            problem = tls_problem(exc)
-            raise PrometheusUnavailable(
-                f"Prometheus at {self.base_url}: {problem}"
-                if problem
-                else f"Prometheus at {self.base_url} is unreachable: {exc!r}",
-                tls_problem=problem,
-            ) from exc
-        if response.status_code in (401, 403):
-            raise PrometheusUnauthorized(
-                f"Prometheus at {self.base_url} refused the request ({response.status_code}) with "
-                f"{self.access.describe()}: its credentials are missing or wrong"
-            )
+        answer = await get(
+            self._client, f"Prometheus at {self.base_url}", f"{self.base_url}{path}", params, self.access
+        )
+        if isinstance(answer, Unanswered):
+            if answer.refused:
+                raise PrometheusUnauthorized(answer.message)
+            raise PrometheusUnavailable(answer.message, tls_problem=answer.tls_problem)
+        response = answer
         try:
             body = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:

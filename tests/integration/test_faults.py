@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from controller.diagnosis.facts import RESTART_SLACK_BEFORE_TICKET
 from controller.operator.crashpoints import OUTAGE_POINTS
 from controller.tickets import TicketDB
 from controller.timefmt import parse_rfc3339
@@ -28,6 +26,7 @@ from tests.support.drills import (
     PodHistory,
     started_drill_env,
     wait_for,
+    wait_stores_aged,
 )
 
 TERMINAL = {"Completed", "Failed", "Aborted"}
@@ -62,18 +61,7 @@ def _outage(name: str, pod: str, seconds: int, **spec: Any) -> dict[str, Any]:
 
 
 def _wait_stores_aged(env: DrillEnv) -> None:
-    """A store started shortly before a ticket reads as restarted
-    (facts.RESTART_SLACK_BEFORE_TICKET): let a fresh cluster age past it, as any cluster a drill
-    runs on has."""
-    wait_for(
-        lambda: all(
-            time.time() - s["store"]["start_timestamp"] > RESTART_SLACK_BEFORE_TICKET + 1
-            for s in _pd(env, "/pd/api/v1/stores")["stores"]
-        ),
-        60,
-        "the stores to age",
-        interval=1.0,
-    )
+    wait_stores_aged(lambda: _pd(env, "/pd/api/v1/stores")["stores"])
 
 
 def _last_spec_write(pod: dict) -> float:

@@ -34,6 +34,15 @@ def helm(cp: ControlPlane, *args: str, check: bool = True) -> subprocess.Complet
     return done
 
 
+def _render_and_dry_run(cp: ControlPlane, *values: str) -> tuple[str, str]:
+    """The chart rendered with ``values`` (helm's --set arguments) and the API server's verdict on
+    it (a server-side dry run, which must pass): the rendered text and kubectl's output."""
+    rendered = helm(cp, "template", "chaosdemo", str(CHART), "-n", "chaosdemo-system", *values).stdout
+    applied = cp.kubectl("apply", "--dry-run=server", "-f", "-", input=rendered, check=False)
+    assert applied.returncode == 0, applied.stderr
+    return rendered, applied.stdout
+
+
 def test_chart_lints_and_its_templates_pass_a_server_side_dry_run(control_plane: ControlPlane) -> None:
     cp = control_plane
     lint = helm(cp, "lint", str(CHART), "--strict", "--set", "anthropic.existingSecret=chaosdemo-anthropic")
@@ -63,40 +72,23 @@ def test_chart_lints_and_its_templates_pass_a_server_side_dry_run(control_plane:
     webhook = ["--set", "alertmanager.webhook.enabled=true"]
     refused = helm(cp, "template", "chaosdemo", str(CHART), *webhook, check=False)
     assert refused.returncode != 0 and "needs alertmanager.webhook.existingSecret" in refused.stderr
-    rendered = helm(
-        cp,
-        "template",
-        "chaosdemo",
-        str(CHART),
-        "-n",
-        "chaosdemo-system",
-        *webhook,
-        "--set",
-        "alertmanager.webhook.existingSecret=chaosdemo-webhook",
-    ).stdout
-    applied = cp.kubectl("apply", "--dry-run=server", "-f", "-", input=rendered, check=False)
-    assert applied.returncode == 0, applied.stderr
-    assert re.search(r"^service/chaosdemo-webhook (created|configured|unchanged)", applied.stdout, re.M)
+    rendered, applied = _render_and_dry_run(
+        cp, *webhook, "--set", "alertmanager.webhook.existingSecret=chaosdemo-webhook"
+    )
+    assert re.search(r"^service/chaosdemo-webhook (created|configured|unchanged)", applied, re.M)
     assert "CHAOSDEMO_WEBHOOK_ADDRESS" in rendered and "secretKeyRef: {name: chaosdemo-webhook" in rendered
 
     # A TLS cluster with locked-down monitoring: PD's client Secret, and a TLS and an auth Secret
     # for Prometheus, mounted into both containers; Alertmanager's into the controller only.
-    rendered = helm(
+    rendered, _ = _render_and_dry_run(
         cp,
-        "template",
-        "chaosdemo",
-        str(CHART),
-        "-n",
-        "chaosdemo-system",
         "--set",
         "pd.address=https://basic-pd.tikv.svc:2379,pd.tlsSecret=basic-cluster-client-secret",
         "--set",
         "prometheus.credentialsSecrets={monitoring-tls,monitoring-auth}",
         "--set",
         "alertmanager.credentialsSecrets={monitoring-tls}",
-    ).stdout
-    applied = cp.kubectl("apply", "--dry-run=server", "-f", "-", input=rendered, check=False)
-    assert applied.returncode == 0, applied.stderr
+    )
     deployment = next(d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "Deployment")["spec"][
         "template"
     ]["spec"]

@@ -14,18 +14,23 @@ image is back. Each figure is checked against the pods' own conditions and PD's 
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from controller.diagnosis.facts import RESTART_SLACK_BEFORE_TICKET
 from controller.sandbox.layouts import PD_IMAGE, TIKV_IMAGE
 from controller.sandbox.tikv import pod_ready
 from controller.timefmt import parse_rfc3339
-from tests.support.drills import DrillEnv, ImageHistory, PodHistory, started_drill_env, wait_for
+from tests.support.drills import (
+    DrillEnv,
+    ImageHistory,
+    PodHistory,
+    started_drill_env,
+    wait_for,
+    wait_stores_aged,
+)
 
 pytestmark = pytest.mark.integration
 TERMINAL = {"Completed", "Failed", "Aborted"}
@@ -83,15 +88,7 @@ def test_three_faults_on_tidb_operator_v1_with_tls(tikv_cluster_factory, tmp_pat
 
         # A store that started moments before a ticket reads as restarted: let the new cluster
         # age, as any cluster a drill runs on has.
-        wait_for(
-            lambda: all(
-                time.time() - s["store"]["start_timestamp"] > RESTART_SLACK_BEFORE_TICKET + 1
-                for s in _pd(env, "/pd/api/v1/stores")["stores"]
-            ),
-            60,
-            "the stores to age",
-            interval=1.0,
-        )
+        wait_stores_aged(lambda: _pd(env, "/pd/api/v1/stores")["stores"])
         # store-outage: the same pod, its image swapped and back, its command untouched.
         outage_uid = _pod(env, "basic-tikv-1")["metadata"]["uid"]
         with ImageHistory(cluster, "basic-tikv-1") as images:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -326,3 +327,19 @@ def example_drill_as(cluster: TikvCluster, kubeconfig: Path, workdir: Path) -> t
         return status, env.controller.log_tail(400) if env.controller else ""
     finally:
         env.stop()
+
+
+def wait_stores_aged(stores: Callable[[], list[dict[str, Any]]], timeout: float = 60) -> None:
+    """A store started shortly before a ticket reads as restarted (facts.RESTART_SLACK_BEFORE_TICKET):
+    let a fresh cluster age past it, as any cluster a drill runs on has. ``stores``: PD's
+    /pd/api/v1/stores list, read however the cluster's PD is reached."""
+    from controller.diagnosis.facts import RESTART_SLACK_BEFORE_TICKET
+
+    wait_for(
+        lambda: all(
+            time.time() - s["store"]["start_timestamp"] > RESTART_SLACK_BEFORE_TICKET + 1 for s in stores()
+        ),
+        timeout,
+        "the stores to age",
+        interval=1.0,
+    )
