@@ -26,6 +26,7 @@ from controller.timefmt import parse_rfc3339
 from tests.support.drills import (
     DrillEnv,
     ImageHistory,
+    PodFieldHistory,
     PodHistory,
     started_drill_env,
     wait_for,
@@ -54,6 +55,36 @@ def _ready_since(pod: dict[str, Any]) -> float:
     [ready] = [c for c in pod["status"]["conditions"] if c["type"] == "Ready"]
     assert ready["status"] == "True", pod["status"]
     return parse_rfc3339(ready["lastTransitionTime"])
+
+
+class ReadyHistory(PodFieldHistory):
+    """The pod's Ready condition as the API server delivered each change (a watch)."""
+
+    def __init__(self, cluster: Any, pod: str) -> None:
+        super().__init__(cluster, pod, '.status.conditions[?(@.type=="Ready")].status')
+
+    def ready_again(self, uid: str, *, same_pod: bool) -> float:
+        """When Ready=True arrived again: on a pod with a new uid (a replacement), or on the same
+        pod after it was not Ready."""
+        was_down = False
+        for arrived, pod_uid, value in self.changes:
+            if same_pod:
+                if pod_uid != uid:
+                    continue
+                if value == "False":
+                    was_down = True
+                elif value == "True" and was_down:
+                    return arrived
+            elif pod_uid != uid and value == "True":
+                return arrived
+        raise AssertionError(f"{self.pod} was never Ready again: {self.changes}")
+
+
+def _assert_ready_moment(t: dict[str, float], pod: dict[str, Any], delivered: float, what: Any) -> None:
+    """podReadyAt lies between the pod's own Ready transition (whole seconds, the kubelet's
+    clock) and the moment the API server delivered it to a watch: never before the pod said
+    so, never after anyone could see it."""
+    assert _ready_since(pod) <= t["podReadyAt"] <= delivered + 0.05, (t["podReadyAt"], delivered, what)
 
 
 def _drill(env: DrillEnv, name: str, fault: dict[str, Any], target: dict[str, Any]) -> dict[str, Any]:
@@ -91,7 +122,10 @@ def test_three_faults_on_tidb_operator_v1_with_tls(tikv_cluster_factory, tmp_pat
         wait_stores_aged(lambda: _pd(env, "/pd/api/v1/stores")["stores"])
         # store-outage: the same pod, its image swapped and back, its command untouched.
         outage_uid = _pod(env, "basic-tikv-1")["metadata"]["uid"]
-        with ImageHistory(cluster, "basic-tikv-1") as images:
+        with (
+            ImageHistory(cluster, "basic-tikv-1") as images,
+            ReadyHistory(cluster, "basic-tikv-1") as outage_ready,
+        ):
             stopped = _drill(
                 env,
                 "outage",
@@ -103,7 +137,8 @@ def test_three_faults_on_tidb_operator_v1_with_tls(tikv_cluster_factory, tmp_pat
 
         env.wait_no_open_tickets(60)
         # pod-kill: the StatefulSet basic-tikv brings the pod back; the store comes back with its id.
-        with PodHistory(cluster) as kills:
+        kill_uid = _pod(env, "basic-tikv-0")["metadata"]["uid"]
+        with PodHistory(cluster) as kills, ReadyHistory(cluster, "basic-tikv-0") as kill_ready:
             killed = _drill(
                 env,
                 "kill",
@@ -141,7 +176,7 @@ def test_three_faults_on_tidb_operator_v1_with_tls(tikv_cluster_factory, tmp_pat
     assert kills.replaced() == {"basic-tikv-0": 1}, kills.replaced()
     t = {k: parse_rfc3339(v) for k, v in killed["timeline"].items()}
     # The replacement's own Ready condition (whole seconds) is the pod-Ready moment.
-    assert _ready_since(replacement) <= t["podReadyAt"] < _ready_since(replacement) + 1.0, killed["timeline"]
+    _assert_ready_moment(t, replacement, kill_ready.ready_again(kill_uid, same_pod=False), killed["timeline"])
     assert replacement["spec"]["containers"][0]["command"] == START_SCRIPT
     # PD: the same store id Up again, started after the kill; storeUpAt no sooner than its start.
     assert store_after_kill["store"]["state_name"] == "Up"
@@ -160,10 +195,9 @@ def test_three_faults_on_tidb_operator_v1_with_tls(tikv_cluster_factory, tmp_pat
     assert t["restoredAt"] - t["injectedAt"] >= 20.0, stopped["timeline"]
     # Not Ready while stopped; Ready again after the swap back, at the pod's own moment (not the
     # swap's, as on a layout where the pause image runs).
-    ready = _ready_since(restored)
-    assert ready >= t["restoredAt"] - 1.0 and ready <= t["podReadyAt"] < ready + 1.0, (
-        ready,
-        stopped["timeline"],
+    assert _ready_since(restored) >= t["restoredAt"] - 1.0, (restored["status"], stopped["timeline"])
+    _assert_ready_moment(
+        t, restored, outage_ready.ready_again(outage_uid, same_pod=True), stopped["timeline"]
     )
     assert store_after_outage["store"]["state_name"] == "Up"
     assert store_after_outage["store"]["id"] == stores_before["basic-tikv-1"], (
@@ -213,7 +247,8 @@ def test_faults_on_tidb_operator_v2_where_the_operator_owns_the_pods(
                 {"action": "store-outage", "durationSeconds": 20},
                 {"selector": {"matchLabels": V2_SELECTOR}, "pod": other},
             )
-        with PodHistory(cluster) as kills:
+        kill_uid = _pod(env, victim)["metadata"]["uid"]
+        with PodHistory(cluster) as kills, ReadyHistory(cluster, victim) as kill_ready:
             killed = _drill(
                 env, "kill", {"action": "pod-kill"}, {"selector": {"matchLabels": V2_SELECTOR}, "pod": victim}
             )
@@ -256,7 +291,7 @@ def test_faults_on_tidb_operator_v2_where_the_operator_owns_the_pods(
     assert kills.replaced() == {victim: 1}, kills.replaced()
     assert replacement["metadata"]["ownerReferences"][0]["kind"] == "TiKV", "recreated by the operator"
     t = {k: parse_rfc3339(v) for k, v in killed["timeline"].items()}
-    assert _ready_since(replacement) <= t["podReadyAt"] < _ready_since(replacement) + 1.0, killed["timeline"]
+    _assert_ready_moment(t, replacement, kill_ready.ready_again(kill_uid, same_pod=False), killed["timeline"])
     assert store_after_kill["store"]["state_name"] == "Up"
     started = parse_rfc3339(store_after_kill["status"]["start_ts"])
     assert t["injectedAt"] < started <= t["storeUpAt"] + 1.0 and t["recoveredAt"] >= t["storeUpAt"]
