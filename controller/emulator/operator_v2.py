@@ -3,7 +3,8 @@
 ``<group>-<component>-<suffix>`` for the instance ``<group>-<suffix>``, owned by the instance,
 recreated under the same name when it is deleted, and its spec re-applied when someone changes it
 (tidb-operator v2 server-side-applies the pod, forced, on every change it sees: a swapped image
-goes back).
+goes back). A Cluster with ``spec.paused`` is left alone, as v2's controllers do: its instances'
+pods are neither re-applied nor recreated until it is resumed.
 
 The real operator reacts to watch events within milliseconds; this one looks every
 ``period`` seconds, which only delays a replacement by that much."""
@@ -134,10 +135,16 @@ class InstanceOperator:
             self.namespace, label_selector="pingcap.com/managed-by=tidb-operator"
         )
         by_name = {p.metadata.name: p for p in pods.items}
+        clusters = await self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, "clusters")
+        paused = {
+            c["metadata"]["name"] for c in clusters.get("items", []) if (c.get("spec") or {}).get("paused")
+        }
         for component, plural in COMPONENTS.items():
             listing = await self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, plural)
             for obj in listing.get("items", []):
                 instance = instance_of(component, obj)
+                if instance.cluster in paused:
+                    continue
                 pod = by_name.get(instance.pod_name)
                 if pod is None:
                     await self._create(instance)

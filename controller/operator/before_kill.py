@@ -8,7 +8,7 @@ from typing import Any
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from controller.operator import clocks, decisions, lock, metrics, outage, source_access
+from controller.operator import clocks, decisions, lock, metrics, operator_pause, outage, source_access
 from controller.operator.crashpoints import crashpoint
 from controller.operator.decisions import Outcome
 from controller.operator.deps import Deps
@@ -131,8 +131,15 @@ async def preflight(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSp
         refusal = outage.refusal(pod, spec.fault.pause_image)
         if refusal is not None:
             return await _refused(deps, w, run, refusal.reason, refusal.message)
-        # Saved before the swap: whatever happens next, the original image is known.
-        victim = victim.model_copy(update=outage.victim_fields(pod, spec.fault.pause_image))
+        with using("spec.target"):
+            to_pause = await operator_pause.cluster_to_pause(deps.kube, ns, pod)
+        if isinstance(to_pause, operator_pause.PauseRefusal):
+            return await _refused(deps, w, run, to_pause.reason, to_pause.message)
+        # Saved before the swap: whatever happens next, the original image is known, and the
+        # Cluster whose pause the teardown undoes.
+        victim = victim.model_copy(
+            update={**outage.victim_fields(pod, spec.fault.pause_image), "paused_cluster": to_pause}
+        )
     who = " and ".join(f"{ns}/{v.pod} ({describe_victim(v)})" for v in victims)
     selected = f"selected {who} among {len(names)} candidate(s)"
     several: dict[str, Any] = {"victims": victims} if len(victims) > 1 else {}

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from controller.coverage import records
-from controller.operator import decisions, lock, metrics, outage
+from controller.operator import decisions, lock, metrics, operator_pause, outage
 from controller.operator.crashpoints import crashpoint
 from controller.operator.decisions import Outcome
 from controller.operator.deps import Deps
@@ -84,7 +84,13 @@ async def start_store_again(deps: Deps, w: StatusWriter) -> str | None:
     now = time.time()
     # 'already': the swap back was sent before a crash, right after restoringAt was written.
     restored_at = now if swap.outcome in ("swapped", "gone") else (t.restoring_at or now)
-    await w.patch(timeline=t.model_copy(update={"restored_at": restored_at}))
     message = f"store {victim.store_id} started again: {swap.detail}"
+    if victim.paused_cluster:
+        # After the image: resumed first, the operator would have put it back itself, untimed.
+        resumed = await operator_pause.resume(deps.kube, victim.namespace, victim.paused_cluster, w.uid)
+        crashpoint("operator-resumed")
+        if resumed == "resumed":
+            message += f"; tidb-operator v2's Cluster {victim.paused_cluster} reconciles again"
+    await w.patch(timeline=t.model_copy(update={"restored_at": restored_at}))
     await deps.kube.emit_event(w.obj, "Normal", "StoreStarted", message)
     return message

@@ -10,7 +10,7 @@ import time
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from controller.client_probe.prober import ProberError
-from controller.operator import metrics, outage, probing
+from controller.operator import metrics, operator_pause, outage, probing
 from controller.operator.crashpoints import crashpoint, holdpoint
 from controller.operator.decisions import Outcome
 from controller.operator.deps import Deps
@@ -149,30 +149,49 @@ def _deleted_text(v: Victim, grace: int, returned: float, stop: ContainerStop | 
 
 
 async def _stop_store(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec, victim: Victim) -> bool:
-    """store-outage: swap the TiKV container's image for the pause image (at most once)."""
+    """store-outage: swap the TiKV container's image for the pause image (at most once), with
+    tidb-operator v2's reconciliation paused first where it would put the image back."""
+    paused = ""
+    if victim.paused_cluster:
+        with using("spec.target"):
+            outcome = await operator_pause.pause(deps.kube, victim.namespace, victim.paused_cluster, w.uid)
+        crashpoint("operator-paused")
+        if outcome == "gone":
+            detail = f"tidb-operator v2's Cluster {victim.namespace}/{victim.paused_cluster} is gone"
+            return await _not_stopped(deps, w, run, detail)
+        paused = (
+            f"; Cluster {victim.paused_cluster} was paused already by its users (left as it is)"
+            if outcome == "paused-by-others"
+            else f"; tidb-operator v2's Cluster {victim.paused_cluster} paused for the outage"
+        )
     with using("spec.target"):
         swap = await outage.swap_victim(deps.kube, victim, back=False)
     crashpoint("image-swapped")
     if swap.outcome in ("gone", "changed"):
-        # The pod changed between preflight and now: nothing of ours was touched.
-        await end_run(
-            deps,
-            w,
-            run,
-            Outcome(Phase.FAILED, Verdict.ERROR, "VictimChanged", f"store not stopped: {swap.detail}"),
-            conditions=w.condition("Injected", False, "VictimChanged", swap.detail),
-        )
-        return False
+        # The pod changed between preflight and now: nothing of ours was touched but the
+        # pause, which the ending undoes.
+        return await _not_stopped(deps, w, run, swap.detail)
     now = time.time()
     # 'already': an attempt before a crash swapped it, right after injectionSentAt was written.
     t = w.status.timeline
     injected_at = now if swap.outcome == "swapped" else (t.injection_sent_at or t.injecting_at or now)
     message = (
         f"stopped store {victim.store_id}: container {victim.container} of {victim.pod} runs "
-        f"{victim.pause_image} instead of {victim.original_image} for {spec.fault.duration_seconds}s"
+        f"{victim.pause_image} instead of {victim.original_image} for {spec.fault.duration_seconds}s{paused}"
     )
     await _record_injected(w, spec, injected_at, "StoreStopped", message)
     return True
+
+
+async def _not_stopped(deps: Deps, w: StatusWriter, run: RunSnapshot, detail: str) -> bool:
+    await end_run(
+        deps,
+        w,
+        run,
+        Outcome(Phase.FAILED, Verdict.ERROR, "VictimChanged", f"store not stopped: {detail}"),
+        conditions=w.condition("Injected", False, "VictimChanged", detail),
+    )
+    return False
 
 
 async def _record_injected(

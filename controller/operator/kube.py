@@ -63,15 +63,44 @@ class Kube:
     async def tidb_cluster(self, namespace: str, name: str) -> dict[str, Any] | None:
         """tidb-operator's TidbCluster (pingcap.com/v1alpha1); None: no such object, or no such
         kind in this cluster."""
+        return await self.get_custom("pingcap.com", "v1alpha1", namespace, "tidbclusters", name)
+
+    async def get_custom(
+        self, group: str, version: str, namespace: str, plural: str, name: str
+    ) -> dict[str, Any] | None:
+        """Another operator's object; None: no such object, or no such kind in this cluster."""
         try:
-            found = await self.custom.get_namespaced_custom_object(
-                "pingcap.com", "v1alpha1", namespace, "tidbclusters", name
-            )
+            found = await self.custom.get_namespaced_custom_object(group, version, namespace, plural, name)
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
         return dict(found)
+
+    async def merge_patch_custom(
+        self,
+        group: str,
+        version: str,
+        namespace: str,
+        plural: str,
+        name: str,
+        body: dict[str, Any],
+        *,
+        dry_run: bool = False,
+    ) -> None:
+        """A merge patch of another operator's object (a resourceVersion in ``body`` makes it
+        conditional: 409 when the object changed since). ``dry_run``: checked, not written."""
+        extra: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
+        await self.custom.patch_namespaced_custom_object(
+            group,
+            version,
+            namespace,
+            plural,
+            name,
+            body,
+            _content_type="application/merge-patch+json",  # type: ignore[call-arg]
+            **extra,
+        )
 
     async def delete_pod(self, namespace: str, name: str, uid: str, grace_seconds: int) -> str:
         """Delete exactly this pod (uid precondition). Returns 'deleted', 'gone' (404: no pod of

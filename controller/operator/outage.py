@@ -9,6 +9,9 @@ Both swaps are JSON patches whose ``test`` operations the API server checks in t
 victim's uid, the container's name and the image the swap expects to find. So each swap happens at
 most once however often it is tried (again after a crash, on abort, in the finalizer), and never
 to a pod that is not the victim or to an image someone else has since set.
+
+Under tidb-operator v2, which re-applies the pod's spec itself, the swaps happen inside a pause of
+the operator's reconciliation (``operator_pause``).
 """
 
 from __future__ import annotations
@@ -55,32 +58,10 @@ class Refusal:
     message: str
 
 
-# Controllers that own TiKV pods directly and re-apply their whole spec: tidb-operator v2's TiKV
-# instance (core.pingcap.com) server-side-applies the pod with force on the pod's next change, so
-# a swapped image is put back within one reconcile and the outage would not last.
-SPEC_RECONCILING_OWNERS = {("core.pingcap.com", "TiKV"): "tidb-operator v2"}
-
-
-def _spec_reconciler(pod: Any) -> str | None:
-    for owner in getattr(pod.metadata, "owner_references", None) or []:
-        group = str(owner.api_version).split("/", 1)[0]
-        if owner.controller and (group, owner.kind) in SPEC_RECONCILING_OWNERS:
-            return f"{SPEC_RECONCILING_OWNERS[(group, owner.kind)]} ({owner.kind} {owner.name})"
-    return None
-
-
 def refusal(pod: Any, pause_image: str) -> Refusal | None:
     """Why this pod cannot have its store stopped by an image swap, if it cannot."""
     found = tikv_container(pod.spec.containers or [])
     name = pod.metadata.name
-    reconciler = _spec_reconciler(pod)
-    if reconciler is not None:
-        return Refusal(
-            "ImageReconciledByOperator",
-            f"pod {name} is managed by {reconciler}, which re-applies the pod's spec on its next change: "
-            "the pause image would be replaced within a reconcile and the store would not stay stopped. "
-            "Use pod-kill here",
-        )
     if found is None:
         return Refusal(
             "NoTikvContainer",

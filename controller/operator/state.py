@@ -89,6 +89,9 @@ class Victim(_Status):
     container: str | None = None
     original_image: str | None = Field(default=None, alias="originalImage")
     pause_image: str | None = Field(default=None, alias="pauseImage")
+    # store-outage under tidb-operator v2: the Cluster (in the victim's namespace) whose
+    # reconciliation is paused for the outage, so its operator does not put the image back.
+    paused_cluster: str | None = Field(default=None, alias="pausedCluster")
 
     @property
     def outage(self) -> bool:

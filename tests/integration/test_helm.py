@@ -13,7 +13,7 @@ import yaml
 
 from controller.sandbox.binaries import helm_binary
 from controller.sandbox.controlplane import ControlPlane
-from controller.sandbox.layouts import tidb_cluster_crd
+from controller.sandbox.layouts import tidb_cluster_crd, v2_crds
 from tests.support.drills import example_drill_as, opt_in, service_account_kubeconfig
 
 pytestmark = pytest.mark.integration
@@ -165,6 +165,12 @@ def test_helm_install_runs_a_drill_with_exactly_the_granted_rights(
         cp.kubectl("apply", "-f", "-", input=yaml.safe_dump(tidb_cluster_crd()))
         cp.wait_established("tidbclusters.pingcap.com")
         assert can("get", "tidbclusters.pingcap.com", "-n", target) == "yes", "target.tidbCluster"
+        for crd in v2_crds():
+            cp.kubectl("apply", "-f", "-", input=yaml.safe_dump(crd))
+            cp.wait_established(crd["metadata"]["name"])
+        # store-outage under tidb-operator v2: its Cluster paused for the outage, nothing more.
+        assert can("patch", "clusters.core.pingcap.com", "-n", target) == "yes"
+        assert can("get", "tikvs.core.pingcap.com", "-n", target) == "yes"
         for forbidden in (
             ("delete", "pods", "-n", "default"),
             ("list", "pods", "-n", "default"),
@@ -175,6 +181,9 @@ def test_helm_install_runs_a_drill_with_exactly_the_granted_rights(
             ("delete", "chaosdemoschedules.chaos.operator.dev", "-n", target),
             ("patch", "tidbclusters.pingcap.com", "-n", target),
             ("get", "tidbclusters.pingcap.com", "-n", "default"),
+            ("patch", "tikvs.core.pingcap.com", "-n", target),
+            ("delete", "clusters.core.pingcap.com", "-n", target),
+            ("patch", "clusters.core.pingcap.com", "-n", "default"),
         ):
             assert can(*forbidden) == "no", forbidden
 

@@ -230,14 +230,20 @@ def test_three_faults_on_tidb_operator_v1_with_tls(tikv_cluster_factory, tmp_pat
 V2_SELECTOR = {"pingcap.com/cluster": "basic", "pingcap.com/component": "tikv"}
 
 
+def _v2_cluster(env: DrillEnv) -> dict[str, Any]:
+    out = env.kubectl("get", "clusters.core.pingcap.com", "basic", "-n", env.ns, "-o", "json").stdout
+    return dict(json.loads(out))
+
+
 def test_faults_on_tidb_operator_v2_where_the_operator_owns_the_pods(
     tikv_cluster_factory, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     """tidb-operator v2: no StatefulSet; each TiKV and PD instance's pod (tikv-tikv-<suffix>) is
     created by the operator, owned by the instance, recreated under its name, and its spec
     re-applied on any change (the emulator plays the operator). pod-kill and pd-leader-kill work
-    as on a StatefulSet; store-outage is refused before anything is touched, since the operator
-    would put TiKV's image back at once (shown here by swapping it by hand)."""
+    as on a StatefulSet; store-outage pauses the Cluster's reconciliation (spec.paused) for the
+    outage, since the operator would otherwise put TiKV's image back at once (shown at the end by
+    swapping it by hand), and puts the Cluster back exactly as it was."""
     cluster = tikv_cluster_factory(layout="tidb-operator-v2")
     pods = cluster.tikv_pods()
     assert all(p["metadata"]["ownerReferences"][0]["kind"] == "TiKV" for p in pods), pods
@@ -249,13 +255,25 @@ def test_faults_on_tidb_operator_v2_where_the_operator_owns_the_pods(
             for s in _pd(env, "/pd/api/v1/stores")["stores"]
         }
         victim, other = sorted(stores_before)[:2]
-        with PodHistory(cluster) as refusals:
-            refused = _drill(
+        wait_stores_aged(lambda: _pd(env, "/pd/api/v1/stores")["stores"])
+        cluster_before = _v2_cluster(env)
+        outage_uid = _pod(env, other)["metadata"]["uid"]
+        with (
+            ImageHistory(cluster, other) as images,
+            ReadyHistory(cluster, other) as outage_ready,
+            PodFieldHistory(cluster, "basic", ".spec.paused", kind="clusters.core.pingcap.com") as paused,
+        ):
+            stopped = _drill(
                 env,
                 "outage",
                 {"action": "store-outage", "durationSeconds": 20},
                 {"selector": {"matchLabels": V2_SELECTOR}, "pod": other},
             )
+        restored = _pod(env, other)
+        cluster_after = _v2_cluster(env)
+        store_after_outage = _pd(env, f"/pd/api/v1/store/{stores_before[other]}")
+
+        env.wait_no_open_tickets(60)
         kill_uid = _pod(env, victim)["metadata"]["uid"]
         with PodHistory(cluster) as kills, ReadyHistory(cluster, victim) as kill_ready:
             killed = _drill(
@@ -270,7 +288,7 @@ def test_faults_on_tidb_operator_v2_where_the_operator_owns_the_pods(
         wait_for(lambda: _pd(env, "/pd/api/v1/leader")["name"] != leader_before, 30, "a new PD leader")
         pd_pod = _pod(env, leader_before)
 
-        # The premise of the refusal: the operator re-applies a swapped image within moments.
+        # Why the pause: unpaused, the operator re-applies a swapped image within moments.
         # (Last: the stop and start it causes opens a ticket that would hold a later drill back.)
         env.kubectl(
             "patch",
@@ -291,9 +309,33 @@ def test_faults_on_tidb_operator_v2_where_the_operator_owns_the_pods(
     finally:
         env.stop()
 
-    assert (refused["phase"], refused["reason"]) == ("Failed", "ImageReconciledByOperator"), refused
-    assert "tidb-operator v2 (TiKV tikv-" in refused["message"], refused["message"]
-    assert "injectingAt" not in refused["timeline"] and refusals.replaced() == {}
+    # store-outage: the Cluster paused around the two swaps, then exactly as it was.
+    assert (stopped["phase"], stopped["verdict"]) == ("Completed", "Pass"), stopped
+    assert stopped["victim"]["pausedCluster"] == "basic", stopped["victim"]
+    assert images.sequence() == [TIKV_IMAGE, PAUSE, TIKV_IMAGE], images.images
+    assert paused.sequence() == ["", "true", ""], paused.changes
+    [(paused_at, _, _), (resumed_at, _, _)] = paused.changes[1:]
+    [(swapped_at, _, _), (back_at, _, _)] = images.changes[1:]
+    assert paused_at <= swapped_at and back_at <= resumed_at, (paused.changes, images.changes)
+    assert cluster_after["spec"] == cluster_before["spec"], cluster_after
+    assert (cluster_after["metadata"].get("annotations") or {}) == (
+        cluster_before["metadata"].get("annotations") or {}
+    ), cluster_after["metadata"]
+    [injected] = [c for c in stopped["conditions"] if c["type"] == "Injected"]
+    assert "tidb-operator v2's Cluster basic paused for the outage" in injected["message"], injected
+    assert restored["metadata"]["uid"] == outage_uid, "the same pod: nothing replaced"
+    assert restored["spec"]["containers"][0]["image"] == TIKV_IMAGE
+    t = {k: parse_rfc3339(v) for k, v in stopped["timeline"].items()}
+    assert t["restoredAt"] - t["injectedAt"] >= 20.0, stopped["timeline"]
+    # /tikv-server is not in the pause image: not Ready while stopped, Ready again after.
+    assert _ready_since(restored) >= t["restoredAt"] - 1.0, (restored["status"], stopped["timeline"])
+    _assert_ready_moment(
+        t, restored, outage_ready.ready_again(outage_uid, same_pod=True), stopped["timeline"]
+    )
+    assert store_after_outage["store"]["state_name"] == "Up"
+    assert store_after_outage["store"]["id"] == stores_before[other], "the store came back, not a new one"
+    assert t["recoveredAt"] >= max(t["podReadyAt"], t["storeUpAt"])
+    assert stopped["diagnosis"]["matchesInjectedFault"] is True, json.dumps(stopped["diagnosis"], indent=1)
 
     assert (killed["phase"], killed["verdict"]) == ("Completed", "Pass"), killed
     assert killed["victim"]["pod"] == victim and killed["victim"]["storeId"] == stores_before[victim]

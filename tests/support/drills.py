@@ -82,23 +82,24 @@ class PodHistory:
 
 class PodFieldHistory:
     """Every value one pod's field had, in order, with when the watch delivered it, from a watch
-    on the real API server (each change is an event, however quickly another follows)."""
+    on the real API server (each change is an event, however quickly another follows). Another
+    kind's object (``kind``) the same way; a field that is not set reads as ''."""
 
-    def __init__(self, cluster: TikvCluster, pod: str, field_path: str) -> None:
-        self.cluster, self.pod, self.field_path = cluster, pod, field_path
+    def __init__(self, cluster: TikvCluster, pod: str, field_path: str, kind: str = "pod") -> None:
+        self.cluster, self.pod, self.field_path, self.kind = cluster, pod, field_path, kind
         self.changes: list[tuple[float, str, str]] = []  # (arrived, uid, value), repeats dropped
         self._proc: subprocess.Popen[str] | None = None
         self._thread = threading.Thread(target=self._read, daemon=True)
 
     def __enter__(self) -> Self:
         cp = self.cluster.control_plane
-        template = f'{{.metadata.uid}} {{{self.field_path}}}{{"\\n"}}'
+        template = f'{{.metadata.uid}} ={{{self.field_path}}}{{"\\n"}}'
         self._proc = subprocess.Popen(
             [
                 *(str(binary("kubectl")), "--kubeconfig", str(cp.kubeconfig)),
                 *(
                     "get",
-                    "pod",
+                    self.kind,
                     self.pod,
                     "-n",
                     self.cluster.namespace,
@@ -119,9 +120,9 @@ class PodFieldHistory:
         assert self._proc is not None and self._proc.stdout is not None
         for line in self._proc.stdout:
             arrived = time.time()
-            parts = line.split()
-            if len(parts) == 2 and (not self.changes or self.changes[-1][1:] != (parts[0], parts[1])):
-                self.changes.append((arrived, parts[0], parts[1]))
+            uid, _, value = line.strip().partition(" =")
+            if uid and (not self.changes or self.changes[-1][1:] != (uid, value)):
+                self.changes.append((arrived, uid, value))
 
     def __exit__(self, *exc: object) -> None:
         time.sleep(0.5)  # let the watch deliver the last change

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from controller.operator.operator_pause import PAUSED_FOR, _marked_by, _marker, tikv_instance
 from controller.operator.outage import is_pause_image, refusal, swap_ops, tikv_container
 
 
@@ -62,11 +63,11 @@ def test_a_swap_tests_the_pod_the_container_and_the_image_it_replaces() -> None:
     }
 
 
-def test_a_pod_whose_operator_reapplies_its_spec_is_refused() -> None:
-    """tidb-operator v2 owns TiKV pods through its TiKV instance and server-side-applies the pod
-    (forced) on the pod's next change: a swapped image would not stay. A StatefulSet (v1, the
-    plain manifests) does not touch a running pod's image."""
-    pause = "registry.k8s.io/pause:3.10"
+def test_the_operator_whose_pause_a_v2_outage_needs() -> None:
+    """tidb-operator v2 owns TiKV pods through its TiKV instance and re-applies the pod's spec on
+    its next change, so a store-outage there pauses that instance's Cluster; a StatefulSet (v1,
+    the plain manifests) does not touch a running pod's image, and an owner that is not the
+    pod's controller does not reconcile it."""
 
     def owned(api_version: str, kind: str, controller: bool = True) -> SimpleNamespace:
         pod = _pod(("tikv", "pingcap/tikv:v8.5.0"))
@@ -75,8 +76,23 @@ def test_a_pod_whose_operator_reapplies_its_spec_is_refused() -> None:
         ]
         return pod
 
-    refused = refusal(owned("core.pingcap.com/v1alpha1", "TiKV"), pause)
-    assert refused is not None and refused.reason == "ImageReconciledByOperator"
-    assert "tidb-operator v2 (TiKV tikv-x7k2p9)" in refused.message and "pod-kill" in refused.message
-    assert refusal(owned("apps/v1", "StatefulSet"), pause) is None
-    assert refusal(owned("core.pingcap.com/v1alpha1", "TiKV", controller=False), pause) is None
+    pause = "registry.k8s.io/pause:3.10"
+    v2_pod = owned("core.pingcap.com/v1alpha1", "TiKV")
+    assert tikv_instance(v2_pod) == "tikv-x7k2p9" and refusal(v2_pod, pause) is None
+    assert tikv_instance(owned("apps/v1", "StatefulSet")) is None
+    assert tikv_instance(owned("core.pingcap.com/v1alpha1", "TiKV", controller=False)) is None
+    assert tikv_instance(owned("core.pingcap.com/v1alpha1", "PD")) is None
+
+
+def test_only_this_drills_pause_is_undone() -> None:
+    """The pause marker names the drill and what spec.paused was; another drill's marker, a
+    hand-written one and none at all are not this drill's pause."""
+    marked = {"metadata": {"annotations": {PAUSED_FOR: _marker("uid-1", False)}}}
+    assert _marked_by(marked, "uid-1") == (True, False)
+    assert _marked_by({"metadata": {"annotations": {PAUSED_FOR: _marker("uid-1", None)}}}, "uid-1") == (
+        True,
+        None,
+    )
+    assert _marked_by(marked, "uid-2") == (False, None)
+    assert _marked_by({"metadata": {"annotations": {PAUSED_FOR: "by hand"}}}, "uid-1") == (False, None)
+    assert _marked_by({"metadata": {}}, "uid-1") == (False, None)
