@@ -34,6 +34,9 @@ OUTAGE_POINTS = (
     "image-restored",
     "finished",
 )
+# Under tidb-operator v2, the outage's own bounds: its Cluster paused (the image not swapped yet),
+# and resumed after the swap back (restoredAt not yet recorded).
+PAUSE_POINTS = ("operator-paused", "operator-resumed")
 
 
 def crashpoint(name: str) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from controller.operator.crashpoints import PAUSE_POINTS
 from controller.sandbox.layouts import PD_IMAGE, TIKV_IMAGE
 from controller.sandbox.tikv import pod_ready
 from controller.timefmt import parse_rfc3339
@@ -353,3 +354,92 @@ def test_faults_on_tidb_operator_v2_where_the_operator_owns_the_pods(
     assert pd_pod["metadata"]["ownerReferences"][0]["kind"] == "PD"
     t = {k: parse_rfc3339(v) for k, v in leader_kill["timeline"].items()}
     assert t["injectedAt"] < t["pdLeaderElectedAt"] <= t["recoveredAt"], leader_kill["timeline"]
+
+
+def _unchanged(before: dict[str, Any], after: dict[str, Any]) -> None:
+    assert after["spec"] == before["spec"], (before["spec"], after["spec"])
+    assert (after["metadata"].get("annotations") or {}) == (before["metadata"].get("annotations") or {}), (
+        after
+    )
+
+
+def test_a_v2_outage_never_leaves_the_cluster_paused(tikv_cluster_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The controller SIGKILLed right after it paused the Cluster (the image not swapped yet) and
+    right after it resumed it (not yet recorded), and a drill deleted mid-outage: each time the
+    image goes out and back exactly once and the Cluster ends exactly as it was. A Cluster its
+    users had paused already is left paused, and not marked."""
+    cluster = tikv_cluster_factory(layout="tidb-operator-v2")
+    pod = sorted(p["metadata"]["name"] for p in cluster.tikv_pods())[0]
+    env = started_drill_env(cluster, tmp_path / "drill")
+    outage = {"action": "store-outage", "durationSeconds": 6}
+    target = {"selector": {"matchLabels": V2_SELECTOR}, "pod": pod}
+    results: dict[str, dict[str, Any]] = {}
+    histories: dict[str, list[str]] = {}
+    try:
+        wait_stores_aged(lambda: _pd(env, "/pd/api/v1/stores")["stores"])
+        before = _v2_cluster(env)
+        for point in PAUSE_POINTS:
+            env.kill_controller()
+            marker = env.workdir / f"v2-crash-{point}"
+            crashing = env.start_controller(CHAOSDEMO_CRASH_AT=point, CHAOSDEMO_CRASH_MARKER=str(marker))
+            with ImageHistory(cluster, pod) as images:
+                env.drill(
+                    point,
+                    {"target": target, "fault": outage, "diagnosis": {"provider": "offline"}},
+                )
+                wait_for(
+                    lambda m=marker, c=crashing: m.exists() and not c.alive(),  # type: ignore[misc]
+                    90,
+                    f"the controller to die at {point}",
+                )
+                env.start_controller()
+                results[point] = env.wait_phase(point, TERMINAL, timeout=150)
+            histories[point] = images.sequence()
+            _unchanged(before, _v2_cluster(env))
+            env.wait_no_open_tickets(60)
+
+        # Deleted mid-outage: the finalizer swaps the image back, then resumes the Cluster.
+        with ImageHistory(cluster, pod) as images:
+            env.drill("deleted", {"target": target, "fault": {**outage, "durationSeconds": 600}})
+            env.wait_phase("deleted", {"Detecting", "Diagnosing", "Recovering"})
+            assert _v2_cluster(env)["spec"].get("paused") is True
+            env.kubectl("delete", "chaosdemo", "deleted", "-n", env.ns, "--wait=true", "--timeout=90s")
+        histories["deleted"] = images.sequence()
+        _unchanged(before, _v2_cluster(env))
+        env.wait_no_open_tickets(60)
+
+        # Paused by its users: the drill runs inside their pause and leaves it to them.
+        env.kubectl(
+            "patch",
+            "clusters.core.pingcap.com",
+            "basic",
+            "-n",
+            env.ns,
+            "--type=merge",
+            "-p",
+            '{"spec":{"paused":true}}',
+        )
+        users_pause = _v2_cluster(env)
+        results["users"] = _drill(env, "users-pause", outage, target)
+        _unchanged(users_pause, _v2_cluster(env))
+
+        # No Cluster to pause: refused before anything is touched, naming it.
+        env.kubectl("delete", "clusters.core.pingcap.com", "basic", "-n", env.ns)
+        with ImageHistory(cluster, pod) as untouched:
+            results["no-cluster"] = _drill(env, "no-cluster", outage, target)
+    finally:
+        env.stop()
+
+    for point in PAUSE_POINTS:
+        st = results[point]
+        assert (st["phase"], st["verdict"]) == ("Completed", "Pass"), (point, st)
+        assert histories[point] == [TIKV_IMAGE, PAUSE, TIKV_IMAGE], (point, histories[point])
+    assert histories["deleted"] == [TIKV_IMAGE, PAUSE, TIKV_IMAGE], histories["deleted"]
+    st = results["users"]
+    assert (st["phase"], st["verdict"]) == ("Completed", "Pass"), st
+    [injected] = [c for c in st["conditions"] if c["type"] == "Injected"]
+    assert "was paused already by its users (left as it is)" in injected["message"], injected
+    refused = results["no-cluster"]
+    assert (refused["phase"], refused["reason"]) == ("Failed", "OperatorClusterNotFound"), refused
+    assert f"Cluster {env.ns}/basic" in refused["message"] and "injectingAt" not in refused["timeline"]
+    assert untouched.sequence() == [TIKV_IMAGE], untouched.changes
