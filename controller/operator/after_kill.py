@@ -53,8 +53,9 @@ async def _sample(deps: Deps, w: StatusWriter, run: RunSnapshot) -> RecoveryObse
         before, obs, not_before=injected_at, bounds=bounds, leaders_before=leaders_before(victims)
     )
     for moment in _MOMENTS:
-        if getattr(after, moment) is None:
-            bounds[moment] = obs.seen_at  # not yet at this look: the moment is later
+        since = obs.not_yet_since(moment)
+        if getattr(after, moment) is None and since is not None:
+            bounds[moment] = since  # not yet at this look: the moment is later
     if after != before:
         await w.patch(timeline=after, metrics=recovery_moments.recovery_metrics(w.status.metrics, after))
         if before.pod_ready_at is None and after.pod_ready_at is not None:

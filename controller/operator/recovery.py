@@ -98,6 +98,7 @@ def _runs_original_image(pod: Any, victim: Victim) -> bool:
 
 @dataclass(frozen=True)
 class _PodLook:
+    asked_at: float
     seen_at: float
     ready: bool
     back: bool
@@ -108,10 +109,11 @@ class _PodLook:
 async def _look_at_pod(kube: Kube, victim: Victim, restored_at: float | None) -> _PodLook:
     """The victim's pod now. A bare pod that is gone is recreated from its saved manifest.
     ``restored_at``: when a stopped store's original image was put back (store-outage)."""
+    asked_at = time.time()
     pod = await kube.get_pod(victim.namespace, victim.pod)
+    seen_at = time.time()
     if pod is None and victim.manifest:
         await kube.create_pod(victim.namespace, json.loads(victim.manifest))
-    seen_at = time.time()
     ready = pod is not None and pod_ready(pod)
     replaced = pod is not None and pod.metadata.uid != victim.uid
     # The pod runs the store again: a new pod (pod-kill), or the victim's own pod with its
@@ -128,13 +130,14 @@ async def _look_at_pod(kube: Kube, victim: Victim, restored_at: float | None) ->
     ):
         # The pod stayed Ready through the outage (nothing probes the pause container): the store
         # ran again from the swap back, a moment the controller wrote itself.
-        return _PodLook(seen_at, ready, back, restored_at, 0.0)
-    return _PodLook(seen_at, ready, back, ready_since, 1.0)
+        return _PodLook(asked_at, seen_at, ready, back, restored_at, 0.0)
+    return _PodLook(asked_at, seen_at, ready, back, ready_since, 1.0)
 
 
 def _store_observation(
     victim: Victim,
     pod: _PodLook,
+    asked_at: float,
     seen_at: float,
     stores: list[StoreInfo],
     regions: RegionCheck | None,
@@ -174,6 +177,8 @@ def _store_observation(
         leaders=store.status.leader_count if store else None,
         fair_leaders=total_leaders // len(up) if up else None,
         pod_seen_at_=pod.seen_at,
+        asked_at=asked_at,
+        pod_asked_at=pod.asked_at,
         other_stores_not_up=others,
         pd_members_unhealthy=tuple(m.name for m in health if not m.health),
         regions_without_majority=tuple(without_majority),
@@ -184,11 +189,13 @@ async def observe_pd(kube: Kube, pd: PDClient, victim: Victim) -> PDRecoveryObse
     """How PD is after its leader's pod was deleted: the pod, the leader, the victim member's
     health, and (for the drill's safety) the other members, the stores and the regions."""
     member = victim.pd_member or victim.pod
+    pod_asked_at = time.time()
     pod = await kube.get_pod(victim.namespace, victim.pod)
     pod_seen_at = time.time()
     ready = pod is not None and pod_ready(pod)
     replaced = pod is not None and pod.metadata.uid != victim.uid
     ready_since = _ready_since(pod) if ready else None
+    asked_at = time.time()
     try:
         # Served by any member, even while the members elect a leader.
         health, leader = await asyncio.gather(pd.health(), pd.leader())
@@ -200,6 +207,7 @@ async def observe_pd(kube: Kube, pd: PDClient, victim: Victim) -> PDRecoveryObse
             ready_since,
             pd_error=f"PD unavailable: {exc}",
             pod_seen_at_=pod_seen_at,
+            pod_asked_at=pod_asked_at,
             victim_member=member,
         )
     seen_at = time.time()
@@ -216,6 +224,8 @@ async def observe_pd(kube: Kube, pd: PDClient, victim: Victim) -> PDRecoveryObse
         pod_back=replaced,
         pod_ready_since=ready_since,
         pod_seen_at_=pod_seen_at,
+        asked_at=asked_at,
+        pod_asked_at=pod_asked_at,
         other_stores_not_up=others,
         pd_members_unhealthy=tuple(m.name for m in health if not m.health and m.name != member),
         regions_without_majority=tuple(without_majority),
@@ -238,6 +248,7 @@ async def observe_all(
     # three stores, 10^5 regions and 100 MB a step). They are asked for only when they can say
     # something new: once every victim is back (pod Ready, store Up: are its regions healthy?),
     # or when a store beyond the victims is not Up (which regions lost their majority?).
+    asked_at = time.time()
     try:
         stores, health = await asyncio.gather(pd.stores(), pd.health())
         not_up = {s.id for s in stores if s.store.state_name != "Up"}
@@ -258,13 +269,14 @@ async def observe_all(
                 pod_ready_resolution=p.ready_resolution,
                 pd_error=f"PD unavailable: {exc}",
                 pod_seen_at_=p.seen_at,
+                pod_asked_at=p.asked_at,
             )
             for p in pods
         ]
         return combined(looks, injected_at)
     seen_at = time.time()
     looks = [
-        _store_observation(v, p, seen_at, stores, regions, health, victim_stores)
+        _store_observation(v, p, asked_at, seen_at, stores, regions, health, victim_stores)
         for v, p in zip(victims, pods, strict=True)
     ]
     return combined(looks, injected_at)

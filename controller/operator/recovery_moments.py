@@ -32,6 +32,11 @@ class RecoveryObservation:
     leaders: int | None = None  # regions the store leads now
     fair_leaders: int | None = None  # total leaders / Up stores: what balance settles at
     pod_seen_at_: float | None = None  # when the pod was read, if before ``seen_at``
+    # When each look was asked for. An answer shows some instant between asking and answering,
+    # so a moment a look did not see yet came after it was asked, not after it answered (a
+    # region listing can take seconds after the store facts it follows).
+    asked_at: float | None = None  # PD
+    pod_asked_at: float | None = None
     # Beyond the victim: the cluster's health, for the drill's continuous safety check.
     other_stores_not_up: tuple[str, ...] = ()
     pd_members_unhealthy: tuple[str, ...] = ()
@@ -51,6 +56,16 @@ class RecoveryObservation:
     @property
     def pod_seen_at(self) -> float:
         return self.pod_seen_at_ if self.pod_seen_at_ is not None else self.seen_at
+
+    def not_yet_since(self, moment: str) -> float | None:
+        """A lower bound for a recovery moment (a timeline field name) this look did not see:
+        when the look that would have shown it was asked for. None: that look failed, so it
+        says nothing (PD did not answer)."""
+        if moment == "pod_ready_at":
+            return self.pod_asked_at if self.pod_asked_at is not None else self.pod_seen_at
+        if self.pd_error is not None:
+            return None
+        return self.asked_at if self.asked_at is not None else self.seen_at
 
     def store_reregistered(self, injected_at: float) -> bool:
         """Up in PD with a process started after the kill (PD's start_timestamp has whole
@@ -191,10 +206,18 @@ def combined(observations: Sequence[RecoveryObservation], injected_at: float) ->
         leaders=total([o.leaders for o in obs]),
         fair_leaders=total([o.fair_leaders for o in obs]),
         pod_seen_at_=max(o.pod_seen_at for o in obs),
+        asked_at=_earliest([o.asked_at for o in obs]),
+        pod_asked_at=_earliest([o.pod_asked_at for o in obs]),
         other_stores_not_up=union([o.other_stores_not_up for o in obs]),
         pd_members_unhealthy=union([o.pd_members_unhealthy for o in obs]),
         regions_without_majority=union([o.regions_without_majority for o in obs]),
     )
+
+
+def _earliest(moments: list[float | None]) -> float | None:
+    """Of several looks' asking times, the one that bounds them all (the earliest)."""
+    known = [m for m in moments if m is not None]
+    return min(known) if known else None
 
 
 def record_recovery(

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from controller.operator import decisions, recovery_moments
 from controller.operator.errors import PermanentError, classify, field_of, using
 from controller.operator.model import DrillSpec, Phase, Verdict
-from controller.operator.recovery_moments import RecoveryObservation, record_recovery
+from controller.operator.recovery_moments import RecoveryObservation, combined, record_recovery
 from controller.operator.state import DrillMetrics, DrillStatus, Timeline, Victim
 from controller.pd import quorum
 from controller.pd.client import PDBadResponse, PDError, PDUnavailable
@@ -116,6 +116,21 @@ def test_recovery_moments_are_set_once_and_never_before_the_kill() -> None:
         after, _obs(KILL + 9, pod_ready=True), not_before=KILL, bounds={}, leaders_before=8
     )
     assert again.pod_ready_at == after.pod_ready_at
+
+
+def test_a_look_bounds_what_it_did_not_see_from_when_it_was_asked() -> None:
+    """An answer shows some instant between asking and answering: a moment not seen yet came
+    after the look was asked for, not after it answered (the pod's GET and PD's store list ask
+    at their own times; a region listing can keep the look going for seconds after). A look at
+    PD that failed bounds nothing of PD's."""
+    look = _obs(KILL + 9, asked_at=KILL + 4, pod_asked_at=KILL + 3.5, pod_seen_at_=KILL + 3.6)
+    assert look.not_yet_since("pod_ready_at") == KILL + 3.5
+    assert look.not_yet_since("store_up_at") == look.not_yet_since("regions_healthy_at") == KILL + 4
+    failed = _obs(KILL + 9, asked_at=KILL + 4, pod_asked_at=KILL + 3.5, pd_error="PD unavailable: x")
+    assert failed.not_yet_since("store_up_at") is None and failed.not_yet_since("pod_ready_at") == KILL + 3.5
+    # Several victims seen as one: bounded by the earliest asking.
+    both = combined([look, _obs(KILL + 8, asked_at=KILL + 2, pod_asked_at=KILL + 5)], KILL)
+    assert (both.not_yet_since("store_up_at"), both.not_yet_since("pod_ready_at")) == (KILL + 2, KILL + 3.5)
 
 
 def test_whole_needs_pod_store_and_regions() -> None:
