@@ -14,6 +14,7 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 from controller.diagnosis.inputs import DiagnosisInput, KubeEvent, MetricSummary, PodState
+from controller.images import is_pause_image
 from controller.pd.models import StoreInfo
 
 # PD marks a store Disconnected after 20 s without a heartbeat.
@@ -119,7 +120,14 @@ def _restarted(data: DiagnosisInput, ev: StoreEvidence, since: float) -> Answer:
     if ev.start is not None and ev.start.delta:
         answer.add(Source.PROMETHEUS, True, "its process start time changed")
     pod = ev.pod_state
-    if pod is not None and pod.last_finished_at and pod.last_finished_at >= since and not pod.waiting_reason:
+    paused = pod is not None and is_pause_image(pod.image)
+    if (
+        pod is not None
+        and pod.last_finished_at
+        and pod.last_finished_at >= since
+        and not pod.waiting_reason
+        and not paused  # its container restarted into a pause image: TiKV stopped, not restarted
+    ):
         answer.add(Source.PODS, True, f"its container restarted ({pod.last_termination_reason or 'exited'})")
     # A replaced pod runs a new process once its container runs; a replacement still pending has
     # not started one yet (the old process is gone: see ``_alive``).
@@ -164,6 +172,9 @@ def _alive(data: DiagnosisInput, ev: StoreEvidence, restarted: bool) -> Answer:
         # container's command) ran no new process: it stopped, it did not restart.
         why = f", last {pod.last_termination_reason}" if pod.last_termination_reason else ""
         answer.add(Source.PODS, False, f"its container is not running ({pod.waiting_reason}{why})")
+    elif pod is not None and is_pause_image(pod.image):
+        # The kubelet runs a pause image in TiKV's place: whatever its readiness, no TiKV process.
+        answer.add(Source.PODS, False, f"its container runs a pause image ({pod.image}) in TiKV's place")
     return answer.settle("no source reads the process itself (no scrape, no probe, no restart seen)")
 
 

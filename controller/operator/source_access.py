@@ -44,10 +44,13 @@ def controller_access(
     return access if normalize_url(url) == normalize_url(source.url) else PLAIN
 
 
-async def _secret_access(deps: Deps, namespace: str, name: str, field: str) -> ServerAccess:
+async def _secret_access(deps: Deps, namespace: str, name: str, field: str, *, fresh: bool) -> ServerAccess:
+    """The access a Secret gives. ``fresh``: read again (each drill's preflight does, so a
+    certificate or token rotated since the last drill is the one used); otherwise the one this
+    controller read last, if any (the rest of the drill)."""
     ref = f"{namespace}/{name}"
     kept = deps.source_secrets.get(ref)
-    if kept is not None:
+    if kept is not None and not fresh:
         return kept
     data = await named_secret(deps.kube, ref, field)
     # Loading a client key touches the disk (a private temporary directory): off the event loop.
@@ -56,19 +59,26 @@ async def _secret_access(deps: Deps, namespace: str, name: str, field: str) -> S
     return access
 
 
-async def access_for(deps: Deps, run: RunSnapshot, source: DetectionSource) -> ServerAccess:
-    """The TLS and credentials this source is reached with; TLSConfigError names what is wrong."""
+async def access_for(
+    deps: Deps, run: RunSnapshot, source: DetectionSource, *, fresh: bool = False
+) -> ServerAccess:
+    """The TLS and credentials this source is reached with; TLSConfigError names what is wrong.
+    ``fresh``: its Secrets read again rather than as this controller last read them."""
     access = controller_access(deps.config, deps.configured, source)
     ns = run.target_namespace
     if source.tls_secret_name:
-        tls = await _secret_access(deps, ns, source.tls_secret_name, f"{source.label}.tlsSecretName")
+        tls = await _secret_access(
+            deps, ns, source.tls_secret_name, f"{source.label}.tlsSecretName", fresh=fresh
+        )
         if tls.tls is None:
             raise TLSConfigError(
                 "TLSSecretInvalid", f"secret {ns}/{source.tls_secret_name} ({source.label}) has no ca.crt"
             )
         access = access.merged(ServerAccess(tls=tls.tls))
     if source.auth_secret_name:
-        auth = await _secret_access(deps, ns, source.auth_secret_name, f"{source.label}.authSecretName")
+        auth = await _secret_access(
+            deps, ns, source.auth_secret_name, f"{source.label}.authSecretName", fresh=fresh
+        )
         if auth.auth is None:
             raise TLSConfigError(
                 "AuthSecretInvalid",
@@ -101,7 +111,7 @@ async def check_sources(deps: Deps, run: RunSnapshot, sources: list[DetectionSou
             continue
         where = f"detection source {source.label} ({source.url})"
         try:
-            access = await access_for(deps, run, source)
+            access = await access_for(deps, run, source, fresh=True)
         except TLSConfigError as exc:
             return SourceRefusal(exc.reason, f"{where}: {exc}")
         try:

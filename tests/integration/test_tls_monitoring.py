@@ -34,8 +34,12 @@ SCRAPE = EVALUATION = 0.5
 
 
 def _secret(env: DrillEnv, name: str, **files: Path) -> None:
+    """Create the Secret, or replace its data (as a rotation does)."""
     args = [f"--from-file={key}={path}" for key, path in files.items()]
-    env.kubectl("create", "secret", "generic", name, "-n", env.ns, *args)
+    manifest = env.kubectl(
+        "create", "secret", "generic", name, "-n", env.ns, *args, "--dry-run=client", "-o", "json"
+    ).stdout
+    env.kubectl("apply", "-f", "-", input=manifest)
 
 
 def _source(st: dict, name: str) -> dict:
@@ -122,6 +126,11 @@ def test_drills_through_https_monitoring_with_client_certificates_and_basic_auth
                 dry_run(name, source)
             outcomes = {name: env.wait_phase(name, TERMINAL, timeout=60) for name in refusals}
             replaced_by_refusals = history.replaced()
+            # The password put right in the same Secret (a rotation): the next drill reads it
+            # again, not as this controller read it for the refusal above.
+            _secret(env, "wrong-password", username=tmp_path / "username", password=tmp_path / "password")
+            dry_run("am-rotated", refusals["am-wrong-password"])
+            rotated = env.wait_phase("am-rotated", TERMINAL, timeout=60)
 
             sources = [
                 {"type": "tickets"},
@@ -163,6 +172,7 @@ def test_drills_through_https_monitoring_with_client_certificates_and_basic_auth
     refused("am-no-secret", "TLSSecretNotFound", f"secret {env.ns}/not-there")
     refused("prom-other-url", "SourceTLSHandshakeFailed", "the server's certificate is not trusted")
     assert replaced_by_refusals == {}, "a refused drill touches nothing"
+    assert (rotated["phase"], rotated["reason"]) == ("Completed", "DryRun"), rotated
 
     assert (st["phase"], st["verdict"]) == ("Completed", "Pass"), st
     kill = parse_rfc3339(st["timeline"]["injectedAt"])

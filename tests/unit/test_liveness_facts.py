@@ -107,8 +107,40 @@ async def test_a_container_that_cannot_start_stopped_and_did_not_restart() -> No
     result = await diagnose(data, provider="offline")
     assert result.output.root_cause_category.value == "crash_loop", result.output
 
-    data.pods = [crash_looping.model_copy(update={"ready": True, "waiting_reason": "", "restarts": 2})]
+    data.pods = [
+        crash_looping.model_copy(
+            update={"ready": True, "waiting_reason": "", "restarts": 2, "image": "pingcap/tikv:v8.5.0"}
+        )
+    ]
     assert _ticket_store(data).liveness.restarted.verdict is True
+
+
+async def test_a_pause_container_that_runs_is_a_stopped_store_not_a_restart() -> None:
+    """Without a command of its own the pause image's entrypoint runs: the kubelet restarted the
+    container (a fresh termination, no back-off) but into a pause image, and the readiness
+    probe never passes. No TiKV process ran: a stopped store, not TiKV restarting."""
+    data = _paused()
+    opened = data.ticket.opened_at
+    data.pods = [
+        PodState(
+            name="tikv-1",
+            ready=False,
+            created_at=opened - 3600,
+            image="registry.k8s.io/pause:3.10",
+            restarts=1,
+            last_termination_reason="Completed",
+            last_exit_code=0,
+            last_finished_at=opened - 1,
+        )
+    ]
+    store = _ticket_store(data)
+    assert store.liveness.restarted.verdict is False, store.liveness.restarted
+    alive = store.liveness.alive
+    assert alive.verdict is False and any(
+        f.source == Source.PODS and "pause image" in f.words for f in alive.findings
+    ), alive
+    result = await diagnose(data, provider="offline")
+    assert result.output.root_cause_category.value == "tikv_store_down", result.output
 
 
 def test_nothing_to_read_leaves_every_answer_unknown_with_its_reason() -> None:
