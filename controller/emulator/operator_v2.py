@@ -139,6 +139,7 @@ class InstanceOperator:
         paused = {
             c["metadata"]["name"] for c in clusters.get("items", []) if (c.get("spec") or {}).get("paused")
         }
+        await self._publish_pd_addresses(clusters.get("items", []), paused)
         for component, plural in COMPONENTS.items():
             listing = await self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, plural)
             for obj in listing.get("items", []):
@@ -150,6 +151,35 @@ class InstanceOperator:
                     await self._create(instance)
                 elif pod.metadata.deletion_timestamp is None:
                     await self._reapply_image(instance, pod)
+
+    async def _publish_pd_addresses(self, clusters: list[dict[str, Any]], paused: set[str]) -> None:
+        """The Cluster's ``status.pd``, as v2's cluster controller writes it: its PD group's
+        Service ``<group>-pd.<namespace>`` on the client port, https when the cluster runs TLS."""
+        groups = await self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, "pdgroups")
+        for cluster in clusters:
+            name = cluster["metadata"]["name"]
+            group = next(
+                (
+                    g["metadata"]["name"]
+                    for g in groups.get("items", [])
+                    if ((g.get("spec") or {}).get("cluster") or {}).get("name") == name
+                ),
+                None,
+            )
+            if group is None or name in paused:
+                continue
+            tls = (((cluster.get("spec") or {}).get("tlsCluster")) or {}).get("enabled")
+            address = f"{'https' if tls else 'http'}://{group}-pd.{self.namespace}:{PORTS['pd'][0][1]}"
+            if (cluster.get("status") or {}).get("pd") != address:
+                await self.custom.patch_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    self.namespace,
+                    "clusters",
+                    name,
+                    {"status": {"pd": address}},
+                    _content_type="application/merge-patch+json",  # type: ignore[call-arg]
+                )
 
     async def _create(self, instance: Instance) -> None:
         try:

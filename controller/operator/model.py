@@ -148,8 +148,9 @@ class Target(_Spec):
     pod: str = ""
     pd_address: Annotated[str, AfterValidator(_check_pd_address)] = Field(default="", alias="pdAddress")
     tls: TargetTLS | None = None
-    # tidb-operator's TidbCluster in the target namespace: the TiKV selector, PD's address and
-    # (for a TLS cluster) the client Secret are derived from it (controller/operator/tidb_cluster.py).
+    # tidb-operator's cluster in the target namespace (v1's TidbCluster, else v2's Cluster): the
+    # TiKV selector, PD's address and (v1, TLS) the client Secret are derived from it
+    # (controller/operator/tidb_cluster.py).
     tidb_cluster: str = Field(default="", alias="tidbCluster", max_length=63)
 
     @model_validator(mode="before")

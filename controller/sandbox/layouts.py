@@ -51,7 +51,7 @@ def names(layout: Layout, cluster: str = "basic") -> ClusterNames:
             pd_statefulset="",
             tikv_peer_service="tikv-peer",
             tikv_selector={"pingcap.com/cluster": cluster, "pingcap.com/component": "tikv"},
-            pd_service="",
+            pd_service="pd-pd",  # the PD group "pd"'s Service, <group>-pd
         )
     return ClusterNames(
         tikv_statefulset=f"{cluster}-tikv",
@@ -276,6 +276,8 @@ def tidb_operator_v2(cluster: str, stores: int, suffixes: list[str]) -> list[dic
             else [("client", 20160), ("status", 20180)]
         )
         objects.append(_service(f"{component}-peer", selector, ports, headless=True))
+        if component == "pd":  # PD's client Service, <group>-pd (the Cluster's status.pd names it)
+            objects.append(_service("pd-pd", selector, [("client", 2379)], headless=False))
     taken = iter(suffixes)
     for component, kind, count in (("pd", "PD", 3), ("tikv", "TiKV", stores)):
         for _ in range(count):

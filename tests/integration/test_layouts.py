@@ -269,7 +269,7 @@ def test_faults_on_tidb_operator_v2_where_the_operator_owns_the_pods(
                 env,
                 "outage",
                 {"action": "store-outage", "durationSeconds": 20},
-                {"selector": {"matchLabels": V2_SELECTOR}, "pod": other},
+                {"tidbCluster": "basic", "pod": other},
             )
         restored = _pod(env, other)
         cluster_after = _v2_cluster(env)
@@ -286,7 +286,7 @@ def test_faults_on_tidb_operator_v2_where_the_operator_owns_the_pods(
 
         env.wait_no_open_tickets(60)
         leader_before = _pd(env, "/pd/api/v1/leader")["name"]
-        leader_kill = _drill(env, "pd-leader", {"action": "pd-leader-kill"}, {})
+        leader_kill = _drill(env, "pd-leader", {"action": "pd-leader-kill"}, {"tidbCluster": "basic"})
         wait_for(lambda: _pd(env, "/pd/api/v1/leader")["name"] != leader_before, 30, "a new PD leader")
         pd_pod = _pod(env, leader_before)
 
@@ -310,6 +310,12 @@ def test_faults_on_tidb_operator_v2_where_the_operator_owns_the_pods(
         wait_for(lambda: pod_ready(_pod(env, other)), 30, f"{other} Ready again")
     finally:
         env.stop()
+
+    # Derived from the v2 Cluster: the PD address it publishes (status.pd), v2's labels.
+    for derived in (stopped, leader_kill):
+        assert derived["run"]["pdAddress"] == f"http://pd-pd.{env.ns}:2379", derived["run"]
+        selector = derived["run"]["spec"]["target"]["selector"]["matchLabels"]
+        assert selector == {**V2_SELECTOR, "pingcap.com/managed-by": "tidb-operator"}, selector
 
     # store-outage: the Cluster paused around the two swaps, then exactly as it was.
     assert (stopped["phase"], stopped["verdict"]) == ("Completed", "Pass"), stopped
