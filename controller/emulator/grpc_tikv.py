@@ -19,6 +19,7 @@ fails, never a region error, which is a successful response.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ import grpc
 
 from controller.emulator import kvproto
 from controller.emulator.model import EmulatedCluster, Region
+
+# How often a request the network drops looks again whether the cut has healed.
+DROPPED_RECHECK_SECONDS = 0.05
 
 
 @dataclass
@@ -99,9 +103,25 @@ class TikvService:
             peers=[self._peer(region, sid) for sid in region.peer_store_ids],
         )
 
-    def _answer(self, ctx: Any, keys: list[bytes], response: Any, serve: Callable[[Any], None]) -> Any:
-        """Every raw call: the region check, then the call's own work, counted as TiKV counts a
-        handled request (a region error is a handled, successful response)."""
+    def _dropped(self, region_id: int) -> bool:
+        """Does the network drop this request? The client cannot reach the store, or the store
+        is cut off from a quorum of the region (it can neither serve it nor say who leads it)."""
+        store = self.cluster.stores.get(self.pod)
+        if store is None or not self.cluster.network.enforced:
+            return False
+        if not self.cluster.network.clients_reach(self.pod):
+            return True
+        region = self.cluster.region_by_id(region_id)
+        return region is not None and self.cluster.cut_from_quorum(region, store)
+
+    async def _answer(self, ctx: Any, keys: list[bytes], response: Any, serve: Callable[[Any], None]) -> Any:
+        """Every raw call: the network, the region check, then the call's own work, counted as
+        TiKV counts a handled request (a region error is a handled, successful response). A
+        request the network drops gets no answer until the cut heals: the client's own
+        deadline ends it first, as with a dropped packet."""
+        while self._dropped(ctx.region_id):
+            await asyncio.sleep(DROPPED_RECHECK_SECONDS)
+            self.cluster.tick()
         started = time.perf_counter()
         error = self._region_error(ctx, keys)
         if error is not None:
@@ -122,7 +142,7 @@ class TikvService:
             else:
                 response.value = value
 
-        return self._answer(request.context, [request.key], self.kvrpcpb.RawGetResponse(), serve)
+        return await self._answer(request.context, [request.key], self.kvrpcpb.RawGetResponse(), serve)
 
     async def RawBatchGet(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         def serve(response: Any) -> None:
@@ -130,13 +150,15 @@ class TikvService:
                 if (value := self.data.values.get(key)) is not None:
                     response.pairs.append(self.kvrpcpb.KvPair(key=key, value=value))
 
-        return self._answer(request.context, list(request.keys), self.kvrpcpb.RawBatchGetResponse(), serve)
+        return await self._answer(
+            request.context, list(request.keys), self.kvrpcpb.RawBatchGetResponse(), serve
+        )
 
     async def RawPut(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         def serve(_: Any) -> None:
             self.data.values[bytes(request.key)] = bytes(request.value)
 
-        return self._answer(request.context, [request.key], self.kvrpcpb.RawPutResponse(), serve)
+        return await self._answer(request.context, [request.key], self.kvrpcpb.RawPutResponse(), serve)
 
     async def RawBatchPut(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         def serve(_: Any) -> None:
@@ -144,20 +166,22 @@ class TikvService:
                 self.data.values[bytes(pair.key)] = bytes(pair.value)
 
         keys = [p.key for p in request.pairs]
-        return self._answer(request.context, keys, self.kvrpcpb.RawBatchPutResponse(), serve)
+        return await self._answer(request.context, keys, self.kvrpcpb.RawBatchPutResponse(), serve)
 
     async def RawDelete(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         def serve(_: Any) -> None:
             self.data.values.pop(bytes(request.key), None)
 
-        return self._answer(request.context, [request.key], self.kvrpcpb.RawDeleteResponse(), serve)
+        return await self._answer(request.context, [request.key], self.kvrpcpb.RawDeleteResponse(), serve)
 
     async def RawBatchDelete(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         def serve(_: Any) -> None:
             for key in request.keys:
                 self.data.values.pop(bytes(key), None)
 
-        return self._answer(request.context, list(request.keys), self.kvrpcpb.RawBatchDeleteResponse(), serve)
+        return await self._answer(
+            request.context, list(request.keys), self.kvrpcpb.RawBatchDeleteResponse(), serve
+        )
 
     async def RawScan(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         def serve(response: Any) -> None:
@@ -173,7 +197,7 @@ class TikvService:
                 value = b"" if request.key_only else self.data.values[key]
                 response.kvs.append(self.kvrpcpb.KvPair(key=key, value=value))
 
-        return self._answer(request.context, [request.start_key], self.kvrpcpb.RawScanResponse(), serve)
+        return await self._answer(request.context, [request.start_key], self.kvrpcpb.RawScanResponse(), serve)
 
     # -- BatchCommands: Go's client (client-go: go-ycsb, TiDB) sends everything over one stream ----
     BATCHED = ("RawGet", "RawBatchGet", "RawPut", "RawBatchPut", "RawDelete", "RawBatchDelete", "RawScan")

@@ -17,6 +17,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from controller.emulator.network import Network
+
 HEARTBEAT_INTERVAL = 10.0
 DISCONNECTED_AFTER = 20.0
 DEFAULT_MAX_STORE_DOWN_TIME = 30 * 60.0
@@ -107,7 +109,9 @@ class Store:
     died_at: float | None = None
     capacity: int = 311_700 * (1 << 20)
     used: int = 1_200 * (1 << 20)
-    unreachable_msgs: float = 0.0
+    # Raft messages to each peer store that could not be sent (dead, or cut off by the network):
+    # TiKV's tikv_server_report_failure_msg_total{type="unreachable",store_id=<peer>}.
+    unreachable_by_peer: dict[int, float] = field(default_factory=dict)
     grpc_requests: int = 0
     grpc_failures: int = 0  # sends that failed: none in the emulator (see tikv_status)
     grpc_seconds_sum: float = 0.0
@@ -157,10 +161,16 @@ class EmulatedCluster:
     _indexed: list[Region] | None = None
     _last_tick: float = 0.0
     _last_balance: float = 0.0
+    # The network between the pods (NetworkPolicies), and for each store cut off from a quorum
+    # of a region it leads: since when, and when its followers' election is done.
+    network: Network = field(default_factory=Network)
+    _cut_since: dict[int, float] = field(default_factory=dict)
+    _cut_elections: dict[int, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
         self.started_at = self.clock()
+        self.network.namespace = self.namespace
 
     @property
     def cluster_id(self) -> int:
@@ -305,13 +315,19 @@ class EmulatedCluster:
         interval = self.scaled(HEARTBEAT_INTERVAL)
         alive = [s for s in self.stores.values() if s.alive]
         dead = [s for s in self.stores.values() if not s.alive]
+        per_peer = (now - self._last_tick) / self.scaled(1.0)
         for store in alive:
-            # Heartbeats land on a fixed cadence from the store's start, not on every tick.
-            beats = int((now - store.start_timestamp) // interval)
-            store.last_heartbeat = max(store.last_heartbeat, store.start_timestamp + beats * interval)
-            # Survivors keep trying to reach their dead peers' stores and count the failures:
-            # about one report per dead peer per (scaled) second.
-            store.unreachable_msgs += len(dead) * (now - self._last_tick) / self.scaled(1.0)
+            # Heartbeats land on a fixed cadence from the store's start, not on every tick; none
+            # arrive while the network keeps the store from PD's leader.
+            if self.network.reaches_pd(store.pod, self.pd_leader):
+                beats = int((now - store.start_timestamp) // interval)
+                store.last_heartbeat = max(store.last_heartbeat, store.start_timestamp + beats * interval)
+            # Stores keep trying to reach peers that are dead or cut off and count the failures:
+            # about one report per such peer per (scaled) second.
+            unreachable = [*dead, *(o for o in alive if o is not store and not self._connected(store, o))]
+            for peer in unreachable:
+                store.unreachable_by_peer[peer.id] = store.unreachable_by_peer.get(peer.id, 0.0) + per_peer
+        self._cut_off_leaders(now, alive)
         elected = False
         for store_id, done_at in list(self._pending_elections.items()):
             if now >= done_at:
@@ -331,6 +347,69 @@ class EmulatedCluster:
             self._last_balance = now + self.scaled(BALANCE_IDLE_INTERVAL) - step
         self._balance_leaders(now)
         self._last_tick = now
+
+    # -- the network -------------------------------------------------------------------------------
+    def _connected(self, a: Store, b: Store) -> bool:
+        return self.network.connected(a.pod, b.pod)
+
+    def _quorum_without(self, region: Region, store: Store, alive: dict[int, Store]) -> bool:
+        """Can ``store`` gather a majority of the region's voters (itself and the peers it can
+        exchange Raft messages with)?"""
+        reach = 1 + sum(
+            1
+            for sid in region.peer_store_ids
+            if sid != store.id and sid in alive and self._connected(store, alive[sid])
+        )
+        return reach * 2 > len(region.peer_store_ids)
+
+    def cut_from_quorum(self, region: Region, store: Store) -> bool:
+        """The network keeps the store from a majority of the region's peers: it can neither
+        serve the region (its leader lease runs out, reads and writes find no quorum) nor learn
+        who leads it now. Requests to it for the region go unanswered."""
+        if not self.network.enforced or not store.alive:
+            return False
+        alive = {s.id: s for s in self.stores.values() if s.alive}
+        return not self._quorum_without(region, store, alive)
+
+    def _cut_off_leaders(self, now: float, alive_stores: list[Store]) -> None:
+        """A leader cut off from a quorum of its region: the followers elect one of themselves
+        after an election timeout (the old leader's lease has run out by then), as after a
+        death; a cut healed before that changes nothing."""
+        if not self.network.enforced and not self._cut_elections:
+            return
+        alive = {s.id: s for s in alive_stores}
+        for store in alive_stores:
+            stranded = [
+                r
+                for r in self.regions
+                if r.leader_store_id == store.id and not self._quorum_without(r, store, alive)
+            ]
+            if not stranded:
+                self._cut_since.pop(store.id, None)
+                self._cut_elections.pop(store.id, None)
+                continue
+            if store.id not in self._cut_elections:
+                lo, hi = ELECTION_TIMEOUT
+                self._cut_since[store.id] = now
+                self._cut_elections[store.id] = now + self.scaled(self._rng.uniform(lo, hi))
+                continue
+            if now < self._cut_elections[store.id]:
+                continue
+            moved = []
+            for region in stranded:
+                voters = [
+                    alive[sid]
+                    for sid in region.peer_store_ids
+                    if sid != store.id and sid in alive and self._quorum_without(region, alive[sid], alive)
+                ]
+                if voters:
+                    region.leader_store_id = min(voters, key=lambda s: (self.leader_count(s), s.id)).id
+                    moved.append(region.id)
+            self.elections.append(Election(store.id, store.pod, self._cut_since[store.id], now, tuple(moved)))
+            del self._cut_elections[store.id]
+            # PD's balance-leader scheduler acts on its next round, after its idle back-off.
+            step = self.scaled(BALANCE_LEADER_INTERVAL)
+            self._last_balance = now + self.scaled(BALANCE_IDLE_INTERVAL) - step
 
     def _balance_leaders(self, now: float) -> None:
         step = self.scaled(BALANCE_LEADER_INTERVAL)
@@ -353,8 +432,12 @@ class EmulatedCluster:
         if len(alive) < 2:
             return False
         counts = {s.id: self.leader_count(s) for s in alive}
-        src = max(counts, key=lambda sid: counts[sid])
-        dst = min(counts, key=lambda sid: counts[sid])
+        source = max(alive, key=lambda s: counts[s.id])
+        # A leader moves by a Raft message from the old leader to the new one: not across a cut.
+        targets = [s for s in alive if s is not source and self._connected(source, s)]
+        if not targets:
+            return False
+        src, dst = source.id, min(targets, key=lambda s: counts[s.id]).id
         if counts[src] - counts[dst] <= 1:
             return False
         region = next((r for r in self.regions if r.leader_store_id == src and dst in r.peer_store_ids), None)

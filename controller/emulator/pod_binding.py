@@ -37,7 +37,7 @@ def pod_is_serving(pod: Any) -> bool:
 
 def _runs_pause(pod: Any) -> bool:
     """A TiKV container swapped for a pause image (store-outage): the pod stays, the store
-    process is gone. kwok keeps such a pod Ready; on a real node TiKV's readiness probe fails."""
+    process is gone, even while the pod is Ready (a container without a readiness probe)."""
     found = tikv_container(pod.spec.containers or []) if pod.spec else None
     return found is not None and is_pause_image(found[2])
 
@@ -60,6 +60,8 @@ class PodBinding:
         labels = pod.metadata.labels or {}
         component = labels.get(COMPONENT_LABEL)
         name = pod.metadata.name
+        if component in ("pd", "tikv"):  # what NetworkPolicies select them by
+            self.cluster.network.set_pod_labels(name, None if event_type == "DELETED" else labels)
         if component == "pd":
             if event_type != "DELETED" and pod_is_serving(pod):
                 self.cluster.pd_member_up(name)

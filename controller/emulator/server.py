@@ -27,6 +27,7 @@ from controller.emulator.model import HEARTBEAT_INTERVAL, EmulatedCluster, Store
 from controller.emulator.operator_v2 import InstanceOperator
 from controller.emulator.pd_api import make_pd_app
 from controller.emulator.pod_binding import PodBinding
+from controller.emulator.policy_binding import PolicyBinding
 from controller.emulator.tikv_status import StatusServers
 from controller.emulator.tls import ServerTLS
 
@@ -180,7 +181,11 @@ class Emulator:
         await web.TCPSite(admin_runner, "127.0.0.1", self.settings.admin_port).start()
         async with client.ApiClient() as api:
             binding = PodBinding(api, self.cluster, self._store_up, self._store_down)
-            tasks = [asyncio.create_task(binding.run()), asyncio.create_task(self._tick_loop())]
+            tasks = [
+                asyncio.create_task(binding.run()),
+                asyncio.create_task(PolicyBinding(api, self.cluster).run()),
+                asyncio.create_task(self._tick_loop()),
+            ]
             if self.settings.operator_v2:
                 tasks.append(asyncio.create_task(InstanceOperator(api, self.settings.namespace).run()))
             try:

@@ -16,11 +16,12 @@ from aiohttp import web
 from controller.emulator.model import GRPC_BUCKETS, TIKV_GIT_HASH, TIKV_VERSION, EmulatedCluster, Store
 
 log = logging.getLogger(__name__)
+# A request the network drops is held this long at most (Prometheus' scrape timeout is 10 s).
+UNANSWERED_SECONDS = 30.0
 
 
 def tikv_metrics(cluster: EmulatedCluster, store: Store) -> str:
     cluster.tick()
-    dead_ids = sorted(cluster.dead_store_ids())
     lines = [
         "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.",
         "# TYPE process_start_time_seconds gauge",
@@ -38,12 +39,10 @@ def tikv_metrics(cluster: EmulatedCluster, store: Store) -> str:
         "# TYPE tikv_server_report_failure_msg_total counter",
     ]
     # The counter keeps a series per peer store it has ever failed to reach.
-    per_dead = int(store.unreachable_msgs) // max(1, len(dead_ids)) if dead_ids else 0
-    for sid in dead_ids or [0]:
-        if sid:
-            lines.append(
-                f'tikv_server_report_failure_msg_total{{store_id="{sid}",type="unreachable"}} {per_dead}'
-            )
+    for sid, count in sorted(store.unreachable_by_peer.items()):
+        lines.append(
+            f'tikv_server_report_failure_msg_total{{store_id="{sid}",type="unreachable"}} {int(count)}'
+        )
     lines += [
         "# HELP tikv_grpc_msg_duration_seconds Bucketed histogram of grpc server messages",
         "# TYPE tikv_grpc_msg_duration_seconds histogram",
@@ -92,10 +91,14 @@ class StatusServers:
         app = web.Application()
 
         async def metrics(request: web.Request) -> web.Response:
+            if not await self._through_the_network(request, pod):
+                return web.Response(status=504)  # never sent: the connection is closed
             store = self.cluster.stores[pod]
             return web.Response(text=tikv_metrics(self.cluster, store), content_type="text/plain")
 
         async def status(request: web.Request) -> web.Response:
+            if not await self._through_the_network(request, pod):
+                return web.Response(status=504)  # never sent: the connection is closed
             if not await self.jitter.apply():
                 return web.Response(status=503, text="dropped by the emulator's probe jitter")
             store = self.cluster.stores[pod]
@@ -106,6 +109,19 @@ class StatusServers:
         app.router.add_get("/metrics", metrics)
         app.router.add_get("/status", status)
         return app
+
+    async def _through_the_network(self, request: web.Request, pod: str) -> bool:
+        """A scrape or probe the network drops gets no answer: held until the cut heals, or
+        given up (False: the connection is closed unanswered) after longer than any scraper
+        waits."""
+        deadline = asyncio.get_running_loop().time() + UNANSWERED_SECONDS
+        while not self.cluster.network.status_reachable(pod):
+            if asyncio.get_running_loop().time() > deadline:
+                if request.transport is not None:
+                    request.transport.close()
+                return False
+            await asyncio.sleep(0.05)
+        return True
 
     async def open(self, store: Store) -> None:
         if store.pod in self._runners:

@@ -10,6 +10,7 @@ from controller.emulator.model import (
     REPLICA_REPAIR_SECONDS,
     EmulatedCluster,
 )
+from controller.emulator.netpolicy import Policy
 
 
 class Clock:
@@ -128,3 +129,78 @@ def test_a_pd_member_back_before_the_election_loses_it_to_those_that_stayed() ->
     cluster.pd_member_up("pd-0")  # the StatefulSet's replacement, Ready before the lease ran out
     _advance(cluster, clock, PD_LEADER_LEASE)
     assert cluster.pd_leader == "pd-1"
+
+
+def _labelled(cluster: EmulatedCluster, stores: int) -> None:
+    for i in range(stores):
+        cluster.network.set_pod_labels(
+            f"tikv-{i}",
+            {"app.kubernetes.io/component": "tikv", "statefulset.kubernetes.io/pod-name": f"tikv-{i}"},
+        )
+    cluster.network.set_pod_labels("pd-0", {"app.kubernetes.io/component": "pd"})
+    cluster.pd_member_up("pd-0")
+
+
+def _isolate(cluster: EmulatedCluster, pod: str, spec: dict[str, object]) -> None:
+    selector = {"matchLabels": {"statefulset.kubernetes.io/pod-name": pod}}
+    policy = {"metadata": {"name": "cut", "namespace": "tikv"}, "spec": {"podSelector": selector, **spec}}
+    cluster.network.set_policies([Policy.from_object(policy)])
+
+
+def test_a_store_cut_off_from_everything_goes_disconnected_loses_its_leaders_and_comes_back_unrestarted() -> (
+    None
+):
+    clock = Clock()
+    cluster = _cluster(3, clock)
+    _labelled(cluster, 3)
+    _advance(cluster, clock, 5)
+    victim, survivor = cluster.stores["tikv-1"], cluster.stores["tikv-0"]
+    started = victim.start_timestamp
+    led = [r for r in cluster.regions if r.leader_store_id == victim.id]
+    assert led
+    cut_at = clock.now
+    _isolate(cluster, "tikv-1", {"policyTypes": ["Ingress", "Egress"]})
+    _advance(cluster, clock, 1)
+    assert all(cluster.cut_from_quorum(r, victim) for r in led), "its regions get no answer from it"
+    assert not any(cluster.cut_from_quorum(r, survivor) for r in cluster.regions)
+    _advance(cluster, clock, ELECTION_TIMEOUT[1])
+    assert cluster.leader_count(victim) == 0, "the majority elected new leaders"
+    [election] = [e for e in cluster.elections if e.store_id == victim.id]
+    assert election.died_at == cut_at + 0.1 and set(election.regions) == {r.id for r in led}
+    _advance(cluster, clock, DISCONNECTED_AFTER)
+    assert cluster.state_name(victim) == "Disconnected" and victim.alive
+    assert survivor.unreachable_by_peer[victim.id] > DISCONNECTED_AFTER * 0.9
+    assert victim.unreachable_by_peer[survivor.id] > DISCONNECTED_AFTER * 0.9
+    reported = survivor.unreachable_by_peer[victim.id]
+
+    cluster.network.set_policies([])  # the policy deleted
+    _advance(cluster, clock, 11)
+    assert cluster.state_name(victim) == "Up" and victim.start_timestamp == started, "no restart"
+    assert survivor.unreachable_by_peer[victim.id] == reported, "no more failures once it is reachable"
+    assert not any(cluster.cut_from_quorum(r, victim) for r in cluster.regions)
+
+
+def test_a_store_cut_off_from_pd_only_keeps_its_leaders() -> None:
+    """Raft between the stores still works: leaders stay, only PD stops hearing from it."""
+    clock = Clock()
+    cluster = _cluster(3, clock)
+    _labelled(cluster, 3)
+    _advance(cluster, clock, 5)
+    victim = cluster.stores["tikv-1"]
+    leaders = cluster.leader_count(victim)
+    not_pd = [
+        {
+            "podSelector": {
+                "matchExpressions": [
+                    {"key": "app.kubernetes.io/component", "operator": "NotIn", "values": ["pd"]}
+                ]
+            }
+        }
+    ]
+    _isolate(cluster, "tikv-1", {"policyTypes": ["Egress"], "egress": [{"to": not_pd}]})
+    _advance(cluster, clock, DISCONNECTED_AFTER + ELECTION_TIMEOUT[1])
+    assert cluster.state_name(victim) == "Disconnected"
+    assert cluster.leader_count(victim) == leaders and not any(
+        cluster.cut_from_quorum(r, victim) for r in cluster.regions
+    )
+    assert not victim.unreachable_by_peer and not cluster.stores["tikv-0"].unreachable_by_peer
