@@ -8,8 +8,9 @@ connection needs the source's egress and the destination's ingress. Policies are
 answers to an allowed connection flow back whatever the other direction says.
 
 Peers are pods in the emulated cluster's namespace or ``OUTSIDE``: the sandbox's own processes
-(the monitor, Prometheus, the controller's client) run on the host rather than in pods, so only
-a rule that admits every source, or an ``ipBlock`` covering the host, lets them in.
+(the monitor, Prometheus, the clients) run on the host, and stand for what they are in a real
+cluster, pods in another namespace (``OUTSIDE_NAMESPACE``, no labels). An ``ipBlock`` matches
+by address, pods included, as Calico applies it (Kubernetes leaves it to the CNI).
 """
 
 from __future__ import annotations
@@ -22,21 +23,20 @@ from typing import Any
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
+OUTSIDE_NAMESPACE = "sandbox-host"
+
+
 @dataclass(frozen=True)
 class Peer:
-    """One end of a connection: a pod (its name, labels and namespace), or the host."""
+    """One end of a connection: a pod, its labels and namespace."""
 
     name: str
     labels: Mapping[str, str] = field(default_factory=dict)
     namespace: str = ""
     ip: str = "127.0.0.1"
 
-    @property
-    def is_pod(self) -> bool:
-        return bool(self.namespace)
 
-
-OUTSIDE = Peer("outside")
+OUTSIDE = Peer("outside", {}, OUTSIDE_NAMESPACE)
 
 
 def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
@@ -86,8 +86,7 @@ class Policy:
 
     def applies_to(self, pod: Peer, direction: str) -> bool:
         return (
-            pod.is_pod
-            and pod.namespace == self.namespace
+            pod.namespace == self.namespace
             and direction in self.types
             and selects(self.pod_selector, pod.labels)
         )
@@ -99,9 +98,7 @@ def _peer_matches(rule_peer: Mapping[str, Any], policy_namespace: str, other: Pe
         address = ipaddress.ip_address(other.ip)
         inside = address in ipaddress.ip_network(block.get("cidr", "0.0.0.0/0"), strict=False)
         excepted = any(address in ipaddress.ip_network(c, strict=False) for c in block.get("except") or [])
-        return not other.is_pod and inside and not excepted
-    if not other.is_pod:
-        return False
+        return inside and not excepted
     namespaces = rule_peer.get("namespaceSelector")
     if namespaces is None:
         in_namespace = other.namespace == policy_namespace

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from controller.client_probe.model import Outcome, ProbeRecord
+from controller.operator.partition import partition_policy
 from controller.sandbox.tikv import TikvCluster
 from tests.support.drills import patience, wait_for
 from tests.support.rust_client import client_env
@@ -152,4 +153,59 @@ def test_a_network_policy_cuts_a_store_off_and_its_deletion_heals_it(
     # Dropped, not refused: the client waits out its deadline.
     assert during and all(r.outcome != Outcome.OK for r in during), [
         (r.region_id, r.outcome, round(r.started - election["died_at"], 2)) for r in during
+    ]
+
+
+def test_cut_off_from_pd_alone_the_store_serves_on_while_pd_loses_it(
+    tikv_cluster_factory, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """network-partition's own policy (``partition_policy``, accepted by the real API server)
+    cutting tikv-1 off from PD only: PD marks it Disconnected, yet Raft and clients are
+    untouched: its leaders stay, every read answers, no peer reports it unreachable."""
+    cluster = tikv_cluster_factory(with_prometheus=False, time_scale=0.3)
+    stores = {s["store"]["address"].split(".")[0]: s for s in _pd(cluster, "/pd/api/v1/stores")["stores"]}
+    victim_id = stores["tikv-1"]["store"]["id"]
+    leaders_before = {r["id"]: r["leader"]["store_id"] for r in _pd(cluster, "/pd/api/v1/regions")["regions"]}
+    policy = partition_policy(
+        name="chaosdemo-partition-test",
+        namespace=cluster.namespace,
+        victim={"statefulset.kubernetes.io/pod-name": "tikv-1"},
+        component_key="app.kubernetes.io/component",
+        cut_from=["pd"],
+        drill_uid="test",
+    )
+    out = tmp_path / "probe.jsonl"
+    probe = subprocess.Popen(
+        [
+            sys.executable,
+            *("-m", "controller.cli", "probe", "--pd", cluster.pd_address),
+            *("--rate", "40", "--deadline", "0.5", "--out", str(out)),
+        ],
+        env=client_env(cluster),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        cluster.control_plane.kubectl("apply", "-f", "-", input=json.dumps(policy))
+        cut_at = time.time()
+        wait_for(
+            lambda: _pd(cluster, f"/pd/api/v1/store/{victim_id}")["store"]["state_name"] == "Disconnected",
+            30,
+            "PD to lose tikv-1",
+        )
+        leaders_during = {
+            r["id"]: r["leader"]["store_id"] for r in _pd(cluster, "/pd/api/v1/regions")["regions"]
+        }
+        reports = _unreachable_reports(stores["tikv-0"]["store"]["status_address"], victim_id)
+        answers = _answers(stores["tikv-1"]["store"]["status_address"])
+    finally:
+        probe.send_signal(signal.SIGTERM)
+        probe.wait(patience(10))
+    seen = [ProbeRecord.model_validate_json(line) for line in out.read_text().splitlines() if line.strip()]
+    assert leaders_during == leaders_before, "Raft is untouched: no election"
+    assert reports == 0 and answers, "its peers and the host still reach it"
+    after_cut = [r for r in seen if r.started > cut_at]
+    assert {r.region_id for r in after_cut} == set(leaders_before)
+    assert all(r.outcome == Outcome.OK for r in after_cut), [r for r in after_cut if r.outcome != Outcome.OK][
+        :3
     ]

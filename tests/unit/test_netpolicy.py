@@ -47,7 +47,13 @@ def test_cut_from_pd_only_keeps_peers_and_outside() -> None:
                 ]
             }
         },
-        {"ipBlock": {"cidr": "0.0.0.0/0"}},
+        {
+            "namespaceSelector": {
+                "matchExpressions": [
+                    {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [NS]}
+                ]
+            }
+        },
     ]
     cut = Reachability(
         [
@@ -63,7 +69,12 @@ def test_cut_from_pd_only_keeps_peers_and_outside() -> None:
     )
     assert not cut.allows(TIKV_1, PD_0, 2379) and not cut.allows(PD_0, TIKV_1, 20160)
     assert cut.allows(TIKV_1, TIKV_2, 20160) and cut.allows(TIKV_2, TIKV_1, 20160)
-    assert cut.allows(OUTSIDE, TIKV_1, 20180)
+    assert cut.allows(OUTSIDE, TIKV_1, 20180) and cut.allows(ELSEWHERE, TIKV_1, 20160)
+    # An ipBlock matches pods by their address too (as Calico applies it): it would let PD in.
+    leaky = Reachability(
+        [_policy({"podSelector": VICTIM, "ingress": [{"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}]})]
+    )
+    assert leaky.allows(PD_0, TIKV_1, 20160)
 
 
 def test_policy_types_ports_and_namespaces() -> None:
@@ -80,11 +91,11 @@ def test_policy_types_ports_and_namespaces() -> None:
     # A podSelector alone means the policy's namespace; a namespaceSelector widens it.
     same_ns = Reachability([_policy({"podSelector": VICTIM, "ingress": [{"from": [{"podSelector": {}}]}]})])
     assert same_ns.allows(PD_0, TIKV_1, 20160) and not same_ns.allows(ELSEWHERE, TIKV_1, 20160)
-    assert not same_ns.allows(OUTSIDE, TIKV_1, 20160), "the host is no pod"
+    assert not same_ns.allows(OUTSIDE, TIKV_1, 20160), "the host stands for a pod elsewhere"
     any_ns = Reachability(
         [_policy({"podSelector": VICTIM, "ingress": [{"from": [{"namespaceSelector": {}}]}]})]
     )
-    assert any_ns.allows(ELSEWHERE, TIKV_1, 20160)
+    assert any_ns.allows(ELSEWHERE, TIKV_1, 20160) and any_ns.allows(OUTSIDE, TIKV_1, 20160)
     # A policy in another namespace selects nothing here.
     assert Reachability([_policy({"podSelector": {}}, namespace="other")]).allows(TIKV_2, TIKV_1, 20160)
     # An ipBlock's except carves the host out.

@@ -1,0 +1,92 @@
+"""network-partition's NetworkPolicy: the victim pod cut off from PD, from its TiKV peers, or from
+both, and from nothing else.
+
+A NetworkPolicy can only allow, so the cut is written as everything but it: the victim's ingress
+and egress admit the pods of its own namespace that are not of a cut-off component (a pod without
+the component label included), and every pod of every other namespace (DNS, monitoring, clients
+and the monitor run there). No ``ipBlock``: some CNIs (Calico) match pod addresses with it, and
+``0.0.0.0/0`` would let PD and the peers back in. Traffic from the node itself (the kubelet's
+probes) is not subject to NetworkPolicies on the common CNIs, so the pod stays Ready.
+
+Enforcement is the CNI's: without one that enforces NetworkPolicies (flannel alone does not), the
+policy is created and nothing is cut. Some CNIs leave connections that existed before the policy
+open. The policy carries the drill's uid as a label (the teardown deletes it by name and that
+label). It is owned by the ChaosDemo only when both are in one namespace: Kubernetes' garbage
+collector treats an owner in another namespace as absent and would delete the policy at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+PartitionFrom = Literal["pd", "tikv"]
+COMPONENT_LABELS = ("app.kubernetes.io/component", "pingcap.com/component")
+# Labels that name exactly one pod: a StatefulSet's (plain manifests, tidb-operator v1) and
+# tidb-operator v2's instance.
+POD_IDENTITY_LABELS = ("statefulset.kubernetes.io/pod-name", "pingcap.com/instance")
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+DRILL_LABEL = "chaos.operator.dev/drill-uid"
+
+
+def identity_selector(labels: Mapping[str, str]) -> dict[str, str] | None:
+    """A selector for this one pod, from a label its controller gives only it. None: the pod has
+    none (the drill must refuse rather than cut off more than its victim)."""
+    for key in POD_IDENTITY_LABELS:
+        if labels.get(key):
+            return {key: labels[key]}
+    return None
+
+
+def component_label(labels: Mapping[str, str]) -> str | None:
+    """The label key the cluster names components by (the victim's own)."""
+    return next((key for key in COMPONENT_LABELS if labels.get(key)), None)
+
+
+def _allowed_peers(
+    namespace: str, component_key: str, cut_from: Iterable[PartitionFrom]
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "podSelector": {
+                "matchExpressions": [{"key": component_key, "operator": "NotIn", "values": sorted(cut_from)}]
+            }
+        },
+        {
+            "namespaceSelector": {
+                "matchExpressions": [
+                    {"key": NAMESPACE_NAME_LABEL, "operator": "NotIn", "values": [namespace]}
+                ]
+            }
+        },
+    ]
+
+
+def partition_policy(
+    *,
+    name: str,
+    namespace: str,
+    victim: Mapping[str, str],
+    component_key: str,
+    cut_from: Iterable[PartitionFrom],
+    drill_uid: str,
+    owner: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The NetworkPolicy that isolates the pod ``victim`` selects from the components
+    ``cut_from``. ``owner``: the ChaosDemo's apiVersion, kind, name and uid, when it is in
+    ``namespace`` (never across namespaces)."""
+    peers = _allowed_peers(namespace, component_key, cut_from)
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": {DRILL_LABEL: drill_uid}}
+    if owner is not None:
+        metadata["ownerReferences"] = [{**owner, "controller": True, "blockOwnerDeletion": False}]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata,
+        "spec": {
+            "podSelector": {"matchLabels": dict(victim)},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": peers}],
+            "egress": [{"to": peers}],
+        },
+    }
