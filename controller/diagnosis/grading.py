@@ -15,6 +15,8 @@ EXPECTED_CATEGORIES = {
     "store-outage": {RootCauseCategory.TIKV_STORE_DOWN},
     # The leader's pod died and the others elected a new one: leader loss, not PD being down.
     "pd-leader-kill": {RootCauseCategory.PD_LEADER_LOSS},
+    # The store's process runs on while PD (and its peers) cannot reach it.
+    "network-partition": {RootCauseCategory.NETWORK_PARTITION},
 }
 
 

@@ -8,7 +8,16 @@ from typing import Any
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from controller.operator import clocks, decisions, lock, metrics, operator_pause, outage, source_access
+from controller.operator import (
+    clocks,
+    decisions,
+    lock,
+    metrics,
+    operator_pause,
+    outage,
+    partition,
+    source_access,
+)
 from controller.operator.crashpoints import crashpoint
 from controller.operator.decisions import Outcome
 from controller.operator.deps import Deps
@@ -140,6 +149,22 @@ async def preflight(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSp
         victim = victim.model_copy(
             update={**outage.victim_fields(pod, spec.fault.pause_image), "paused_cluster": to_pause}
         )
+    if spec.fault.action == "network-partition":
+        cut: list[Victim] = []
+        for index, v in enumerate(victims):
+            pod = next(p for p in result.candidates if p.metadata.name == v.pod)
+            fields = partition.victim_fields(pod, partition.policy_name(w.uid, run.generation, index))
+            if isinstance(fields, partition.PartitionRefusal):
+                return await _refused(deps, w, run, fields.reason, fields.message)
+            selector = ",".join(f"{k}={val}" for k, val in fields["partition_selector"].items())
+            with using("spec.target"):
+                matching = [p.metadata.name for p in await deps.kube.list_pods(ns, selector)]
+            if matching != [v.pod]:
+                return await _refused(
+                    deps, w, run, "NoPodIdentityLabel", f"{selector} selects {matching}, not {v.pod} alone"
+                )
+            cut.append(v.model_copy(update=fields))
+        victims, victim = cut, cut[0]
     who = " and ".join(f"{ns}/{v.pod} ({describe_victim(v)})" for v in victims)
     selected = f"selected {who} among {len(names)} candidate(s)"
     several: dict[str, Any] = {"victims": victims} if len(victims) > 1 else {}
@@ -152,7 +177,7 @@ async def preflight(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSp
                 Phase.COMPLETED,
                 Verdict.PASS,
                 "DryRun",
-                f"dry run: preflight passed; would {'stop' if victim.outage else 'kill'} {who}; nothing was touched",
+                f"dry run: preflight passed; would {_verb(victim)} {who}; nothing was touched",
             ),
             victim=victim,
             conditions=w.condition("Selected", True, "DryRun", selected),
@@ -170,6 +195,10 @@ async def preflight(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSp
     )
     crashpoint("victim-persisted")
     return True
+
+
+def _verb(victim: Victim) -> str:
+    return "stop" if victim.outage else "cut off" if victim.partitioned else "kill"
 
 
 async def _refused(deps: Deps, w: StatusWriter, run: RunSnapshot, reason: str, message: str) -> bool:

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from controller.coverage import records
-from controller.operator import decisions, lock, metrics, operator_pause, outage
+from controller.operator import decisions, lock, metrics, operator_pause, outage, partition
 from controller.operator.crashpoints import crashpoint
 from controller.operator.decisions import Outcome
 from controller.operator.deps import Deps
@@ -69,16 +69,21 @@ async def _record(deps: Deps, w: StatusWriter, run: RunSnapshot, verdict: str) -
 
 
 async def start_store_again(deps: Deps, w: StatusWriter) -> str | None:
-    """store-outage: swap the original image back, exactly once, and record when. Returns what
-    happened, or None when there is nothing (left) to put back."""
+    """store-outage: swap the original image back; network-partition: delete the NetworkPolicies.
+    Exactly once, and record when. Returns what happened, or None when there is nothing (left)
+    to put back."""
     victim = w.status.victim
     t = w.status.timeline
-    if victim is None or not victim.outage or t.injecting_at is None or t.restored_at is not None:
+    if victim is None or not (victim.outage or victim.partitioned):
+        return None
+    if t.injecting_at is None or t.restored_at is not None:
         return None
     if t.restoring_at is None:
         t = t.model_copy(update={"restoring_at": time.time()})
         await w.patch(timeline=t)
-        crashpoint("image-restoring")
+        crashpoint("image-restoring" if victim.outage else "policy-deleting")
+    if victim.partitioned:
+        return await _heal(deps, w)
     swap = await outage.swap_victim(deps.kube, victim, back=True)
     crashpoint("image-restored")
     now = time.time()
@@ -93,4 +98,29 @@ async def start_store_again(deps: Deps, w: StatusWriter) -> str | None:
             message += f"; tidb-operator v2's Cluster {victim.paused_cluster} reconciles again"
     await w.patch(timeline=t.model_copy(update={"restored_at": restored_at}))
     await deps.kube.emit_event(w.obj, "Normal", "StoreStarted", message)
+    return message
+
+
+async def _heal(deps: Deps, w: StatusWriter) -> str:
+    """network-partition: delete each victim's NetworkPolicy (the very object this drill made:
+    its label, and its uid as the delete's precondition). restoredAt is when the last went."""
+    t = w.status.timeline
+    deleted: list[str] = []
+    for v in w.status.all_victims:
+        name = v.partition_policy or ""
+        found = await deps.kube.get_network_policy(v.namespace, name)
+        if found is None or not partition.made_by(found, w.uid):
+            continue  # gone already, or never made: nothing of ours to delete
+        if await deps.kube.delete_network_policy(v.namespace, name, found["metadata"]["uid"]):
+            deleted.append(name)
+    crashpoint("policy-deleted")
+    now = time.time()
+    # None deleted now: an attempt before a crash did, right after restoringAt was written.
+    restored_at = now if deleted else (t.restoring_at or now)
+    await w.patch(timeline=t.model_copy(update={"restored_at": restored_at}))
+    pods = ", ".join(v.pod for v in w.status.all_victims)
+    message = f"network healed for {pods}: " + (
+        f"deleted NetworkPolicy {', '.join(deleted)}" if deleted else "its NetworkPolicy was gone already"
+    )
+    await deps.kube.emit_event(w.obj, "Normal", "NetworkHealed", message)
     return message

@@ -10,7 +10,7 @@ import time
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from controller.client_probe.prober import ProberError
-from controller.operator import metrics, operator_pause, outage, probing
+from controller.operator import metrics, operator_pause, outage, partition, probing
 from controller.operator.crashpoints import crashpoint, holdpoint
 from controller.operator.decisions import Outcome
 from controller.operator.deps import Deps
@@ -87,6 +87,8 @@ async def injecting(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSp
     victim = victim_of(w)
     if victim.outage:
         return await _stop_store(deps, w, run, spec, victim)
+    if victim.partitioned:
+        return await _cut_off(deps, w, run, spec)
     victims = w.status.all_victims
     grace = spec.fault.grace_period_seconds
 
@@ -183,13 +185,57 @@ async def _stop_store(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: Drill
     return True
 
 
-async def _not_stopped(deps: Deps, w: StatusWriter, run: RunSnapshot, detail: str) -> bool:
+async def _cut_off(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec) -> bool:
+    """network-partition: one NetworkPolicy per victim, each created at most once (its name is the
+    run's own: one that exists with this drill's label is an earlier attempt's, before a crash)."""
+    victims = w.status.all_victims
+    created: list[float] = []
+    for v in victims:
+        with using("spec.target"):
+            pod = await deps.kube.get_pod(v.namespace, v.pod)
+            existing = await deps.kube.get_network_policy(v.namespace, v.partition_policy or "")
+        if existing is not None:
+            if not partition.made_by(existing, w.uid):
+                detail = (
+                    f"a NetworkPolicy {v.namespace}/{v.partition_policy} exists that this drill did not make"
+                )
+                return await _not_stopped(deps, w, run, detail, "PolicyNameTaken")
+            continue  # an earlier attempt made it
+        if pod is None or pod.metadata.uid != v.uid:
+            detail = f"pod {v.pod} (uid {v.uid[:8]}) is no longer the one chosen; nothing cut off"
+            return await _not_stopped(deps, w, run, detail)
+        manifest = partition.partition_policy(
+            name=v.partition_policy or "",
+            namespace=v.namespace,
+            victim=v.partition_selector or {},
+            component_key=v.component_label or "",
+            cut_from=spec.fault.partition.from_,
+            drill_uid=w.uid,
+            owner=partition.owner_of(w.obj) if w.namespace == v.namespace else None,
+        )
+        with using("spec.target"):
+            await deps.kube.create_network_policy(v.namespace, manifest)
+        created.append(time.time())
+    crashpoint("policy-created")
+    t = w.status.timeline
+    # None created now: an attempt before a crash did, right after injectionSentAt was written.
+    injected_at = min(created) if created else (t.injection_sent_at or t.injecting_at or time.time())
+    cut = " and ".join(sorted(spec.fault.partition.from_))
+    names = ", ".join(f"{v.pod} (NetworkPolicy {v.partition_policy})" for v in victims)
+    message = f"cut {names} off from {cut} for {spec.fault.duration_seconds}s"
+    await _record_injected(w, spec, injected_at, "NetworkPartitioned", message)
+    return True
+
+
+async def _not_stopped(
+    deps: Deps, w: StatusWriter, run: RunSnapshot, detail: str, reason: str = "VictimChanged"
+) -> bool:
     await end_run(
         deps,
         w,
         run,
-        Outcome(Phase.FAILED, Verdict.ERROR, "VictimChanged", f"store not stopped: {detail}"),
-        conditions=w.condition("Injected", False, "VictimChanged", detail),
+        Outcome(Phase.FAILED, Verdict.ERROR, reason, f"fault not injected: {detail}"),
+        conditions=w.condition("Injected", False, reason, detail),
     )
     return False
 

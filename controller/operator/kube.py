@@ -36,6 +36,7 @@ class Kube:
         self.custom = client.CustomObjectsApi(api)
         self.coordination = client.CoordinationV1Api(api)
         self.batch = client.BatchV1Api(api)
+        self.networking = client.NetworkingV1Api(api)
 
     # -- pods --------------------------------------------------------------------------------
     async def list_pods(self, namespace: str, selector: str) -> list[Any]:
@@ -119,6 +120,38 @@ class Kube:
             if exc.status == 409:
                 return "changed"
             raise
+
+    # -- network policies (network-partition) ---------------------------------------------------
+    async def create_network_policy(self, namespace: str, manifest: dict[str, Any]) -> bool:
+        """Create it; False when one of that name exists already."""
+        try:
+            await self.networking.create_namespaced_network_policy(namespace, manifest)  # type: ignore[arg-type]
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    async def get_network_policy(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            found = await self.networking.read_namespaced_network_policy(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict(self.api.sanitize_for_serialization(found))
+
+    async def delete_network_policy(self, namespace: str, name: str, uid: str) -> bool:
+        """Delete that one object (its uid as precondition); False when it is gone already."""
+        try:
+            await self.networking.delete_namespaced_network_policy(
+                name, namespace, body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))
+            )
+        except ApiException as exc:
+            if exc.status in (404, 409):  # gone, or another object has the name now: not ours
+                return False
+            raise
+        return True
 
     async def patch_pod_if(self, namespace: str, name: str, ops: list[dict[str, Any]]) -> str:
         """Apply a JSON patch whose ``test`` operations the API server checks in the same write.

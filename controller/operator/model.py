@@ -170,33 +170,53 @@ class Target(_Spec):
         return data
 
 
-FaultAction = Literal["pod-kill", "store-outage", "pd-leader-kill"]
+FaultAction = Literal["pod-kill", "store-outage", "pd-leader-kill", "network-partition"]
+PartitionFrom = Literal["pd", "tikv"]
 # store-outage's stand-in for TiKV: the image every Kubernetes node already has for its sandboxes.
 DEFAULT_PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
+
+
+def _pd_and_peers() -> list[PartitionFrom]:
+    return ["pd", "tikv"]
+
+
+class Partition(_Spec):
+    """network-partition: what the victim is cut off from (both, unless narrowed)."""
+
+    from_: list[PartitionFrom] = Field(default_factory=_pd_and_peers, alias="from", min_length=1)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Partition:
+        if len(set(self.from_)) != len(self.from_):
+            raise ValueError("partition.from names pd and tikv at most once each")
+        return self
 
 
 class Fault(_Spec):
     """pod-kill: delete the pod (the StatefulSet brings a new one). store-outage: swap the TiKV
     container's image for a pause image for ``durationSeconds``, then back. pd-leader-kill:
-    delete the pod of PD's current leader."""
+    delete the pod of PD's current leader. network-partition: cut the TiKV pod off from PD, its
+    peers or both (a NetworkPolicy) for ``durationSeconds``, then heal it."""
 
     action: FaultAction = "pod-kill"
     grace_period_seconds: int = Field(default=0, alias="gracePeriodSeconds", ge=0)
-    # pod-kill: how many TiKV pods go at once (refused when any region would lose its majority).
+    # pod-kill and network-partition: how many TiKV pods at once (refused when any region would
+    # lose its majority).
     count: int = Field(default=1, ge=1, le=10)
     duration_seconds: int = Field(default=60, alias="durationSeconds", ge=1, le=86_400)
     pause_image: str = Field(default=DEFAULT_PAUSE_IMAGE, alias="pauseImage", min_length=1)
+    partition: Partition = Field(default_factory=Partition)
 
     @model_validator(mode="after")
     def _count_only_for_pod_kill(self) -> Fault:
-        if self.count > 1 and self.action != "pod-kill":
-            raise ValueError("count above 1 is only for pod-kill")
+        if self.count > 1 and self.action not in ("pod-kill", "network-partition"):
+            raise ValueError("count above 1 is only for pod-kill and network-partition")
         return self
 
     @property
     def outage_seconds(self) -> int:
         """How long the fault itself lasts before recovery can start (0: at once)."""
-        return self.duration_seconds if self.action == "store-outage" else 0
+        return self.duration_seconds if self.action in ("store-outage", "network-partition") else 0
 
 
 SourceType = Literal["tickets", "prometheus", "alertmanager", "alertmanager-notification"]

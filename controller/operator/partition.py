@@ -18,9 +18,11 @@ collector treats an owner in another namespace as absent and would delete the po
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
-PartitionFrom = Literal["pd", "tikv"]
+from controller.operator.model import PartitionFrom
+
 COMPONENT_LABELS = ("app.kubernetes.io/component", "pingcap.com/component")
 # Labels that name exactly one pod: a StatefulSet's (plain manifests, tidb-operator v1) and
 # tidb-operator v2's instance.
@@ -89,4 +91,54 @@ def partition_policy(
             "ingress": [{"from": peers}],
             "egress": [{"to": peers}],
         },
+    }
+
+
+@dataclass(frozen=True)
+class PartitionRefusal:
+    reason: str
+    message: str
+
+
+def policy_name(drill_uid: str, generation: int, index: int) -> str:
+    """One name per drill, run and victim: a retry after a crash finds its own policy."""
+    return f"chaosdemo-partition-{drill_uid[:8]}-g{generation}-{index}"
+
+
+def victim_fields(pod: Any, policy: str) -> dict[str, Any] | PartitionRefusal:
+    """What the victim record keeps for the cut and its undoing (by field name), or why this
+    pod cannot be cut off alone."""
+    labels = dict(pod.metadata.labels or {})
+    name = pod.metadata.name
+    selector = identity_selector(labels)
+    if selector is None:
+        keys = " or ".join(POD_IDENTITY_LABELS)
+        return PartitionRefusal(
+            "NoPodIdentityLabel",
+            f"pod {name} has no label that names it alone ({keys}): a NetworkPolicy could not select "
+            "it without its neighbours",
+        )
+    component = component_label(labels)
+    if component is None:
+        return PartitionRefusal(
+            "NoComponentLabel",
+            f"pod {name} has no component label ({' or '.join(COMPONENT_LABELS)}) to tell PD and TiKV "
+            "pods from the others by",
+        )
+    return {"partition_policy": policy, "partition_selector": selector, "component_label": component}
+
+
+def made_by(policy: Mapping[str, Any], drill_uid: str) -> bool:
+    """Was this NetworkPolicy made by the drill with this uid (its label says so)?"""
+    return ((policy.get("metadata") or {}).get("labels") or {}).get(DRILL_LABEL) == drill_uid
+
+
+def owner_of(drill: Mapping[str, Any]) -> dict[str, str]:
+    """An owner reference to the ChaosDemo (only for a policy in its own namespace)."""
+    meta = drill["metadata"]
+    return {
+        "apiVersion": drill["apiVersion"],
+        "kind": drill["kind"],
+        "name": meta["name"],
+        "uid": meta["uid"],
     }

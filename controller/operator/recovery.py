@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -118,8 +119,16 @@ async def _look_at_pod(kube: Kube, victim: Victim, restored_at: float | None) ->
     replaced = pod is not None and pod.metadata.uid != victim.uid
     # The pod runs the store again: a new pod (pod-kill), or the victim's own pod with its
     # original image back (store-outage).
-    back = replaced or (
-        pod is not None and victim.outage and restored_at is not None and _runs_original_image(pod, victim)
+    back = (
+        replaced
+        or (
+            pod is not None
+            and victim.outage
+            and restored_at is not None
+            and _runs_original_image(pod, victim)
+        )
+        # network-partition: the same pod, its process never stopped; back once the cut is undone.
+        or (pod is not None and victim.partitioned and restored_at is not None)
     )
     ready_since = _ready_since(pod) if ready else None
     if (
@@ -143,9 +152,11 @@ def _store_observation(
     regions: RegionCheck | None,
     health: list[HealthMember],
     victims: frozenset[int],
+    restored_at: float | None = None,
 ) -> RecoveryObservation:
     """One victim from its pod and one shared look at PD (``victims``: every victim's store,
-    which are down by design and so no safety problem)."""
+    which are down by design and so no safety problem). ``restored_at``: when the fault was
+    undone (a partitioned store is back with a heartbeat after it, not with a restart)."""
     store = next(
         (s for s in stores if pod_of_address(s.store.address) == (victim.pod, victim.namespace)), None
     )
@@ -179,6 +190,9 @@ def _store_observation(
         pod_seen_at_=pod.seen_at,
         asked_at=asked_at,
         pod_asked_at=pod.asked_at,
+        reconnected_after=(restored_at if restored_at is not None else math.inf)
+        if victim.partitioned
+        else None,
         other_stores_not_up=others,
         pd_members_unhealthy=tuple(m.name for m in health if not m.health),
         regions_without_majority=tuple(without_majority),
@@ -276,7 +290,7 @@ async def observe_all(
         return combined(looks, injected_at)
     seen_at = time.time()
     looks = [
-        _store_observation(v, p, asked_at, seen_at, stores, regions, health, victim_stores)
+        _store_observation(v, p, asked_at, seen_at, stores, regions, health, victim_stores, restored_at)
         for v, p in zip(victims, pods, strict=True)
     ]
     return combined(looks, injected_at)

@@ -37,6 +37,9 @@ class RecoveryObservation:
     # region listing can take seconds after the store facts it follows).
     asked_at: float | None = None  # PD
     pod_asked_at: float | None = None
+    # network-partition: the store is back with PD's first heartbeat after this moment (the cut
+    # undone; infinite while it is not), its process never having stopped.
+    reconnected_after: float | None = None
     # Beyond the victim: the cluster's health, for the drill's continuous safety check.
     other_stores_not_up: tuple[str, ...] = ()
     pd_members_unhealthy: tuple[str, ...] = ()
@@ -69,7 +72,14 @@ class RecoveryObservation:
 
     def store_reregistered(self, injected_at: float) -> bool:
         """Up in PD with a process started after the kill (PD's start_timestamp has whole
-        seconds, so a start in the kill's own second counts)."""
+        seconds, so a start in the kill's own second counts); a partitioned store, Up with a
+        heartbeat after the cut was undone."""
+        if self.reconnected_after is not None:
+            return (
+                self.store_state == "Up"
+                and self.store_last_heartbeat is not None
+                and self.store_last_heartbeat >= self.reconnected_after
+            )
         return (
             self.store_state == "Up"
             and self.store_started is not None
@@ -206,6 +216,7 @@ def combined(observations: Sequence[RecoveryObservation], injected_at: float) ->
         leaders=total([o.leaders for o in obs]),
         fair_leaders=total([o.fair_leaders for o in obs]),
         pod_seen_at_=max(o.pod_seen_at for o in obs),
+        reconnected_after=deciding.reconnected_after,
         asked_at=_earliest([o.asked_at for o in obs]),
         pod_asked_at=_earliest([o.pod_asked_at for o in obs]),
         other_stores_not_up=union([o.other_stores_not_up for o in obs]),
@@ -248,7 +259,11 @@ def record_recovery(
         t.pod_ready_at = estimate_moment(
             obs.pod_ready_since, lower("pod_ready_at"), obs.pod_seen_at, obs.pod_ready_resolution
         )
-    if t.store_up_at is None and obs.store_reregistered(injected_at):
+    if t.store_up_at is None and obs.store_reregistered(injected_at) and obs.reconnected_after is not None:
+        # A partitioned store is back with the first heartbeat PD has after the cut was undone
+        # (its heartbeat's own time; a later one only when a look missed the first).
+        t.store_up_at = estimate_moment(obs.store_last_heartbeat, lower("store_up_at"), obs.seen_at, 0.001)
+    elif t.store_up_at is None and obs.store_reregistered(injected_at):
         # A re-registered store heartbeats as soon as it starts: the start time, at PD's
         # resolution, places the moment PD saw it back. A heartbeat within that resolution of the
         # start can only be the first one, and is finer still. A later one (the second, when the

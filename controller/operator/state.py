@@ -92,10 +92,19 @@ class Victim(_Status):
     # store-outage under tidb-operator v2: the Cluster (in the victim's namespace) whose
     # reconciliation is paused for the outage, so its operator does not put the image back.
     paused_cluster: str | None = Field(default=None, alias="pausedCluster")
+    # network-partition: the NetworkPolicy (named before it is created), the label that names this
+    # pod alone, and the key the cluster's components are labelled by.
+    partition_policy: str | None = Field(default=None, alias="partitionPolicy")
+    partition_selector: dict[str, str] | None = Field(default=None, alias="partitionSelector")
+    component_label: str | None = Field(default=None, alias="componentLabel")
 
     @property
     def outage(self) -> bool:
         return self.original_image is not None
+
+    @property
+    def partitioned(self) -> bool:
+        return self.partition_policy is not None
 
 
 class Timeline(_Status):
