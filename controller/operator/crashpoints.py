@@ -34,6 +34,16 @@ OUTAGE_POINTS = (
     "image-restored",
     "finished",
 )
+# A network-partition drill's own: its policies created, their deletion about to be sent
+# (restoringAt written), and sent but not yet recorded.
+PARTITION_POINTS = (
+    "victim-persisted",
+    "policy-created",
+    "injected-recorded",
+    "policy-deleting",
+    "policy-deleted",
+    "finished",
+)
 # Under tidb-operator v2, the outage's own bounds: its Cluster paused (the image not swapped yet),
 # and resumed after the swap back (restoredAt not yet recorded).
 PAUSE_POINTS = ("operator-paused", "operator-resumed")

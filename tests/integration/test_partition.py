@@ -6,12 +6,17 @@ Up again without having restarted; aborted or deleted mid-partition, no policy r
 from __future__ import annotations
 
 import json
+import subprocess
+import threading
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from controller.operator.crashpoints import PARTITION_POINTS
+from controller.sandbox.binaries import binary
 from controller.timefmt import parse_rfc3339
 from tests.support.drills import DrillEnv, PodHistory, started_drill_env, wait_for, wait_stores_aged
 
@@ -109,3 +114,132 @@ def test_network_partition_end_to_end(tikv_cluster_factory, tmp_path: Path) -> N
     assert len(cut_while_running) == 1 and after_deletion == [], (cut_while_running, after_deletion)
     assert (aborted["phase"], aborted["reason"]) == ("Aborted", "Aborted"), aborted
     assert after_abort == [] and "restoredAt" in aborted["timeline"], aborted["timeline"]
+
+
+class PolicyEvents:
+    """Every NetworkPolicy event in the namespace, as the API server delivered it (a watch)."""
+
+    def __init__(self, env: DrillEnv) -> None:
+        self.env = env
+        self.events: list[tuple[str, str]] = []
+        self._proc: subprocess.Popen[str] | None = None
+        self._thread = threading.Thread(target=self._read, daemon=True)
+
+    def __enter__(self) -> PolicyEvents:
+        cp = self.env.cluster.control_plane
+        self._proc = subprocess.Popen(
+            [
+                *(str(binary("kubectl")), "--kubeconfig", str(cp.kubeconfig)),
+                *("get", "networkpolicies", "-n", self.env.ns, "--watch", "--output-watch-events"),
+                *("-o", 'jsonpath={.type} {.object.metadata.name}{"\\n"}'),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self._thread.start()
+        time.sleep(1.0)  # the watch established before anything it should see
+        return self
+
+    def _read(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        for line in self._proc.stdout:
+            kind, _, name = line.strip().partition(" ")
+            if name:
+                self.events.append((kind, name))
+
+    def __exit__(self, *exc: object) -> None:
+        time.sleep(0.5)
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(5)
+        self._thread.join(5)
+
+    def kinds(self) -> list[str]:
+        return [kind for kind, _ in self.events]
+
+
+def test_a_partition_survives_a_controller_crash_at_each_step(tikv_cluster_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """SIGKILL at each of the drill's step boundaries, then a fresh controller finishes it: each
+    time one policy is made and deleted, exactly once, and the drill passes."""
+    cluster = tikv_cluster_factory()
+    env = started_drill_env(cluster, tmp_path / "drill")
+    outcomes: dict[str, tuple[dict[str, Any], list[str], list[str]]] = {}
+    try:
+        wait_stores_aged(lambda: _pd(env, "/pd/api/v1/stores")["stores"])
+        for point in PARTITION_POINTS:
+            env.kill_controller()
+            marker = env.workdir / f"partition-crash-{point}"
+            crashing = env.start_controller(CHAOSDEMO_CRASH_AT=point, CHAOSDEMO_CRASH_MARKER=str(marker))
+            with PolicyEvents(env) as events:
+                env.drill(point, _partition("tikv-1", 5))
+                wait_for(
+                    lambda m=marker, c=crashing: m.exists() and not c.alive(),  # type: ignore[misc]
+                    90,
+                    f"the controller to die at {point}",
+                )
+                env.start_controller()
+                st = env.wait_phase(point, TERMINAL, timeout=120)
+            outcomes[point] = (st, events.kinds(), _policies(env))
+            env.kubectl("delete", "chaosdemo", point, "-n", env.ns, "--wait=true", "--timeout=30s")
+            env.wait_no_open_tickets(60)
+    finally:
+        env.stop()
+    for point, (st, kinds, left) in outcomes.items():
+        assert (st["phase"], st["verdict"]) == ("Completed", "Pass"), (point, st)
+        assert kinds == ["ADDED", "DELETED"] and left == [], (point, kinds, left)
+
+
+def test_a_partition_stopped_around_the_claim(tikv_cluster_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Deleted or aborted while held before the claim (nothing is ever cut off) and after it
+    (the cut is made and undone before the drill ends or goes)."""
+    holds = tmp_path / "hold"
+    cluster = tikv_cluster_factory()
+    env = started_drill_env(cluster, tmp_path / "drill", CHAOSDEMO_HOLD_CONTROL=str(holds))
+    held = Path(f"{holds}.held")
+    seen: dict[str, list[str]] = {}
+    try:
+        wait_stores_aged(lambda: _pd(env, "/pd/api/v1/stores")["stores"])
+        for point in ("before-Injecting", "claim-read", "claim-written", "before-Detecting"):
+            for how in ("delete", "abort"):
+                name = f"cut-{how}-{point.lower()}"
+                held.unlink(missing_ok=True)
+                holds.write_text(point)
+                with PolicyEvents(env) as events:
+                    env.drill(name, _partition("tikv-1", 600))
+                    wait_for(held.exists, 90, f"{name} to be held at {point}")
+                    if how == "delete":
+                        env.kubectl("delete", "chaosdemo", name, "-n", env.ns, "--wait=false")
+                    else:
+                        env.kubectl(
+                            "patch",
+                            "chaosdemo",
+                            name,
+                            "-n",
+                            env.ns,
+                            "--type=merge",
+                            "-p",
+                            '{"spec":{"abort":true}}',
+                        )
+                    holds.unlink()
+                    if how == "abort":
+                        env.wait_phase(name, TERMINAL, timeout=120)
+                    env.kubectl(
+                        "delete",
+                        "chaosdemo",
+                        name,
+                        "-n",
+                        env.ns,
+                        "--ignore-not-found",
+                        "--wait=true",
+                        "--timeout=120s",
+                    )
+                seen[name] = events.kinds()
+                assert _policies(env) == [], (name, events.events)
+                env.wait_no_open_tickets(90)
+    finally:
+        holds.unlink(missing_ok=True)
+        env.stop()
+    for name, kinds in seen.items():
+        before_claim = "before-injecting" in name or "claim-read" in name
+        assert kinds == ([] if before_claim else ["ADDED", "DELETED"]), (name, kinds)
