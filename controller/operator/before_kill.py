@@ -10,6 +10,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from controller.operator import (
     clocks,
+    cni,
     decisions,
     lock,
     metrics,
@@ -165,6 +166,9 @@ async def preflight(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSp
                 )
             cut.append(v.model_copy(update=fields))
         victims, victim = cut, cut[0]
+        unconfirmed = await cni.enforcement_warning(deps.kube, deps.config.network_policy_enforcer)
+        if unconfirmed is not None:
+            await deps.kube.emit_event(w.obj, "Warning", "NetworkPolicyEnforcementUnknown", unconfirmed)
     who = " and ".join(f"{ns}/{v.pod} ({describe_victim(v)})" for v in victims)
     selected = f"selected {who} among {len(names)} candidate(s)"
     several: dict[str, Any] = {"victims": victims} if len(victims) > 1 else {}

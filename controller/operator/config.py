@@ -44,6 +44,9 @@ class OperatorConfig:
     # PD's and Prometheus' clocks may differ from the controller's by this much (seconds) before
     # preflight refuses: figures mix their moments.
     max_clock_skew: float = 1.0
+    # network-partition: what enforces NetworkPolicies here, when the admin says so (e.g. calico);
+    # empty: preflight looks for a known enforcing CNI in kube-system and warns when it finds none.
+    network_policy_enforcer: str = ""
     step_interval: float = 0.5  # how often a running drill is advanced (kopf timer)
     tikv_job: str = "tikv"
     pd_job: str = "pd"
@@ -74,6 +77,7 @@ class OperatorConfig:
             allowed_pause_images=_csv(env.get("CHAOSDEMO_PAUSE_IMAGES", ""))
             or frozenset({DEFAULT_PAUSE_IMAGE}),
             max_clock_skew=float(env.get("CHAOSDEMO_MAX_CLOCK_SKEW_SECONDS", cls.max_clock_skew)),
+            network_policy_enforcer=env.get("CHAOSDEMO_NETWORK_POLICY_ENFORCER", ""),
             step_interval=float(env.get("CHAOSDEMO_STEP_INTERVAL", cls.step_interval)),
             tikv_job=env.get("CHAOSDEMO_TIKV_JOB", cls.tikv_job),
             pd_job=env.get("CHAOSDEMO_PD_JOB", cls.pd_job),

@@ -37,6 +37,7 @@ class Kube:
         self.coordination = client.CoordinationV1Api(api)
         self.batch = client.BatchV1Api(api)
         self.networking = client.NetworkingV1Api(api)
+        self.apps = client.AppsV1Api(api)
 
     # -- pods --------------------------------------------------------------------------------
     async def list_pods(self, namespace: str, selector: str) -> list[Any]:
@@ -122,6 +123,10 @@ class Kube:
             raise
 
     # -- network policies (network-partition) ---------------------------------------------------
+    async def daemonset_names(self, namespace: str) -> list[str]:
+        result = await self.apps.list_namespaced_daemon_set(namespace)
+        return [d.metadata.name for d in result.items]
+
     async def create_network_policy(self, namespace: str, manifest: dict[str, Any]) -> bool:
         """Create it; False when one of that name exists already."""
         try:

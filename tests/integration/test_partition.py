@@ -19,9 +19,19 @@ from controller.operator.crashpoints import PARTITION_POINTS
 from controller.sandbox.binaries import binary
 from controller.timefmt import parse_rfc3339
 from tests.support.drills import DrillEnv, PodHistory, started_drill_env, wait_for, wait_stores_aged
+from tests.support.prometheus_truth import (
+    EVALUATION,
+    FOR_SECONDS,
+    SCRAPE,
+    TIME_SCALE,
+    assert_timed_as_prometheus,
+)
 
 pytestmark = pytest.mark.integration
 TERMINAL = {"Completed", "Failed", "Aborted"}
+RESTART = "TiKV_node_restart"
+DISCONNECT = "PD_cluster_lost_connect_store_nums"
+UNREACHABLE = "TiKV_server_report_failure_msg_total"
 
 
 def _pd(env: DrillEnv, path: str) -> Any:
@@ -243,3 +253,55 @@ def test_a_partition_stopped_around_the_claim(tikv_cluster_factory, tmp_path: Pa
     for name, kinds in seen.items():
         before_claim = "before-injecting" in name or "claim-read" in name
         assert kinds == ([] if before_claim else ["ADDED", "DELETED"]), (name, kinds)
+
+
+def test_a_partition_timed_per_source_against_the_standard_rules(
+    tikv_cluster_factory, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A 30 s partition from PD and peers at the alerting tests' time scale: the monitor's
+    ticket, PD's disconnect rule (its `for:` scaled to 12 s) fires and is timed as Prometheus
+    records it, the restart rule is missed (nothing restarted), and so is the unreachable-reports
+    rule (its 10-minute rate stays far below 10 a second in 30 s), each saying why."""
+    cluster = tikv_cluster_factory(
+        time_scale=TIME_SCALE, with_alerting=True, scrape_interval=SCRAPE, evaluation_interval=EVALUATION
+    )
+    env = started_drill_env(cluster, tmp_path / "drill", **cluster.alerting_env())
+    prom = cluster.prometheus
+    assert prom is not None
+    sources = [
+        {"type": "tickets"},
+        {"type": "prometheus", "name": "disconnect-rule", "alertnames": [DISCONNECT]},
+        {"type": "prometheus", "name": "restart-rule", "alertnames": [RESTART], "required": False},
+        {"type": "prometheus", "name": "unreachable-rule", "alertnames": [UNREACHABLE], "required": False},
+    ]
+    try:
+        wait_stores_aged(lambda: _pd(env, "/pd/api/v1/stores")["stores"])
+        env.drill(
+            "partition",
+            {
+                **_partition("tikv-1", 30),
+                "detection": {"timeoutSeconds": 60, "expectWithinSeconds": 60, "sources": sources},
+            },
+        )
+        st = env.wait_phase("partition", TERMINAL, timeout=180)
+        events = env.kubectl("get", "events", "-n", env.ns, "-o", "json").stdout
+    finally:
+        env.stop()
+
+    assert (st["phase"], st["verdict"]) == ("Completed", "Pass"), st
+    kill = parse_rfc3339(st["timeline"]["injectedAt"])
+    by_name = {s["name"]: s for s in st["detection"]["sources"]}
+    disconnect = by_name["disconnect-rule"]
+    assert disconnect["state"] == "Detected", disconnect
+    # A cluster-level rule (no instance label): matched to the drilled cluster.
+    assert_timed_as_prometheus(prom.url, disconnect, None, kill)
+    assert disconnect["ttdSeconds"] > FOR_SECONDS, disconnect
+    assert (
+        by_name["tickets"]["state"] == "Detected"
+        and by_name["tickets"]["ttdSeconds"] < disconnect["ttdSeconds"]
+    )
+    for missed in ("restart-rule", "unreachable-rule"):
+        assert by_name[missed]["state"] == "Missed" and by_name[missed]["why"], by_name[missed]
+    # No CNI in the sandbox: the drill went on, warning that enforcement is not confirmed.
+    warned = [e for e in json.loads(events)["items"] if e["reason"] == "NetworkPolicyEnforcementUnknown"]
+    assert warned and warned[0]["type"] == "Warning", [e["reason"] for e in json.loads(events)["items"]]
