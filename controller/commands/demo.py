@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--db", default="", help="the ticket file, to show the full diagnosis")
     p.add_argument(
         "--fault",
-        choices=["pod-kill", "store-outage", "pd-leader-kill"],
+        choices=["pod-kill", "store-outage", "pd-leader-kill", "network-partition"],
         default="",
         help="the fault to inject (default: the manifest's, pod-kill in the example)",
     )
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--duration",
         type=int,
         default=30,
-        help="store-outage: seconds the store stays stopped (default 30)",
+        help="store-outage and network-partition: seconds the store stays stopped or cut off (default 30)",
     )
     p.add_argument("--load-seconds", type=float, default=5.0)
     p.add_argument(

@@ -56,7 +56,7 @@ CANDIDATES = (
         '(sum(pd_cluster_status{{type="store_disconnected_count"}}) by (instance) > 0)'
         " and (sum(etcd_server_is_leader) by (instance) > 0)",
         0,
-        ("store-outage", "pod-kill"),
+        ("store-outage", "pod-kill", "network-partition"),
         "PD counting a store Disconnected (20 s without a heartbeat), without a further `for:`",
     ),
     Candidate(

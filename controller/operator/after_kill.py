@@ -49,8 +49,15 @@ async def _sample(deps: Deps, w: StatusWriter, run: RunSnapshot) -> RecoveryObse
     victims = w.status.all_victims
     obs = await observe_all(deps.kube, await pd_for(deps, run), victims, injected_at, before.restored_at)
     bounds = deps.recovery_bounds.setdefault(w.uid, {})
+    fault = run.drill_spec().fault
+    # A partition from PD alone leaves Raft untouched: the victims lose no leaderships.
+    raft_intact = fault.action == "network-partition" and "tikv" not in fault.partition.from_
     after = recovery_moments.record_recovery(
-        before, obs, not_before=injected_at, bounds=bounds, leaders_before=leaders_before(victims)
+        before,
+        obs,
+        not_before=injected_at,
+        bounds=bounds,
+        leaders_before=0 if raft_intact else leaders_before(victims),
     )
     for moment in _MOMENTS:
         since = obs.not_yet_since(moment)

@@ -164,11 +164,12 @@ class Demo:
             spec["impact"] = {**(spec.get("impact") or {}), "probe": {"enabled": True}}
         body["metadata"] = {"name": self.name, "namespace": self.namespace}
         action = body["spec"]["fault"]["action"]
-        if action == "store-outage":
+        if action in ("store-outage", "network-partition"):
             self.duration = int(body["spec"]["fault"].get("durationSeconds", 60))
         await self.pause(
             {
                 "store-outage": f"Stop a random TiKV store for {self.duration}s?",
+                "network-partition": f"Cut a random TiKV store off from PD and its peers for {self.duration}s?",
                 "pd-leader-kill": "Kill PD's leader?",
             }.get(action, "Kill a random TiKV pod?")
         )

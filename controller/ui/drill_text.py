@@ -64,13 +64,14 @@ def drill_body(manifest: dict[str, Any], fault: str, duration: int) -> dict[str,
     if fault:
         spec["fault"] = {
             "store-outage": {"action": "store-outage", "durationSeconds": duration},
+            "network-partition": {"action": "network-partition", "durationSeconds": duration},
             "pd-leader-kill": {"action": "pd-leader-kill"},
         }.get(fault, {"action": "pod-kill", "gracePeriodSeconds": 0})
         if fault == "pd-leader-kill":
             # PD's leader is named by PD, never by the TiKV selector or a pod name.
             spec["target"] = {k: v for k, v in (spec.get("target") or {}).items() if k not in ("pod",)}
-        if fault == "store-outage":
-            # The store stays away by design: recovery is judged from the swap back.
+        if fault in ("store-outage", "network-partition"):
+            # The store stays away by design: recovery is judged from the fault's undoing.
             spec["recovery"] = {**(spec.get("recovery") or {}), "waitForLeadersSeconds": 0}
     spec.setdefault("fault", {"action": "pod-kill"})
     body["spec"] = spec
@@ -108,6 +109,9 @@ def victim_text(status: dict[str, Any], duration: int) -> str:
             f"stopped the store of {where} (store {v['storeId']}): {v['originalImage']} swapped for "
             f"{v['pauseImage']} for {duration}s"
         )
+    if v.get("partitionPolicy"):
+        pods = ", ".join(f"[bold red]{x['namespace']}/{x['pod']}[/] (store {x['storeId']})" for x in victims)
+        return f"cut off {pods} by NetworkPolicy {v['partitionPolicy']} for {duration}s; its process runs on"
     if v.get("pdMember"):
         return f"killed PD's leader {where} (member {v['pdMember']}, node {v['node']}) with grace period 0"
     pods = ", ".join(

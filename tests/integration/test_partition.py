@@ -305,3 +305,27 @@ def test_a_partition_timed_per_source_against_the_standard_rules(
     # No CNI in the sandbox: the drill went on, warning that enforcement is not confirmed.
     warned = [e for e in json.loads(events)["items"] if e["reason"] == "NetworkPolicyEnforcementUnknown"]
     assert warned and warned[0]["type"] == "Warning", [e["reason"] for e in json.loads(events)["items"]]
+
+
+def test_cut_off_from_pd_alone_raft_and_leaders_are_untouched(tikv_cluster_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """partition.from: [pd]: PD loses the store while Raft goes on, so its leaders stay, and the
+    drill waits for leaders as usual and passes with them never having moved."""
+    cluster = tikv_cluster_factory()
+    env = started_drill_env(cluster, tmp_path / "drill")
+    try:
+        wait_stores_aged(lambda: _pd(env, "/pd/api/v1/stores")["stores"])
+        leaders = {r["id"]: r["leader"]["store_id"] for r in _pd(env, "/pd/api/v1/regions")["regions"]}
+        # Longer than the diagnosis waits for a second signal (15 s): it judges the cut, not the healing.
+        spec = _partition("tikv-1", 25)
+        spec["fault"]["partition"] = {"from": ["pd"]}
+        spec["recovery"] = {"waitForLeadersSeconds": 30}
+        env.drill("pd-only", spec)
+        st = env.wait_phase("pd-only", TERMINAL, timeout=120)
+        leaders_after = {r["id"]: r["leader"]["store_id"] for r in _pd(env, "/pd/api/v1/regions")["regions"]}
+    finally:
+        env.stop()
+    assert (st["phase"], st["verdict"]) == ("Completed", "Pass"), st
+    assert leaders_after == leaders, "no election: Raft never lost the store"
+    t = st["timeline"]
+    assert "leadersBalancedAt" in t and t["leadersElectedAt"] == t["injectedAt"], t
+    assert st["diagnosis"]["rootCauseCategory"] == "network_partition", json.dumps(st["diagnosis"], indent=1)

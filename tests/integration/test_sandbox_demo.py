@@ -157,13 +157,14 @@ def test_sandbox_demo_report_and_down(tmp_path: Path) -> None:
         tickets = chaosdemo("tickets", "list", "--json", env=env)
         assert tickets.returncode == 0 and len(json.loads(tickets.stdout)) >= 2
 
-        # Every fault from the demo: a store stopped for a while, and PD's leader killed.
+        # Every fault from the demo: a store stopped for a while, PD's leader killed, a store cut off.
         subprocess.run(
             [*kubectl, "delete", "chaosdemo", "tikv-pod-kill", "-n", "tikv", "--wait=true"], check=True
         )
         for fault, shown, cause in (
             ("store-outage", "stopped the store of", "tikv_store_down"),
             ("pd-leader-kill", "killed PD's leader", "pd_leader_loss"),
+            ("network-partition", "cut off", "network_partition"),
         ):
             wait_tickets_resolved()
             run = demo_script("--load-seconds", "1", "--fault", fault, "--duration", "30", env=env)
