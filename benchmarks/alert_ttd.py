@@ -12,6 +12,7 @@ TiKV_node_restart (changes(...[5m])) still fires for its previous kill.
 from __future__ import annotations
 
 import asyncio
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -51,12 +52,39 @@ SOURCES: list[dict[str, Any]] = [
     {"type": "alertmanager-notification", "name": "page", "alertnames": ["TiKV_node_restart"]},
 ]
 TERMINAL = {"Completed", "Failed", "Aborted"}
+# `--fault network-partition`: five stores cut off from PD and their peers in turn, for two
+# minutes each (long enough for PD's 20 s and the disconnect rule's for: 1m at 15 s intervals).
+PARTITIONS = 5
+PARTITION_SECONDS = 120
+PARTITION_SOURCES: list[dict[str, Any]] = [
+    {"type": "tickets"},
+    {
+        "type": "prometheus",
+        "name": "PD_cluster_lost_connect_store_nums",
+        "alertnames": ["PD_cluster_lost_connect_store_nums"],
+    },
+    {
+        "type": "prometheus",
+        "name": "TiKV_server_report_failure_msg_total",
+        "alertnames": ["TiKV_server_report_failure_msg_total"],
+        "required": False,
+    },
+    {
+        "type": "prometheus",
+        "name": "TiKV_node_restart",
+        "alertnames": ["TiKV_node_restart"],
+        "required": False,
+    },
+]
 
 
 def main() -> None:
-    per_source: dict[str, list[float]] = {s.get("name", s["type"]): [] for s in SOURCES}
+    partition = "--fault" in sys.argv and sys.argv[sys.argv.index("--fault") + 1] == "network-partition"
+    drills, sources = (PARTITIONS, PARTITION_SOURCES) if partition else (KILLS, SOURCES)
+    per_source: dict[str, list[float]] = {s.get("name", s["type"]): [] for s in sources}
     missed: dict[str, Counter[str]] = {name: Counter() for name in per_source}
     verdicts: Counter[str] = Counter()
+    categories: Counter[str] = Counter()  # the blind diagnosis of each drill
     page_delays: list[float] = []  # the page's arrival minus the alert's startsAt
     with control_plane() as cp, tempfile.TemporaryDirectory() as tmp:
         cluster = TikvCluster(
@@ -84,16 +112,19 @@ def main() -> None:
                 env=cluster.alerting_env(),
             ).start()
             time.sleep(2 * INTERVAL)  # every target scraped twice before the first kill
-            for i in range(KILLS):
-                name = f"kill-{i}"
-                spec = {
+            for i in range(drills):
+                name = f"{'partition' if partition else 'kill'}-{i}"
+                spec: dict[str, Any] = {
                     "target": {"pod": f"tikv-{i % STORES}"},
-                    "detection": {"timeoutSeconds": 150, "expectWithinSeconds": 120, "sources": SOURCES},
+                    "detection": {"timeoutSeconds": 150, "expectWithinSeconds": 120, "sources": sources},
                     "diagnosis": {"provider": "offline"},
                     "recovery": {"waitForLeadersSeconds": 0},
                 }
+                if partition:
+                    spec["fault"] = {"action": "network-partition", "durationSeconds": PARTITION_SECONDS}
                 st = run_drill(cp, "tikv", name, spec, 400)
                 verdicts[st.get("verdict") or "?"] += 1
+                categories[(st.get("diagnosis") or {}).get("rootCauseCategory") or "?"] += 1
                 for src in st["detection"]["sources"]:
                     if src["state"] == "Detected" and src.get("alertStartedAt"):
                         page_delays.append(
@@ -112,11 +143,18 @@ def main() -> None:
             coverage = asyncio.run(_coverage(db, cluster.prometheus.url))
         finally:
             cluster.stop()
+    what = (
+        f"{PARTITIONS} network partitions (from PD and peers, {PARTITION_SECONDS} s each) at time scale 1, "
+        f"{STORES} stores cut off in turn; TTD per detection source from the drill's status (firing time "
+        "minus the cut), with each drill's verdict and diagnosis"
+        if partition
+        else f"{KILLS} pod kills (grace 0) at time scale 1, {STORES} stores killed in turn; TTD per "
+        "detection source from the drill's status (firing time minus the kill)"
+    )
     write(
-        "alert_ttd",
+        "alert_ttd_partition" if partition else "alert_ttd",
         {
-            "what": f"{KILLS} pod kills (grace 0) at time scale 1, {STORES} stores killed in turn; TTD per "
-            "detection source from the drill's status (firing time minus the kill)",
+            "what": what,
             "settings": {
                 "scrape_interval_s": INTERVAL,
                 "evaluation_interval_s": INTERVAL,
@@ -124,10 +162,11 @@ def main() -> None:
                 "monitor_interval_s": 2.0,
             },
             "verdicts": dict(verdicts),
+            "diagnosed_as": dict(categories),
             "sources": {
                 name: {
                     "detected": len(values),
-                    "of": KILLS,
+                    "of": drills,
                     "ttd": summary(values),
                     "missed_because": dict(missed[name]),
                 }
