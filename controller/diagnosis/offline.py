@@ -474,6 +474,34 @@ def not_back_rule(c: Case) -> DiagnosisOutput | None:
     )
 
 
+def reconnected_rule(c: Case) -> DiagnosisOutput | None:
+    """PD lost the store's heartbeats and has them again from the same process: it never
+    restarted and was not replaced, so it did not die. It was cut off (a partition healed since)."""
+    s = c.store
+    if "store_disconnected" not in c.signals or s is None or s.state != "Up":
+        return None
+    if s.liveness.restarted.verdict is not False or "store_restarted" in c.signals:
+        return None  # a restart seen, or no source able to rule one out
+    return DiagnosisOutput(
+        summary=f"TiKV store {s.store_id} ({s.pod}) was cut off from PD for a while and is back without "
+        "restarting.",
+        root_cause=f"The monitor saw PD mark store {s.store_id} Disconnected; PD now has it Up again with the "
+        "same process (no restart, the pod not replaced): its heartbeats stopped reaching PD while it ran, "
+        "a network partition that has healed.",
+        root_cause_category=RootCauseCategory.NETWORK_PARTITION,
+        severity=Severity.MEDIUM,
+        confidence=Confidence.MEDIUM,
+        evidence=c.ticket_cite()
+        + c.stores_cite()
+        + c.store_fact_cite("not restarted, Up again", "restarted", "reachable_from_pd"),
+        recommended_actions=[
+            f"Check network policies and the node network of {s.pod} for the window of the ticket",
+            "Check PD-to-store connectivity",
+        ],
+        open_questions=["What cut it off, and can it happen again?"],
+    )
+
+
 def disconnected_only_rule(c: Case) -> DiagnosisOutput | None:
     if "store_disconnected" not in c.signals:
         return None
@@ -562,6 +590,7 @@ RULES: tuple[Rule, ...] = (
     store_down_rule,
     restart_rule,
     not_back_rule,
+    reconnected_rule,
     disconnected_only_rule,
     regions_rule,
     unanswering_rule,

@@ -72,7 +72,7 @@ def test_network_partition_end_to_end(tikv_cluster_factory, tmp_path: Path) -> N
         started = _pd(env, f"/pd/api/v1/store/{victim_id}")["status"]["start_ts"]
         reports_before = _unreachable_reports(survivor_status, victim_id)
         with PodHistory(cluster) as pods:
-            env.drill("partition", _partition("tikv-1", 20))
+            env.drill("partition", _partition("tikv-1", 30))
             env.wait_phase("partition", {"Detecting", "Diagnosing", "Recovering"}, timeout=60)
             policies_during = _policies(env)
             wait_for(
@@ -113,7 +113,7 @@ def test_network_partition_end_to_end(tikv_cluster_factory, tmp_path: Path) -> N
     assert store_after["store"]["state_name"] == "Up" and store_after["status"]["start_ts"] == started
     assert reports_during > reports_before, "the survivors counted unreachable messages to it"
     t = {k: parse_rfc3339(v) for k, v in st["timeline"].items()}
-    assert t["restoredAt"] - t["injectedAt"] >= 20.0, st["timeline"]
+    assert t["restoredAt"] - t["injectedAt"] >= 30.0, st["timeline"]
     assert t["restoredAt"] <= t["storeUpAt"] <= t["recoveredAt"], st["timeline"]
     detected = next(s for s in st["detection"]["sources"] if s["type"] == "tickets")
     assert detected["state"] == "Detected" and 0 < detected["ttdSeconds"] < 20, detected

@@ -13,6 +13,7 @@ from controller.diagnosis.inputs import DiagnosisInput, KubeEvent, MetricSummary
 from controller.diagnosis.liveness import PressureKind, Source
 from controller.diagnosis.scenarios import load_scenario, load_suite
 from controller.diagnosis.service import diagnose
+from controller.tickets.models import Observation
 
 TESTS = Path(__file__).resolve().parents[1]
 SUITE = load_suite(TESTS / "scenarios") + load_suite(TESTS / "scenarios_external")
@@ -247,3 +248,32 @@ def test_a_fact_the_budget_cut_cannot_be_cited() -> None:
     cut = build_evidence(data, budgets={"cluster": 300})
     assert cut.facts and not any(f.id in cut.ids() for f in cut.facts)
     assert cut.id_for("store:2:alive") is None
+
+
+async def test_a_store_back_with_the_same_process_after_pd_lost_it_was_cut_off() -> None:
+    """PD marked it Disconnected (the ticket) and has it Up again from the process that ran before
+    (no restart, the pod not replaced): it never died, so a partition that has healed; were it
+    restarted, it would be a restart."""
+    data = _paused()
+    opened = data.ticket.opened_at
+    data.ticket.signals = ["store_disconnected"]
+    data.ticket.observations = [
+        Observation(signal="store_disconnected", source="pd", at=opened, detail="PD state_name Disconnected")
+    ]
+    assert data.stores is not None
+    data.stores[1] = data.stores[1].model_copy(
+        update={
+            "store": data.stores[1].store.model_copy(
+                update={"state_name": "Up", "last_heartbeat": int((opened + 30) * 1e9)}
+            )
+        }
+    )
+    data.pods = [PodState(name="tikv-1", ready=True, created_at=opened - 3600)]
+    result = await diagnose(data, provider="offline")
+    assert result.output.root_cause_category.value == "network_partition", result.output
+    assert "without restarting" in result.output.summary
+
+    restarted = data.stores[1].store.model_copy(update={"start_timestamp": int(opened + 5)})
+    data.stores[1] = data.stores[1].model_copy(update={"store": restarted})
+    result = await diagnose(data, provider="offline")
+    assert result.output.root_cause_category.value != "network_partition", result.output
