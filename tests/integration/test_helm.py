@@ -171,6 +171,10 @@ def test_helm_install_runs_a_drill_with_exactly_the_granted_rights(
         # store-outage under tidb-operator v2: its Cluster paused for the outage, nothing more.
         assert can("patch", "clusters.core.pingcap.com", "-n", target) == "yes"
         assert can("get", "tikvs.core.pingcap.com", "-n", target) == "yes"
+        # network-partition: its NetworkPolicy in target namespaces; the CNI's DaemonSet names.
+        for verb in ("create", "get", "delete"):
+            assert can(verb, "networkpolicies.networking.k8s.io", "-n", target) == "yes", verb
+        assert can("list", "daemonsets.apps", "-n", "kube-system") == "yes"
         for forbidden in (
             ("delete", "pods", "-n", "default"),
             ("list", "pods", "-n", "default"),
@@ -184,6 +188,10 @@ def test_helm_install_runs_a_drill_with_exactly_the_granted_rights(
             ("patch", "tikvs.core.pingcap.com", "-n", target),
             ("delete", "clusters.core.pingcap.com", "-n", target),
             ("patch", "clusters.core.pingcap.com", "-n", "default"),
+            ("create", "networkpolicies.networking.k8s.io", "-n", "default"),
+            ("patch", "networkpolicies.networking.k8s.io", "-n", target),
+            ("get", "daemonsets.apps", "-n", "kube-system"),
+            ("list", "daemonsets.apps", "-n", "default"),
         ):
             assert can(*forbidden) == "no", forbidden
 

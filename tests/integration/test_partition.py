@@ -71,8 +71,21 @@ def test_network_partition_end_to_end(tikv_cluster_factory, tmp_path: Path) -> N
         wait_stores_aged(lambda: _pd(env, "/pd/api/v1/stores")["stores"])
         started = _pd(env, f"/pd/api/v1/store/{victim_id}")["status"]["start_ts"]
         reports_before = _unreachable_reports(survivor_status, victim_id)
+        # Two of three stores cut off at once would cost every region its majority: refused, as
+        # for pod-kill.
+        two = _partition("tikv-1", 30)
+        two["target"] = {}
+        two["fault"]["count"] = 2
+        env.drill("two", two)
+        refused = env.wait_phase("two", TERMINAL, timeout=60)
         with PodHistory(cluster) as pods:
-            env.drill("partition", _partition("tikv-1", 30))
+            env.drill(
+                "partition",
+                {
+                    **_partition("tikv-1", 30),
+                    "impact": {"probe": {"enabled": True, "requestsPerSecond": 40, "deadlineSeconds": 1.0}},
+                },
+            )
             env.wait_phase("partition", {"Detecting", "Diagnosing", "Recovering"}, timeout=60)
             policies_during = _policies(env)
             wait_for(
@@ -105,7 +118,13 @@ def test_network_partition_end_to_end(tikv_cluster_factory, tmp_path: Path) -> N
     finally:
         env.stop()
 
+    assert (refused["phase"], refused["reason"]) == ("Failed", "WouldLoseMajority"), refused
     assert (st["phase"], st["verdict"]) == ("Completed", "Pass"), st
+    # What TiKV's client felt: reads of the cut-off leader's regions stalled until the election.
+    client = st["impact"]["client"]
+    assert client["before"]["failed"] == 0 and client["during"]["failed"] + client["during"]["stalled"] > 0, (
+        client
+    )
     policy = st["victim"]["partitionPolicy"]
     assert policies_during == [policy] and policies_after == [], (policies_during, policies_after)
     assert pods.replaced() == {}, "nothing was killed"

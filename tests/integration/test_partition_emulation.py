@@ -8,9 +8,6 @@ refusal), and once the policy is deleted it is Up again without having restarted
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -19,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from controller.client_probe.model import Outcome, ProbeRecord
+from controller.client_probe.model import Outcome
 from controller.operator.partition import partition_policy
 from controller.sandbox.tikv import TikvCluster
-from tests.support.drills import patience, wait_for
-from tests.support.rust_client import client_env
+from tests.support.drills import wait_for
+from tests.support.rust_client import Prober
 
 pytestmark = pytest.mark.integration
 AFTER_ELECTION_SLACK = 0.5
@@ -72,24 +69,8 @@ def test_a_network_policy_cuts_a_store_off_and_its_deletion_heals_it(
     stores = {s["store"]["address"].split(".")[0]: s for s in _pd(cluster, "/pd/api/v1/stores")["stores"]}
     victim, survivor = stores["tikv-1"], stores["tikv-0"]
     victim_id = victim["store"]["id"]
-    out = tmp_path / "probe.jsonl"
-    probe = subprocess.Popen(
-        [
-            sys.executable,
-            *("-m", "controller.cli", "probe", "--pd", cluster.pd_address),
-            *("--rate", "40", "--deadline", "0.5", "--out", str(out)),
-        ],
-        env=client_env(cluster),
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-    def records() -> list[ProbeRecord]:
-        if not out.exists():
-            return []
-        return [
-            ProbeRecord.model_validate_json(line) for line in out.read_text().splitlines() if line.strip()
-        ]
+    probe = Prober(cluster, tmp_path / "probe.jsonl")
+    records = probe.records
 
     def state(store_id: int) -> dict[str, Any]:
         return dict(_pd(cluster, f"/pd/api/v1/store/{store_id}"))
@@ -126,9 +107,7 @@ def test_a_network_policy_cuts_a_store_off_and_its_deletion_heals_it(
         healed_state = state(victim_id)
         answers_again = _answers(victim["store"]["status_address"])
     finally:
-        probe.send_signal(signal.SIGTERM)
-        probe.wait(patience(10))
-    seen = records()
+        seen = probe.stop()
 
     # Its process ran on throughout: the same start time before, during and after.
     started = victim["status"]["start_ts"]
@@ -174,17 +153,7 @@ def test_cut_off_from_pd_alone_the_store_serves_on_while_pd_loses_it(
         cut_from=["pd"],
         drill_uid="test",
     )
-    out = tmp_path / "probe.jsonl"
-    probe = subprocess.Popen(
-        [
-            sys.executable,
-            *("-m", "controller.cli", "probe", "--pd", cluster.pd_address),
-            *("--rate", "40", "--deadline", "0.5", "--out", str(out)),
-        ],
-        env=client_env(cluster),
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    probe = Prober(cluster, tmp_path / "probe.jsonl")
     try:
         cluster.control_plane.kubectl("apply", "-f", "-", input=json.dumps(policy))
         cut_at = time.time()
@@ -199,9 +168,7 @@ def test_cut_off_from_pd_alone_the_store_serves_on_while_pd_loses_it(
         reports = _unreachable_reports(stores["tikv-0"]["store"]["status_address"], victim_id)
         answers = _answers(stores["tikv-1"]["store"]["status_address"])
     finally:
-        probe.send_signal(signal.SIGTERM)
-        probe.wait(patience(10))
-    seen = [ProbeRecord.model_validate_json(line) for line in out.read_text().splitlines() if line.strip()]
+        seen = probe.stop()
     assert leaders_during == leaders_before, "Raft is untouched: no election"
     assert reports == 0 and answers, "its peers and the host still reach it"
     after_cut = [r for r in seen if r.started > cut_at]

@@ -7,20 +7,18 @@ truth it is compared with."""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from controller.client_probe.model import Outcome, ProbeRecord
+from controller.client_probe.model import Outcome
 from controller.sandbox.binaries import go_ycsb_binary
 from controller.sandbox.tikv import TikvCluster
 from controller.ui.client_load import YCSB_LINE
 from tests.support.drills import patience, wait_for
-from tests.support.rust_client import client_env, run_client
+from tests.support.rust_client import Prober, client_env, run_client
 
 # A request started this long after the election may still meet the client's cached (dead)
 # leader once, then asks PD again: its first back-off steps are milliseconds.
@@ -57,33 +55,8 @@ def test_a_pod_kill_stalls_only_the_victims_regions_until_their_election(
 ) -> None:  # type: ignore[no-untyped-def]
     cluster = tikv_cluster_factory(with_prometheus=False, time_scale=0.3)
     leaders_before = {r["id"]: r["leader"]["store_id"] for r in _pd_regions(cluster)}
-    out = tmp_path / "probe.jsonl"
-    probe = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "controller.cli",
-            "probe",
-            "--pd",
-            cluster.pd_address,
-            "--rate",
-            "40",
-            "--deadline",
-            "0.5",
-            "--out",
-            str(out),
-        ],
-        env=client_env(cluster),
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-    def records() -> list[ProbeRecord]:
-        if not out.exists():
-            return []
-        return [
-            ProbeRecord.model_validate_json(line) for line in out.read_text().splitlines() if line.strip()
-        ]
+    probe = Prober(cluster, tmp_path / "probe.jsonl")
+    records = probe.records
 
     try:
         wait_for(
@@ -110,9 +83,7 @@ def test_a_pod_kill_stalls_only_the_victims_regions_until_their_election(
             "every region read again after the election",
         )
     finally:
-        probe.send_signal(signal.SIGTERM)
-        probe.wait(patience(10))
-    seen = records()
+        seen = probe.stop()
 
     victim_regions = set(election["regions"])
     assert victim_regions == {r for r, store in leaders_before.items() if store == election["store_id"]}

@@ -7,9 +7,12 @@ Python while the interpreter finalises, which aborts it (see ``controller.cli.en
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
+from controller.client_probe.model import ProbeRecord
 from controller.sandbox.tikv import TikvCluster
 from tests.support.drills import patience
 
@@ -32,3 +35,35 @@ def run_client(cluster: TikvCluster, body: str, *args: str) -> str:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
+
+
+class Prober:
+    """``chaosdemo probe`` (TiKV's Rust client reading every region at a steady rate) in a process
+    of its own, writing one record per read to ``out``."""
+
+    def __init__(self, cluster: TikvCluster, out: Path, *, rate: int = 40, deadline: float = 0.5) -> None:
+        self.out = out
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                *("-m", "controller.cli", "probe", "--pd", cluster.pd_address),
+                *("--rate", str(rate), "--deadline", str(deadline), "--out", str(out)),
+            ],
+            env=client_env(cluster),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def records(self) -> list[ProbeRecord]:
+        if not self.out.exists():
+            return []
+        return [
+            ProbeRecord.model_validate_json(line)
+            for line in self.out.read_text().splitlines()
+            if line.strip()
+        ]
+
+    def stop(self) -> list[ProbeRecord]:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(patience(10))
+        return self.records()
