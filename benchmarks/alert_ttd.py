@@ -127,7 +127,7 @@ def main() -> None:
                     spec["fault"] = {"action": "network-partition", "durationSeconds": PARTITION_SECONDS}
                     # The disconnect rule is cluster-wide: still firing for the previous partition,
                     # it would be "already active" for this one. A user spaces drills the same way.
-                    wait(lambda: not _firing(cluster.prometheus.url), 300, interval=5)  # type: ignore[union-attr]
+                    wait(lambda: not _firing(cluster.prometheus.url), 300, interval=5)
                 st = run_drill(cp, "tikv", name, spec, 400)
                 verdicts[st.get("verdict") or "?"] += 1
                 categories[(st.get("diagnosis") or {}).get("rootCauseCategory") or "?"] += 1
