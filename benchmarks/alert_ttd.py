@@ -159,7 +159,8 @@ def main() -> None:
     )
     write(
         "alert_ttd_partition" if partition else "alert_ttd",
-        {
+        command="python -m benchmarks.alert_ttd" + (" --fault network-partition" if partition else ""),
+        data={
             "what": what,
             "settings": {
                 "scrape_interval_s": INTERVAL,

@@ -54,9 +54,14 @@ def machine() -> dict[str, Any]:
     }
 
 
-def write(name: str, data: dict[str, Any]) -> Path:
+def write(name: str, data: dict[str, Any], command: str = "") -> Path:
     RESULTS_DIR.mkdir(exist_ok=True)
-    data = {"benchmark": name, "command": f"python -m benchmarks.{name}", "machine": machine(), **data}
+    data = {
+        "benchmark": name,
+        "command": command or f"python -m benchmarks.{name}",
+        "machine": machine(),
+        **data,
+    }
     path = RESULTS_DIR / f"{name}.json"
     path.write_text(json.dumps(data, indent=2, default=str))
     print(json.dumps(data, indent=2, default=str), file=sys.stderr)

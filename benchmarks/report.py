@@ -52,7 +52,7 @@ def idle_section(data: dict[str, Any]) -> list[str]:
 
 def alert_ttd_section(data: dict[str, Any]) -> list[str]:
     lines = [
-        "## alert_ttd",
+        f"## {data['benchmark']}",
         "",
         data["what"],
         "",
@@ -60,6 +60,7 @@ def alert_ttd_section(data: dict[str, Any]) -> list[str]:
         f"- machine: {machine_text(data['machine'])}",
         f"- settings: {data['settings']}",
         f"- verdicts: {data['verdicts']}",
+        *([f"- blind diagnosis: {data['diagnosed_as']}"] if "diagnosed_as" in data else []),
         "",
         "| source | detected | TTD | missed because |",
         "|---|---|---|---|",
@@ -69,7 +70,7 @@ def alert_ttd_section(data: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {name} | {row['detected']}/{row['of']} | {dist(row['ttd'], ' s')} | {why.replace('|', '/')} |"
         )
-    if "page_delay_after_startsAt" in data:
+    if (data.get("page_delay_after_startsAt") or {}).get("n"):
         lines += [
             "",
             f"- the page's arrival after the alert's startsAt: {dist(data['page_delay_after_startsAt'], ' s')}",
@@ -133,7 +134,7 @@ def section(data: dict[str, Any]) -> list[str]:
         return soak_section(data)
     if name == "idle":
         return idle_section(data)
-    if name == "alert_ttd":
+    if name in ("alert_ttd", "alert_ttd_partition"):
         return alert_ttd_section(data)
     m = data["machine"]
     lines = [
@@ -225,6 +226,7 @@ def main() -> None:
     order = [
         "ttd",
         "alert_ttd",
+        "alert_ttd_partition",
         "coverage_page",
         "soak",
         "reaction",
