@@ -18,6 +18,7 @@ import pytest
 from controller.operator.crashpoints import PARTITION_POINTS
 from controller.sandbox.binaries import binary
 from controller.timefmt import parse_rfc3339
+from controller.ui import html_report, report
 from tests.support.drills import DrillEnv, PodHistory, started_drill_env, wait_for, wait_stores_aged
 from tests.support.prometheus_truth import (
     EVALUATION,
@@ -95,6 +96,7 @@ def test_network_partition_end_to_end(tikv_cluster_factory, tmp_path: Path) -> N
             )
             reports_during = _unreachable_reports(survivor_status, victim_id)
             st = env.wait_phase("partition", TERMINAL, timeout=150)
+        drill_obj = env.get("partition")
         store_after = _pd(env, f"/pd/api/v1/store/{victim_id}")
         policies_after = _policies(env)
         env.wait_no_open_tickets(60)
@@ -139,6 +141,13 @@ def test_network_partition_end_to_end(tikv_cluster_factory, tmp_path: Path) -> N
     diagnosis = st["diagnosis"]
     assert diagnosis["blind"] is True and diagnosis["rootCauseCategory"] == "network_partition", diagnosis
     assert diagnosis["matchesInjectedFault"] is True, diagnosis
+
+    # The report, as for any fault: its timeline from the cut to the store back, the diagnosis,
+    # what clients felt.
+    drilled = report.build(drill_obj, None)
+    markdown, page = report.to_markdown(drilled), html_report.to_html(drilled)
+    assert "tikv-1" in markdown and "store Up" in markdown and "network_partition" in markdown, markdown
+    assert page.startswith("<!doctype html>") and '<svg id="timeline"' in page and 'id="impact"' in page
 
     assert len(cut_while_running) == 1 and after_deletion == [], (cut_while_running, after_deletion)
     assert (aborted["phase"], aborted["reason"]) == ("Aborted", "Aborted"), aborted
