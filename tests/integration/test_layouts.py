@@ -322,9 +322,11 @@ def test_faults_on_tidb_operator_v2_where_the_operator_owns_the_pods(
     assert stopped["victim"]["pausedCluster"] == "basic", stopped["victim"]
     assert images.sequence() == [TIKV_IMAGE, PAUSE, TIKV_IMAGE], images.images
     assert paused.sequence() == ["", "true", ""], paused.changes
-    [(paused_at, _, _), (resumed_at, _, _)] = paused.changes[1:]
+    # The pause covered the outage: unpaused, the operator puts a swapped image back within a
+    # reconcile (shown below), yet the pause image stayed for the whole duration. (Two watches'
+    # delivery times do not order the writes they report: they are not compared.)
     [(swapped_at, _, _), (back_at, _, _)] = images.changes[1:]
-    assert paused_at <= swapped_at and back_at <= resumed_at, (paused.changes, images.changes)
+    assert back_at - swapped_at >= 20.0, images.changes
     assert cluster_after["spec"] == cluster_before["spec"], cluster_after
     assert (cluster_after["metadata"].get("annotations") or {}) == (
         cluster_before["metadata"].get("annotations") or {}
