@@ -147,9 +147,20 @@ def test_kill_drops_up_then_store_returns(tikv_cluster: TikvCluster) -> None:
         killed_at = time.time()
         cp.kubectl("delete", "pod", "tikv-1", "-n", ns, "--grace-period=0", "--force", "--wait=false")
 
-        # up goes to 0 at the first scrape after the kill.
+        # up goes to 0 at the first scrape after the store went: the moment the emulator saw the
+        # pod deleted and closed its status port (its election record's died_at), which follows
+        # the delete by however long the watch took to deliver it.
+        died_at = wait_for(
+            lambda: next(
+                (e["died_at"] for e in tikv_cluster.admin_state()["elections"] if e["pod"] == "tikv-1"), None
+            ),
+            30,
+            "the emulator's record of tikv-1 going",
+        )
+        assert died_at >= killed_at
+
         def first_sample_after_kill() -> tuple[float, float] | None:
-            after = [s for s in _up_samples(tikv_cluster, "tikv-1") if s[0] > killed_at + 0.05]
+            after = [s for s in _up_samples(tikv_cluster, "tikv-1") if s[0] > died_at]
             return after[0] if after else None
 
         ts, value = wait_for(first_sample_after_kill, 10, "a scrape after the kill")
