@@ -41,7 +41,7 @@ _MOMENTS = (
 SOURCES_ASKED_EVERY = 1.0  # seconds
 
 
-async def _sample(deps: Deps, w: StatusWriter, run: RunSnapshot) -> RecoveryObservation:
+async def _sample(deps: Deps, w: StatusWriter, run: RunSnapshot, spec: DrillSpec) -> RecoveryObservation:
     """Look at the victims and record each recovery moment the first time it holds."""
     victim_of(w)
     before = w.status.timeline
@@ -49,7 +49,7 @@ async def _sample(deps: Deps, w: StatusWriter, run: RunSnapshot) -> RecoveryObse
     victims = w.status.all_victims
     obs = await observe_all(deps.kube, await pd_for(deps, run), victims, injected_at, before.restored_at)
     bounds = deps.recovery_bounds.setdefault(w.uid, {})
-    fault = run.drill_spec().fault
+    fault = spec.fault
     # A partition from PD alone leaves Raft untouched: the victims lose no leaderships.
     raft_intact = fault.action == "network-partition" and "tikv" not in fault.partition.from_
     after = recovery_moments.record_recovery(
@@ -79,7 +79,7 @@ async def look_after_kill(
     t = w.status.timeline
     if t.injected_at is not None and time.time() >= t.injected_at + spec.fault.outage_seconds:
         await start_store_again(deps, w)  # store-outage: its time is up
-    obs = await _sample(deps, w, run)
+    obs = await _sample(deps, w, run, spec)
     problem = obs.safety_problem()
     if problem is not None:
         await w.patch(
